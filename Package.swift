@@ -1,0 +1,40 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "tokend",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "TokenCrypto", targets: ["TokenCrypto"]),
+        .library(name: "TokenJWT", targets: ["TokenJWT"]),
+        .executable(name: "tokenctl", targets: ["tokenctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "TokenCrypto", dependencies: ["COpenSSL"]),
+        .target(name: "TokenJWT", dependencies: ["TokenCrypto"]),
+        .executableTarget(
+            name: "tokenctl",
+            dependencies: [
+                "TokenJWT",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "tools/tokenctl"
+        ),
+        .executableTarget(
+            name: "tokenbench",
+            dependencies: ["TokenJWT"],
+            path: "tools/tokenbench"
+        ),
+        .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto"]),
+        .testTarget(name: "TokenJWTTests", dependencies: ["TokenJWT"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,111 @@
+import TokenCrypto
+
+/// The claims of a JWT: the registered ones tokend uses as typed fields, every other claim
+/// preserved as its raw JSON.
+public struct JWTClaims: Sendable, Hashable {
+    public var issuer: String?
+    public var subject: String?
+    /// `aud`, whether written as one string or an array.
+    public var audience: [String]?
+    public var issuedAt: Int64?
+    public var notBefore: Int64?
+    public var expiration: Int64?
+    public var jwtID: String?
+    /// `sid`: the session (scheme 1) or refresh family (scheme 2) the token belongs to.
+    public var sessionID: String?
+    /// Every other claim, in order, each with its raw JSON text.
+    public var extra: [JSONObject.Member]
+
+    public static let registeredNames: Set<String> = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "sid"]
+
+    /// The largest NumericDate accepted: 9999-12-31T23:59:59Z.
+    public static let maximumNumericDate: Int64 = 253_402_300_799
+
+    public init(
+        issuer: String? = nil, subject: String? = nil, audience: [String]? = nil,
+        issuedAt: Int64? = nil, notBefore: Int64? = nil, expiration: Int64? = nil,
+        jwtID: String? = nil, sessionID: String? = nil, extra: [JSONObject.Member] = []
+    ) {
+        self.issuer = issuer
+        self.subject = subject
+        self.audience = audience
+        self.issuedAt = issuedAt
+        self.notBefore = notBefore
+        self.expiration = expiration
+        self.jwtID = jwtID
+        self.sessionID = sessionID
+        self.extra = extra
+    }
+
+    /// Reads claims from a parsed payload, refusing registered claims of the wrong type.
+    public init(object: JSONObject) throws(JWTError) {
+        self.init()
+        for member in object.members {
+            switch member.name {
+            case "iss": issuer = try Self.string(member)
+            case "sub": subject = try Self.string(member)
+            case "jti": jwtID = try Self.string(member)
+            case "sid": sessionID = try Self.string(member)
+            case "aud":
+                switch member.value {
+                case .string(let value): audience = [value]
+                case .array(let values):
+                    var audiences: [String] = []
+                    for value in values {
+                        guard let string = value.stringValue else { throw JWTError(.malformed, "\"aud\" must hold strings") }
+                        audiences.append(string)
+                    }
+                    audience = audiences
+                default: throw JWTError(.malformed, "\"aud\" must be a string or an array of strings")
+                }
+            case "iat": issuedAt = try Self.numericDate(member)
+            case "nbf": notBefore = try Self.numericDate(member)
+            case "exp": expiration = try Self.numericDate(member)
+            default: extra.append(member)
+            }
+        }
+    }
+
+    private static func string(_ member: JSONObject.Member) throws(JWTError) -> String {
+        guard case .string(let value) = member.value else { throw JWTError(.malformed, "\"\(member.name)\" must be a string") }
+        return value
+    }
+
+    /// A NumericDate as tokend accepts it: a non-negative JSON integer written without
+    /// fraction or exponent, at most `maximumNumericDate`.
+    static func numericDate(_ member: JSONObject.Member) throws(JWTError) -> Int64 {
+        guard case .number(let text) = member.value,
+              text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              let value = Int64(text), value <= maximumNumericDate
+        else {
+            throw JWTError(.malformed, "\"\(member.name)\" must be a non-negative integer NumericDate no later than year 9999")
+        }
+        return value
+    }
+
+    /// Compact JSON: registered claims first, then the extra claims as they were given.
+    public var json: String {
+        var out = "{"
+        func add(_ name: String, _ value: String) {
+            if out.utf8.count > 1 { out += "," }
+            out += JSONString.quote(name) + ":" + value
+        }
+        if let issuer { add("iss", JSONString.quote(issuer)) }
+        if let subject { add("sub", JSONString.quote(subject)) }
+        if let audience {
+            add("aud", audience.count == 1 ? JSONString.quote(audience[0]) : "[" + audience.map(JSONString.quote).joined(separator: ",") + "]")
+        }
+        if let issuedAt { add("iat", String(issuedAt)) }
+        if let notBefore { add("nbf", String(notBefore)) }
+        if let expiration { add("exp", String(expiration)) }
+        if let jwtID { add("jti", JSONString.quote(jwtID)) }
+        if let sessionID { add("sid", JSONString.quote(sessionID)) }
+        for member in extra { add(member.name, member.raw ?? member.value.json) }
+        return out + "}"
+    }
+
+    /// The extra (non-registered) claims as one JSON object.
+    public var extraJSON: String {
+        "{" + extra.map { JSONString.quote($0.name) + ":" + ($0.raw ?? $0.value.json) }.joined(separator: ",") + "}"
+    }
+}

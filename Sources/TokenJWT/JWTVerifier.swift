@@ -1,0 +1,101 @@
+import TokenCrypto
+
+/// A JWT whose signature and claims have been checked.
+public struct VerifiedJWT: Sendable, Hashable {
+    public let header: JWTHeader
+    public let claims: JWTClaims
+    /// The `kid` of the key that verified it.
+    public let kid: String
+}
+
+/// Verifies compact JWTs against a key ring and a validation policy (RFC 8725).
+///
+/// Order of checks: size, shape, header (`alg` pinned by the key, `crit`, `b64`), signature
+/// over the exact bytes received, then payload JSON, claim types, time and the policy.
+public struct JWTVerifier: Sendable {
+    public var keyRing: JWTKeyRing
+    public var policy: JWTValidationPolicy
+
+    public init(keyRing: JWTKeyRing, policy: JWTValidationPolicy = .init()) {
+        self.keyRing = keyRing
+        self.policy = policy
+    }
+
+    /// Verifies `token` at `now` (seconds since the Unix epoch).
+    public func verify(_ token: String, now: Int64) throws(JWTError) -> VerifiedJWT {
+        var token = token
+        let result: Result<VerifiedJWT, JWTError> = token.withUTF8 { utf8 in
+            do throws(JWTError) { return .success(try verify(bytes: UnsafeRawBufferPointer(utf8), now: now)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    public func verify(bytes token: UnsafeRawBufferPointer, now: Int64) throws(JWTError) -> VerifiedJWT {
+        let (header, key, payload) = try verifySignature(bytes: token)
+        let object: JSONObject
+        do {
+            object = try StrictJSONParser(maximumDepth: policy.maximumJSONDepth).parseObject(payload)
+        } catch {
+            throw JWTError(.malformed, "the payload is not a strict JSON object: \(error)")
+        }
+        let claims = try JWTClaims(object: object)
+        try check(claims, header: header)
+        try checkTime(claims, now: now)
+        return VerifiedJWT(header: header, claims: claims, kid: key.kid)
+    }
+
+    /// Checks size, shape, header and signature only, returning the decoded payload; for JWS
+    /// whose payload is not a JWT claims set.
+    public func verifySignature(bytes token: UnsafeRawBufferPointer) throws(JWTError) -> (JWTHeader, JWTKey, [UInt8]) {
+        guard token.count <= policy.maximumTokenSize else {
+            throw JWTError(.tooLarge, "the token is \(token.count) bytes, more than the \(policy.maximumTokenSize) allowed")
+        }
+        let jws = try CompactJWS(splitting: token)
+        let header = try token.withDecodedSegment(jws.header, name: "header") { raw throws(JWTError) in
+            try JWTHeader(object: parseObject(raw, "header"))
+        }
+        guard let algorithm = JWSAlgorithm(name: header.algorithmName) else {
+            throw JWTError(.algorithmMismatch, "algorithm \"\(header.algorithmName)\" is not accepted")
+        }
+        let key = try keyRing.key(forHeaderKid: header.kid)
+        guard key.algorithm.isSameAlgorithm(as: algorithm) else {
+            throw JWTError(.algorithmMismatch, "the header's alg \(algorithm.name) is not the key's \(key.algorithm.name)")
+        }
+        let signingInput = UnsafeRawBufferPointer(rebasing: token[jws.signingInput])
+        let valid = try token.withDecodedSegment(jws.signature, name: "signature") { signature throws(JWTError) in
+            key.isValidSignature(signature, for: signingInput)
+        }
+        guard valid else { throw JWTError(.badSignature, "the signature does not verify") }
+        let payload = try token.withDecodedSegment(jws.payload, name: "payload") { raw throws(JWTError) in Array(raw) }
+        return (header, key, payload)
+    }
+
+    private func parseObject(_ raw: UnsafeRawBufferPointer, _ name: String) throws(JWTError) -> JSONObject {
+        do {
+            return try StrictJSONParser(maximumDepth: policy.maximumJSONDepth).parseObject(raw)
+        } catch {
+            throw JWTError(.malformed, "the \(name) is not a strict JSON object: \(error)")
+        }
+    }
+
+    private func check(_ claims: JWTClaims, header: JWTHeader) throws(JWTError) {
+        if let expected = policy.type, !JWTValidationPolicy.typesMatch(header.type, expected: expected) {
+            throw JWTError(.wrongType, "the token's typ is \(header.type.map { "\"\($0)\"" } ?? "absent"), expected \"\(expected)\"")
+        }
+        if let expected = policy.issuer, claims.issuer != expected {
+            throw JWTError(.invalidIssuer, "the token's issuer is not the expected one")
+        }
+        if let expected = policy.audience, !(claims.audience ?? []).contains(expected) {
+            throw JWTError(.invalidAudience, "the token is not meant for this audience")
+        }
+    }
+
+    private func checkTime(_ claims: JWTClaims, now: Int64) throws(JWTError) {
+        guard let expiration = claims.expiration else { throw JWTError(.missingClaim, "the token has no \"exp\"") }
+        // exp is exclusive (RFC 7519 §4.1.4): at now == exp the token has expired.
+        guard now < expiration + policy.leeway else { throw JWTError(.expired, "the token expired") }
+        if let notBefore = claims.notBefore, now + policy.leeway < notBefore {
+            throw JWTError(.notYetValid, "the token is not valid yet")
+        }
+    }
+}

@@ -33,8 +33,9 @@ let package = Package(
             dependencies: ["TokenJWT"],
             path: "tools/tokenbench"
         ),
-        .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto"]),
-        .testTarget(name: "TokenJWTTests", dependencies: ["TokenJWT"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto", "TestSupport"]),
+        .testTarget(name: "TokenJWTTests", dependencies: ["TokenJWT", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,8 +10,9 @@ public struct VerifiedJWT: Sendable, Hashable {
 
 /// Verifies compact JWTs against a key ring and a validation policy (RFC 8725).
 ///
-/// Order of checks: size, shape, header (`alg` pinned by the key, `crit`, `b64`), signature
-/// over the exact bytes received, then payload JSON, claim types, time and the policy.
+/// Order of checks: size, shape, header (`alg` pinned by the key, `crit`, `b64`), base64url of
+/// every segment, signature over the exact bytes received, then payload JSON, claim types,
+/// time and the policy.
 public struct JWTVerifier: Sendable {
     public var keyRing: JWTKeyRing
     public var policy: JWTValidationPolicy
@@ -61,12 +62,13 @@ public struct JWTVerifier: Sendable {
         guard key.algorithm.isSameAlgorithm(as: algorithm) else {
             throw JWTError(.algorithmMismatch, "the header's alg \(algorithm.name) is not the key's \(key.algorithm.name)")
         }
+        // Every segment must be canonical base64url, whatever the signature says.
+        let payload = try token.withDecodedSegment(jws.payload, name: "payload") { raw throws(JWTError) in Array(raw) }
         let signingInput = UnsafeRawBufferPointer(rebasing: token[jws.signingInput])
         let valid = try token.withDecodedSegment(jws.signature, name: "signature") { signature throws(JWTError) in
             key.isValidSignature(signature, for: signingInput)
         }
         guard valid else { throw JWTError(.badSignature, "the signature does not verify") }
-        let payload = try token.withDecodedSegment(jws.payload, name: "payload") { raw throws(JWTError) in Array(raw) }
         return (header, key, payload)
     }
 

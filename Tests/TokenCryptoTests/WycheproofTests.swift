@@ -1,5 +1,6 @@
 import Testing
 import TokenCrypto
+import TestSupport
 
 /// Project Wycheproof: every `valid` vector verifies, every `invalid` one is refused.
 /// `acceptable` vectors (legacy encodings) are counted but either outcome is allowed.

@@ -24,6 +24,7 @@ let package = Package(
             name: "tokenctl",
             dependencies: [
                 "TokenJWT",
+                "TokenCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/tokenctl"

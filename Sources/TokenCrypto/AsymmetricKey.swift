@@ -90,7 +90,7 @@ extension AsymmetricKey {
         } else if let pkey = Self.readPEM(bytes, private: false) {
             try self.init(taking: pkey, isPrivate: false)
         } else {
-            throw CryptoError(.invalidKey, "not a PEM private or public key (\(OpenSSLErrorQueue.drain()))")
+            throw CryptoError(.invalidKey, "not a PEM private or public key")
         }
     }
 

@@ -33,12 +33,7 @@ public struct JWTVerifier: Sendable {
 
     public func verify(bytes token: UnsafeRawBufferPointer, now: Int64) throws(JWTError) -> VerifiedJWT {
         let (header, key, payload) = try verifySignature(bytes: token)
-        let object: JSONObject
-        do {
-            object = try StrictJSONParser(maximumDepth: policy.maximumJSONDepth).parseObject(payload)
-        } catch {
-            throw JWTError(.malformed, "the payload is not a strict JSON object: \(error)")
-        }
+        let object = try payload.withUnsafeBytes { raw in Result { () throws(JWTError) in try parseObject(raw, "payload") } }.get()
         let claims = try JWTClaims(object: object)
         try check(claims, header: header)
         try checkTime(claims, now: now)
@@ -73,11 +68,7 @@ public struct JWTVerifier: Sendable {
     }
 
     private func parseObject(_ raw: UnsafeRawBufferPointer, _ name: String) throws(JWTError) -> JSONObject {
-        do {
-            return try StrictJSONParser(maximumDepth: policy.maximumJSONDepth).parseObject(raw)
-        } catch {
-            throw JWTError(.malformed, "the \(name) is not a strict JSON object: \(error)")
-        }
+        try JWTDecoder.parse(raw, name, maximumDepth: policy.maximumJSONDepth)
     }
 
     private func check(_ claims: JWTClaims, header: JWTHeader) throws(JWTError) {

@@ -19,6 +19,8 @@ public final class AsymmetricKey: @unchecked Sendable {
     /// Whether this key holds private material and so can sign.
     public let isPrivate: Bool
     let pkey: OpaquePointer
+    /// Verification contexts for ECDSA and RSA, prepared on first use and reused.
+    let verifyContexts: ContextPool
 
     /// Takes ownership of `pkey`, checking that it is a kind tokend supports.
     init(taking pkey: OpaquePointer, isPrivate: Bool) throws {
@@ -51,9 +53,24 @@ public final class AsymmetricKey: @unchecked Sendable {
         self.kind = kind
         self.isPrivate = isPrivate
         self.pkey = pkey
+        // The EVP_PKEY outlives the pool (deinit drains the pool first) and is only read.
+        nonisolated(unsafe) let key = pkey
+        self.verifyContexts = ContextPool { [kind] in
+            guard let context = EVP_PKEY_CTX_new(key, nil) else { return nil }
+            var ok = EVP_PKEY_verify_init(context) == 1 && EVP_PKEY_CTX_set_signature_md(context, EVP_sha256()) == 1
+            if case .rsa = kind { ok = ok && EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_PADDING) == 1 }
+            guard ok else {
+                EVP_PKEY_CTX_free(context)
+                return nil
+            }
+            return context
+        }
     }
 
-    deinit { EVP_PKEY_free(pkey) }
+    deinit {
+        verifyContexts.drain()
+        EVP_PKEY_free(pkey)
+    }
 
     /// A fresh key pair. RSA keys default to 2048 bits.
     public static func generate(_ kind: Kind) throws -> AsymmetricKey {

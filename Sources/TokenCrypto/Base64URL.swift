@@ -81,11 +81,17 @@ public enum Base64URL {
     /// Decodes `input` into `out` (which must hold `decodedLength(input.count)` bytes);
     /// returns the number of bytes written, or nil when the input is not canonical.
     public static func decode(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Int? {
-        guard let length = decodedLength(input.count), out.count >= length else { return nil }
+        let count = input.count
+        guard let length = decodedLength(count), out.count >= length else { return nil }
+        guard length > 0 else { return 0 }
+        let input = input.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let out = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
         return decodeTable.withUnsafeBufferPointer { table -> Int? in
+            let table = table.baseAddress!
+            let whole = count / 4 * 4
             var i = 0
             var o = 0
-            while i + 4 <= input.count {
+            while i < whole {
                 let a = table[Int(input[i])], b = table[Int(input[i + 1])]
                 let c = table[Int(input[i + 2])], d = table[Int(input[i + 3])]
                 guard (a | b | c | d) & 0xC0 == 0 else { return nil }
@@ -95,7 +101,7 @@ public enum Base64URL {
                 out[o + 2] = UInt8(truncatingIfNeeded: n)
                 i += 4; o += 3
             }
-            switch input.count - i {
+            switch count - i {
             case 2:
                 let a = table[Int(input[i])], b = table[Int(input[i + 1])]
                 guard (a | b) & 0xC0 == 0, b & 0x0F == 0 else { return nil }

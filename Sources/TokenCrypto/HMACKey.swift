@@ -1,16 +1,19 @@
 internal import COpenSSL
-#if canImport(Glibc)
-import Glibc
-#endif
 
-/// A secret key for HMAC-SHA-256/384/512.
+/// A secret key for HMAC-SHA-256/384/512 (RFC 2104).
 ///
-/// The key is loaded into a keyed OpenSSL MAC context once; each computation duplicates that
-/// context, so an `HMACKey` is immutable and safe to share between threads.
+/// The inner and outer hash states (the key XOR ipad/opad, hashed once) are computed when the
+/// key is made and kept as plain values; each computation copies them, so an `HMACKey` is
+/// immutable, shareable between threads, and allocates nothing per message.
 public final class HMACKey: @unchecked Sendable {
     public let hash: HashFunction
-    /// Keyed `EVP_MAC_CTX`; never updated, only duplicated.
-    private let template: OpaquePointer
+    private let state: State
+
+    private enum State {
+        case sha256(inner: SHA256_CTX, outer: SHA256_CTX)
+        /// SHA-384 and SHA-512 share SHA-512's context.
+        case sha512(inner: SHA512_CTX, outer: SHA512_CTX)
+    }
 
     /// A key for JOSE use. Secrets shorter than the hash output are refused (RFC 7518 §3.2).
     public convenience init<Secret: ContiguousBytes>(secret: Secret, hash: HashFunction) throws {
@@ -24,30 +27,33 @@ public final class HMACKey: @unchecked Sendable {
     /// A key of any length, for test vectors that exercise short keys. Not for tokens.
     public init<Secret: ContiguousBytes>(unrestrictedSecret secret: Secret, hash: HashFunction) throws {
         self.hash = hash
-        guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else { throw CryptoError.openSSL("EVP_MAC_fetch(HMAC)") }
-        defer { EVP_MAC_free(mac) }
-        guard let context = EVP_MAC_CTX_new(mac) else { throw CryptoError.openSSL("EVP_MAC_CTX_new") }
-        var digestName = Array(hash.openSSLName.utf8CString)
-        let ok = digestName.withUnsafeMutableBufferPointer { name in
-            var params = [
-                OSSL_PARAM_construct_utf8_string(digestParameterName, name.baseAddress, 0),
-                OSSL_PARAM_construct_end(),
-            ]
-            return secret.withUnsafeBytes { key in
-                // OpenSSL wants a non-null pointer even for an empty key.
-                var empty: UInt8 = 0
-                let pointer = key.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? withUnsafeMutablePointer(to: &empty) { UnsafePointer($0) }
-                return EVP_MAC_init(context, pointer, key.count, &params)
-            }
+        let blockSize = hash == .sha256 ? 64 : 128
+        // Keys longer than a block are hashed first (RFC 2104 §2).
+        var block = secret.withUnsafeBytes { $0.count > blockSize ? hash.hash($0) : Array($0) }
+        defer { for index in block.indices { block[index] = 0 } }
+        block += [UInt8](repeating: 0, count: blockSize - block.count)
+        var innerPad = block.map { $0 ^ 0x36 }
+        var outerPad = block.map { $0 ^ 0x5C }
+        defer {
+            for index in innerPad.indices { innerPad[index] = 0 }
+            for index in outerPad.indices { outerPad[index] = 0 }
         }
-        guard ok == 1 else {
-            EVP_MAC_CTX_free(context)
-            throw CryptoError.openSSL("EVP_MAC_init")
+        switch hash {
+        case .sha256:
+            var inner = SHA256_CTX(), outer = SHA256_CTX()
+            guard SHA256_Init(&inner) == 1, SHA256_Update(&inner, innerPad, blockSize) == 1,
+                  SHA256_Init(&outer) == 1, SHA256_Update(&outer, outerPad, blockSize) == 1
+            else { throw CryptoError.openSSL("SHA256_Init") }
+            state = .sha256(inner: inner, outer: outer)
+        case .sha384, .sha512:
+            var inner = SHA512_CTX(), outer = SHA512_CTX()
+            let initialize = hash == .sha384 ? SHA384_Init : SHA512_Init
+            guard initialize(&inner) == 1, SHA512_Update(&inner, innerPad, blockSize) == 1,
+                  initialize(&outer) == 1, SHA512_Update(&outer, outerPad, blockSize) == 1
+            else { throw CryptoError.openSSL("SHA512_Init") }
+            state = .sha512(inner: inner, outer: outer)
         }
-        self.template = context
     }
-
-    deinit { EVP_MAC_CTX_free(template) }
 
     /// The full-length authentication tag of `message`.
     public func authenticationCode(for message: UnsafeRawBufferPointer) -> [UInt8] {
@@ -63,24 +69,31 @@ public final class HMACKey: @unchecked Sendable {
     /// Whether `tag` is the full-length tag of `message`, compared in constant time.
     public func isValidAuthenticationCode(_ tag: UnsafeRawBufferPointer, for message: UnsafeRawBufferPointer) -> Bool {
         guard tag.count == hash.byteCount else { return false }
-        return withUnsafeTemporaryAllocation(byteCount: hash.byteCount, alignment: 8) { computed in
-            write(into: computed, message: message)
-            return ConstantTime.equals(UnsafeRawBufferPointer(computed), tag)
+        return withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { computed in
+            let code = UnsafeMutableRawBufferPointer(rebasing: computed[0..<hash.byteCount])
+            write(into: code, message: message)
+            return ConstantTime.equals(UnsafeRawBufferPointer(code), tag)
         }
     }
 
+    /// HMAC = H(outer || H(inner || message)), from the precomputed states.
     private func write(into out: UnsafeMutableRawBufferPointer, message: UnsafeRawBufferPointer) {
-        guard let context = EVP_MAC_CTX_dup(template) else {
-            preconditionFailure("EVP_MAC_CTX_dup failed: \(OpenSSLErrorQueue.drain())")
+        let output = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        switch state {
+        case .sha256(var inner, var outer):
+            SHA256_Update(&inner, message.baseAddress, message.count)
+            SHA256_Final(output, &inner)
+            SHA256_Update(&outer, output, 32)
+            SHA256_Final(output, &outer)
+        case .sha512(var inner, var outer):
+            let length = hash.byteCount
+            let final = hash == .sha384 ? SHA384_Final : SHA512_Final
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { digest in
+                SHA512_Update(&inner, message.baseAddress, message.count)
+                _ = final(digest.baseAddress, &inner)
+                SHA512_Update(&outer, digest.baseAddress, length)
+                _ = final(output, &outer)
+            }
         }
-        defer { EVP_MAC_CTX_free(context) }
-        var length = 0
-        let ok = EVP_MAC_update(context, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1
-            && EVP_MAC_final(context, out.baseAddress?.assumingMemoryBound(to: UInt8.self), &length, out.count) == 1
-        // A keyed context failing to hash means memory exhaustion or a broken library.
-        precondition(ok && length == out.count, "HMAC computation failed: \(OpenSSLErrorQueue.drain())")
     }
 }
-
-/// OSSL_PARAM keeps the name pointer, so it must be stable storage, not a temporary.
-private nonisolated(unsafe) let digestParameterName: UnsafeMutablePointer<CChar> = strdup("digest")!

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TokenCrypto
+
 /// The three segments of a compact JWS: `header.payload.signature`.
 ///
 ///     ┌──────────── signing input ────────────┐
@@ -13,26 +18,24 @@ struct CompactJWS {
     var signingInput: Range<Int> { header.lowerBound..<payload.upperBound }
 
     init(splitting bytes: UnsafeRawBufferPointer) throws(JWTError) {
-        var first = -1
-        var second = -1
-        for index in 0..<bytes.count where bytes[index] == UInt8(ascii: ".") {
-            if first < 0 {
-                first = index
-            } else if second < 0 {
-                second = index
-            } else {
-                throw JWTError(.malformed, "a compact JWS has exactly three segments")
-            }
-        }
-        guard second >= 0 else { throw JWTError(.malformed, "a compact JWS has exactly three segments") }
+        guard let first = Self.index(of: UInt8(ascii: "."), in: bytes, from: 0),
+              let second = Self.index(of: UInt8(ascii: "."), in: bytes, from: first + 1),
+              Self.index(of: UInt8(ascii: "."), in: bytes, from: second + 1) == nil
+        else { throw JWTError(.malformed, "a compact JWS has exactly three segments") }
         header = 0..<first
         payload = (first + 1)..<second
         signature = (second + 1)..<bytes.count
         guard !header.isEmpty, !payload.isEmpty else { throw JWTError(.malformed, "empty header or payload segment") }
     }
-}
 
-import TokenCrypto
+
+    /// `memchr`: the dot search is the only full scan of the token before decoding.
+    private static func index(of byte: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < bytes.count, let base = bytes.baseAddress else { return nil }
+        guard let found = memchr(base + start, Int32(byte), bytes.count - start) else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
+    }
+}
 
 extension UnsafeRawBufferPointer {
     /// Decodes the strict base64url segment at `range` into a temporary buffer and calls `body`.

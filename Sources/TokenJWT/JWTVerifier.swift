@@ -32,17 +32,25 @@ public struct JWTVerifier: Sendable {
     }
 
     public func verify(bytes token: UnsafeRawBufferPointer, now: Int64) throws(JWTError) -> VerifiedJWT {
-        let (header, key, payload) = try verifySignature(bytes: token)
-        let object = try payload.withUnsafeBytes { raw in Result { () throws(JWTError) in try parseObject(raw, "payload") } }.get()
-        let claims = try JWTClaims(object: object)
-        try check(claims, header: header)
-        try checkTime(claims, now: now)
-        return VerifiedJWT(header: header, claims: claims, kid: key.kid)
+        try withVerifiedSignature(token) { header, key, payload throws(JWTError) in
+            let claims = try JWTClaims(parsing: payload, maximumDepth: policy.maximumJSONDepth)
+            try check(claims, header: header)
+            try checkTime(claims, now: now)
+            return VerifiedJWT(header: header, claims: claims, kid: key.kid)
+        }
     }
 
     /// Checks size, shape, header and signature only, returning the decoded payload; for JWS
     /// whose payload is not a JWT claims set.
     public func verifySignature(bytes token: UnsafeRawBufferPointer) throws(JWTError) -> (JWTHeader, JWTKey, [UInt8]) {
+        try withVerifiedSignature(token) { header, key, payload throws(JWTError) in (header, key, Array(payload)) }
+    }
+
+    /// Runs `body` with the header, the key and the decoded payload once the signature holds.
+    private func withVerifiedSignature<R>(
+        _ token: UnsafeRawBufferPointer,
+        _ body: (JWTHeader, JWTKey, UnsafeRawBufferPointer) throws(JWTError) -> R
+    ) throws(JWTError) -> R {
         guard token.count <= policy.maximumTokenSize else {
             throw JWTError(.tooLarge, "the token is \(token.count) bytes, more than the \(policy.maximumTokenSize) allowed")
         }
@@ -57,14 +65,15 @@ public struct JWTVerifier: Sendable {
         guard key.algorithm.isSameAlgorithm(as: algorithm) else {
             throw JWTError(.algorithmMismatch, "the header's alg \(algorithm.name) is not the key's \(key.algorithm.name)")
         }
-        // Every segment must be canonical base64url, whatever the signature says.
-        let payload = try token.withDecodedSegment(jws.payload, name: "payload") { raw throws(JWTError) in Array(raw) }
         let signingInput = UnsafeRawBufferPointer(rebasing: token[jws.signingInput])
-        let valid = try token.withDecodedSegment(jws.signature, name: "signature") { signature throws(JWTError) in
-            key.isValidSignature(signature, for: signingInput)
+        // Every segment must be canonical base64url, whatever the signature says.
+        return try token.withDecodedSegment(jws.payload, name: "payload") { payload throws(JWTError) in
+            let valid = try token.withDecodedSegment(jws.signature, name: "signature") { signature throws(JWTError) in
+                key.isValidSignature(signature, for: signingInput)
+            }
+            guard valid else { throw JWTError(.badSignature, "the signature does not verify") }
+            return try body(header, key, payload)
         }
-        guard valid else { throw JWTError(.badSignature, "the signature does not verify") }
-        return (header, key, payload)
     }
 
     private func parseObject(_ raw: UnsafeRawBufferPointer, _ name: String) throws(JWTError) -> JSONObject {

@@ -31,7 +31,7 @@ import TokenJWT
         try Data(contents).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let claims = JWTClaims(subject: "alice", audience: ["api"], issuedAt: Self.now, expiration: Self.now + 600,
-                               extra: [.init(name: "roles", value: .array([.string("a")]), raw: #"["a"]"#)])
+                               extra: [.init(name: "roles", value: .array([.string("a")]))])
         let token = try JWTSigner.sign(claims, with: key)
         let result = try Self.python(["verify", algorithm.name, file.path, token])
         #expect(result.status == 0, "joserfc refused our \(algorithm.name) token: \(result.output) \(result.error)")

@@ -1,1 +1,139 @@
-print("bench")
+// tokenbench: JWT sign/verify throughput per algorithm on one core, beside OpenSSL's own
+// figure for the same primitive measured in the same run (`openssl speed`), as a ratio.
+//
+//   swift run -c release tokenbench [seconds-per-measurement]
+//
+// Also compares the strict JSON reader with Foundation's JSONSerialization on the same
+// payload, which is how the reader was chosen.
+
+import Foundation
+import TokenCrypto
+import TokenJWT
+
+let seconds = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 2
+/// `tokenbench profile ALG N`: only N verifications of ALG, for valgrind --tool=callgrind.
+let profileAlgorithm = CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "profile" ? JWSAlgorithm(name: CommandLine.arguments[2]) : nil
+
+/// Calls `body` in batches for about `seconds`; returns operations per second.
+func measure(_ body: () throws -> Void) rethrows -> Double {
+    for _ in 0..<100 { try body() } // warm up
+    let clock = ContinuousClock()
+    let start = clock.now
+    var count = 0
+    var elapsed: Duration = .zero
+    repeat {
+        for _ in 0..<50 { try body() }
+        count += 50
+        elapsed = clock.now - start
+    } while elapsed < .seconds(seconds)
+    let total = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return Double(count) / total
+}
+
+/// OpenSSL's raw figures for the primitives, parsed from `openssl speed -mr`.
+struct OpenSSLSpeed {
+    var hmacSHA256: Double?
+    var ecdsaP256: (sign: Double, verify: Double)?
+    var ed25519: (sign: Double, verify: Double)?
+    var rsa2048: (sign: Double, verify: Double)?
+
+    static func run(tokenLength: Int) -> OpenSSLSpeed {
+        var speed = OpenSSLSpeed()
+        let seconds = String(Int(max(1, seconds)))
+        for line in openssl(["speed", "-elapsed", "-seconds", seconds, "-mr", "ecdsap256", "ed25519", "rsa2048"]) {
+            let f = line.split(separator: ":").map(String.init)
+            if f.first == "+F2", f.count >= 5, f[2] == "2048" { speed.rsa2048 = (Double(f[3])!, Double(f[4])!) }
+            if f.first == "+F4", f.count >= 5, f[2] == "256" { speed.ecdsaP256 = (Double(f[3])!, Double(f[4])!) }
+            if f.first == "+F6", f.count >= 6, f[3] == "Ed25519" { speed.ed25519 = (Double(f[4])!, Double(f[5])!) }
+        }
+        // The signing input HMAC sees is the token minus its signature.
+        for line in openssl(["speed", "-elapsed", "-seconds", seconds, "-mr", "-bytes", String(tokenLength), "-hmac", "sha256"]) {
+            let f = line.split(separator: ":").map(String.init)
+            if f.first == "+F", f.count >= 4, let bytesPerSecond = Double(f[3]) { speed.hmacSHA256 = bytesPerSecond / Double(tokenLength) }
+        }
+        return speed
+    }
+
+    static func openssl(_ arguments: [String]) -> [String] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["openssl"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return [] }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+}
+
+let now: Int64 = 1_800_000_000
+let claims = JWTClaims(
+    issuer: "tokend", subject: "user-1234567890", audience: ["orders-api"], issuedAt: now, expiration: now + 1800,
+    jwtID: Base64URL.encode(SecureRandom.bytes(16)), sessionID: Base64URL.encode(SecureRandom.bytes(16)),
+    extra: [.init(name: "roles", value: .array([.string("reader"), .string("writer")]))]
+)
+
+func makeKey(_ algorithm: JWSAlgorithm) throws -> JWTKey {
+    switch algorithm {
+    case .es256: try JWTKey(asymmetric: .generate(.p256), algorithm: .es256)
+    case .ed25519, .eddsa: try JWTKey(asymmetric: .generate(.ed25519), algorithm: algorithm)
+    case .rs256: try JWTKey(asymmetric: .generate(.rsa(bits: 2048)), algorithm: .rs256)
+    default: try JWTKey(hmacSecret: SecureRandom.bytes(algorithm.hmacHash!.byteCount), algorithm: algorithm)
+    }
+}
+
+if let profileAlgorithm {
+    let key = try makeKey(profileAlgorithm)
+    let token = try JWTSigner.sign(claims, with: key)
+    let verifier = JWTVerifier(keyRing: JWTKeyRing(keys: [key]))
+    for _ in 0..<Int(CommandLine.arguments[3])! { _ = try verifier.verify(token, now: now) }
+    exit(0)
+}
+
+let keys = try [JWSAlgorithm.hs256, .es256, .ed25519, .rs256].map(makeKey)
+
+let hsToken = try JWTSigner.sign(claims, with: keys[0])
+let signingInputLength = hsToken.utf8.count - 44
+print("Measuring OpenSSL's raw primitives (openssl speed)...")
+let raw = OpenSSLSpeed.run(tokenLength: signingInputLength)
+
+func ratio(_ ours: Double, _ reference: Double?) -> String {
+    guard let reference else { return "      n/a" }
+    return String(format: "%8.2fx", ours / reference)
+}
+
+func row(_ cells: [String]) { print(cells.joined(separator: "  ")) }
+func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
+    let padding = String(repeating: " ", count: max(0, width - s.count))
+    return left ? s + padding : padding + s
+}
+
+print("")
+print("JWT operations on one core, token of about \(hsToken.utf8.count) bytes (\(signingInputLength)-byte signing input)")
+row([pad("operation", 16, left: true), pad("tokend ops/s", 13), pad("OpenSSL raw ops/s", 18), pad("ratio", 9)])
+for key in keys {
+    let token = try JWTSigner.sign(claims, with: key)
+    let verifier = JWTVerifier(keyRing: JWTKeyRing(keys: [key]))
+    let sign = try measure { _ = try JWTSigner.sign(claims, with: key) }
+    let verify = try measure { _ = try verifier.verify(token, now: now) }
+    let reference: (sign: Double, verify: Double)? = switch key.algorithm {
+    case .hs256: raw.hmacSHA256.map { ($0, $0) }
+    case .es256: raw.ecdsaP256
+    case .ed25519, .eddsa: raw.ed25519
+    case .rs256: raw.rsa2048
+    default: nil
+    }
+    row([pad("\(key.algorithm.name) sign", 16, left: true), pad(String(format: "%.0f", sign), 13), pad(reference.map { String(format: "%.0f", $0.sign) } ?? "n/a", 18), ratio(sign, reference?.sign)])
+    row([pad("\(key.algorithm.name) verify", 16, left: true), pad(String(format: "%.0f", verify), 13), pad(reference.map { String(format: "%.0f", $0.verify) } ?? "n/a", 18), ratio(verify, reference?.verify)])
+}
+
+print("")
+print("Payload JSON parsing (\(claims.json.utf8.count) bytes), ops/s:")
+let payload = Array(claims.json.utf8)
+let strict = measure { _ = try! StrictJSONParser().parseObject(payload) }
+let data = Data(payload)
+let foundation = measure { _ = try! JSONSerialization.jsonObject(with: data) }
+row([pad("StrictJSONParser", 24, left: true), pad(String(format: "%.0f", strict), 12)])
+row([pad("Foundation JSONSerialization", 24, left: true), pad(String(format: "%.0f", foundation), 12), String(format: "(strict/foundation %.2fx; Foundation also cannot see duplicate names)", strict / foundation)])

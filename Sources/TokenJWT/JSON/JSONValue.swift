@@ -2,7 +2,7 @@ import TokenCrypto
 
 /// A parsed JSON value. Numbers keep their source text so that nothing is lost to floating
 /// point; objects keep their members in source order.
-public indirect enum JSONValue: Sendable, Hashable {
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(String)
@@ -57,13 +57,10 @@ public struct JSONObject: Sendable, Hashable {
     public struct Member: Sendable, Hashable {
         public var name: String
         public var value: JSONValue
-        /// The member's value exactly as it appeared in the source, when parsed.
-        public var raw: String?
 
-        public init(name: String, value: JSONValue, raw: String? = nil) {
+        public init(name: String, value: JSONValue) {
             self.name = name
             self.value = value
-            self.raw = raw
         }
     }
 

@@ -16,10 +16,10 @@ public struct StrictJSONParser {
 
     /// Parses a document whose top-level value must be an object.
     public func parseObject(_ bytes: UnsafeRawBufferPointer) throws(Error) -> JSONObject {
-        var cursor = Cursor(bytes: bytes, maximumDepth: maximumDepth)
+        var cursor = JSONCursor(bytes: bytes, maximumDepth: maximumDepth)
         cursor.skipWhitespace()
         guard cursor.peek() == UInt8(ascii: "{") else { throw cursor.error("expected a JSON object") }
-        let object = try cursor.parseObject(depth: 1, keepRaw: true)
+        let object = try cursor.parseObject(depth: 1)
         cursor.skipWhitespace()
         guard cursor.atEnd else { throw cursor.error("unexpected data after the JSON value") }
         return object
@@ -35,7 +35,7 @@ public struct StrictJSONParser {
 
     /// Parses a document holding any JSON value.
     public func parseValue(_ bytes: UnsafeRawBufferPointer) throws(Error) -> JSONValue {
-        var cursor = Cursor(bytes: bytes, maximumDepth: maximumDepth)
+        var cursor = JSONCursor(bytes: bytes, maximumDepth: maximumDepth)
         cursor.skipWhitespace()
         let value = try cursor.parseValue(depth: 0)
         cursor.skipWhitespace()
@@ -44,7 +44,8 @@ public struct StrictJSONParser {
     }
 }
 
-private struct Cursor {
+/// The parser's position in its input; TokenJWT's claim reader drives it member by member.
+struct JSONCursor {
     let bytes: UnsafeRawBufferPointer
     let maximumDepth: Int
     var index = 0
@@ -77,7 +78,7 @@ private struct Cursor {
     mutating func parseValue(depth: Int) throws(StrictJSONParser.Error) -> JSONValue {
         guard let byte = peek() else { throw error("unexpected end of JSON") }
         switch byte {
-        case UInt8(ascii: "{"): return .object(try parseObject(depth: depth + 1, keepRaw: false))
+        case UInt8(ascii: "{"): return .object(try parseObject(depth: depth + 1))
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
@@ -97,10 +98,11 @@ private struct Cursor {
         index += count
     }
 
-    mutating func parseObject(depth: Int, keepRaw: Bool) throws(StrictJSONParser.Error) -> JSONObject {
+    mutating func parseObject(depth: Int) throws(StrictJSONParser.Error) -> JSONObject {
         guard depth <= maximumDepth else { throw error("JSON nested deeper than \(maximumDepth) levels") }
         index += 1 // {
         var members: [JSONObject.Member] = []
+        members.reserveCapacity(8)
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             index += 1
@@ -117,16 +119,47 @@ private struct Cursor {
             skipWhitespace()
             try expect(UInt8(ascii: ":"), "':'")
             skipWhitespace()
-            let start = index
-            let value = try parseValue(depth: depth)
-            let raw = keepRaw ? String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) : nil
-            members.append(.init(name: name, value: value, raw: raw))
+            members.append(.init(name: name, value: try parseValue(depth: depth)))
             skipWhitespace()
             guard let next = peek() else { throw error("unterminated object") }
             index += 1
             if next == UInt8(ascii: "}") { return JSONObject(members: members) }
             guard next == UInt8(ascii: ",") else { throw error("expected ',' or '}'") }
         }
+    }
+
+    /// Reads a top-level object member by member: `visit` gets each name (duplicates already
+    /// refused) and must consume the value, through `parseValue` or a typed read.
+    mutating func forEachMember(_ visit: (String, inout JSONCursor) throws(StrictJSONParser.Error) -> Void) throws(StrictJSONParser.Error) {
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "{") else { throw error("expected a JSON object") }
+        index += 1
+        var names: [String] = []
+        names.reserveCapacity(12)
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") {
+            index += 1
+        } else {
+            while true {
+                skipWhitespace()
+                guard peek() == UInt8(ascii: "\"") else { throw error("expected a member name") }
+                let nameOffset = index
+                let name = try parseString()
+                if names.contains(name) { throw StrictJSONParser.Error(reason: "duplicate member name", offset: nameOffset) }
+                names.append(name)
+                skipWhitespace()
+                try expect(UInt8(ascii: ":"), "':'")
+                skipWhitespace()
+                try visit(name, &self)
+                skipWhitespace()
+                guard let next = peek() else { throw error("unterminated object") }
+                index += 1
+                if next == UInt8(ascii: "}") { break }
+                guard next == UInt8(ascii: ",") else { throw error("expected ',' or '}'") }
+            }
+        }
+        skipWhitespace()
+        guard atEnd else { throw error("unexpected data after the JSON value") }
     }
 
     mutating func parseArray(depth: Int) throws(StrictJSONParser.Error) -> JSONValue {
@@ -179,15 +212,18 @@ private struct Cursor {
         index += 1 // "
         let start = index
         // Fast path: printable ASCII without escapes.
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                let string = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        if let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) {
+            let end = bytes.count
+            while index < end {
+                let byte = base[index]
+                if byte == UInt8(ascii: "\"") {
+                    let string = String(decoding: UnsafeBufferPointer(start: base + start, count: index - start), as: UTF8.self)
+                    index += 1
+                    return string
+                }
+                if byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
                 index += 1
-                return string
             }
-            if byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
-            index += 1
         }
         var scalars = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
         while true {

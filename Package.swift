@@ -11,6 +11,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -20,6 +23,7 @@ let package = Package(
         ),
         .target(name: "TokenCrypto", dependencies: ["COpenSSL"]),
         .target(name: "TokenJWT", dependencies: ["TokenCrypto"]),
+        .target(name: "TokenProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .executableTarget(
             name: "tokenctl",
             dependencies: [
@@ -37,6 +41,11 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto", "TestSupport"]),
         .testTarget(name: "TokenJWTTests", dependencies: ["TokenJWT", "TestSupport"], exclude: ["Interop"]),
+        .testTarget(name: "TokenProtocolTests", dependencies: [
+            "TokenProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

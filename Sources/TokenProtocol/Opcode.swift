@@ -1,0 +1,48 @@
+/// An operation a request asks for. Open: an unknown value still decodes, so that the daemon
+/// can answer it with `unknown_operation` instead of dropping the connection.
+public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public init(_ rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let hello = Opcode(0x01)
+    public static let ping = Opcode(0x02)
+    public static let issue = Opcode(0x03)
+    public static let verify = Opcode(0x04)
+    public static let renew = Opcode(0x05)
+    public static let refresh = Opcode(0x06)
+    public static let revoke = Opcode(0x07)
+    public static let stats = Opcode(0x10)
+    public static let sessions = Opcode(0x11)
+    public static let keysList = Opcode(0x12)
+    public static let keysJWKS = Opcode(0x13)
+    public static let keysRotate = Opcode(0x14)
+
+    public static let known: [Opcode] = [.hello, .ping, .issue, .verify, .renew, .refresh, .revoke, .stats, .sessions, .keysList, .keysJWKS, .keysRotate]
+
+    /// Lower snake case, as the spec and logs name it.
+    public var name: String {
+        switch self {
+        case .hello: "hello"
+        case .ping: "ping"
+        case .issue: "issue"
+        case .verify: "verify"
+        case .renew: "renew"
+        case .refresh: "refresh"
+        case .revoke: "revoke"
+        case .stats: "stats"
+        case .sessions: "sessions"
+        case .keysList: "keys_list"
+        case .keysJWKS: "keys_jwks"
+        case .keysRotate: "keys_rotate"
+        default: "unknown_\(rawValue)"
+        }
+    }
+
+    public var description: String { name }
+
+    /// Operations that mint tokens or change state on a caller's behalf (issue role).
+    public var needsIssueRole: Bool { self == .issue }
+    /// Operations for operators only (admin role).
+    public var needsAdminRole: Bool { [.stats, .sessions, .keysList, .keysRotate].contains(self) }
+}

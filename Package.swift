@@ -7,6 +7,9 @@ let package = Package(
     products: [
         .library(name: "TokenCrypto", targets: ["TokenCrypto"]),
         .library(name: "TokenJWT", targets: ["TokenJWT"]),
+        .library(name: "TokenProtocol", targets: ["TokenProtocol"]),
+        .library(name: "TokenClient", targets: ["TokenClient"]),
+        .executable(name: "tokend", targets: ["tokend"]),
         .executable(name: "tokenctl", targets: ["tokenctl"]),
     ],
     dependencies: [
@@ -24,11 +27,38 @@ let package = Package(
         .target(name: "TokenCrypto", dependencies: ["COpenSSL"]),
         .target(name: "TokenJWT", dependencies: ["TokenCrypto"]),
         .target(name: "TokenProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "TokenStore", dependencies: [
+            "TokenCrypto",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .target(name: "TokenServer", dependencies: [
+            "TokenJWT", "TokenProtocol", "TokenStore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .target(name: "TokenClient", dependencies: [
+            "TokenProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .executableTarget(
+            name: "tokend",
+            dependencies: [
+                "TokenServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "tools/tokend"
+        ),
         .executableTarget(
             name: "tokenctl",
             dependencies: [
                 "TokenJWT",
                 "TokenCrypto",
+                "TokenClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/tokenctl"
@@ -41,6 +71,12 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto", "TestSupport"]),
         .testTarget(name: "TokenJWTTests", dependencies: ["TokenJWT", "TestSupport"], exclude: ["Interop"]),
+        .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", .product(name: "NIOEmbedded", package: "swift-nio")]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "TokenClient", "TokenProtocol", "TestSupport", "TokenJWT",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "TokenProtocolTests", dependencies: [
             "TokenProtocol",
             .product(name: "NIOCore", package: "swift-nio"),

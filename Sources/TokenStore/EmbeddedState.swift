@@ -1,0 +1,189 @@
+/// The embedded store's state and every rule that changes it, as plain synchronous code with
+/// the time passed in. `EmbeddedStore` serializes access; tests drive this directly.
+struct EmbeddedState {
+    var policy: RenewalPolicy
+    private(set) var logins: [SessionKey: LoginRecord] = [:]
+    private(set) var bySubject: [String: Set<SessionKey>] = [:]
+    private(set) var dedup: [Digest128: DedupEntry] = [:]
+    private var loginExpiry: ExpiryQueue<SessionKey>
+    /// Dedup entries in insertion order, which is expiry order for a fixed window.
+    private var dedupOrder: [Digest128] = []
+    private var dedupHead = 0
+    private(set) var counts = Counts()
+
+    struct Counts: Hashable {
+        var sessions = 0
+        var families = 0
+        var revoked = 0
+    }
+
+    init(policy: RenewalPolicy, now: Int64) {
+        self.policy = policy
+        self.loginExpiry = ExpiryQueue(start: now)
+    }
+
+    // MARK: Expiry
+
+    /// Forgets logins past their maximum lifetime and dedup entries past their window, at
+    /// most `budget` logins per call; returns how many logins it removed.
+    @discardableResult
+    mutating func expire(now: Int64, budget: Int = 10_000) -> Int {
+        while dedupHead < dedupOrder.count {
+            let digest = dedupOrder[dedupHead]
+            if let entry = dedup[digest], entry.expiresAt > now { break }
+            if let entry = dedup[digest], entry.expiresAt <= now { dedup[digest] = nil }
+            dedupHead += 1
+        }
+        if dedupHead > 1024, dedupHead * 2 > dedupOrder.count {
+            dedupOrder.removeFirst(dedupHead)
+            dedupHead = 0
+        }
+        var expired: [SessionKey] = []
+        let removed = loginExpiry.drain(now: now, budget: budget) { expired.append($0) }
+        for key in expired { remove(key) }
+        return removed
+    }
+
+    private mutating func remove(_ key: SessionKey) {
+        guard let record = logins.removeValue(forKey: key) else { return }
+        adjustCounts(record, by: -1)
+        bySubject[record.subject]?.remove(key)
+        if bySubject[record.subject]?.isEmpty == true { bySubject[record.subject] = nil }
+    }
+
+    private mutating func adjustCounts(_ record: LoginRecord, by delta: Int) {
+        if record.revoked {
+            counts.revoked += delta
+        } else if record.kind == .session {
+            counts.sessions += delta
+        } else {
+            counts.families += delta
+        }
+    }
+
+    /// A login that is still within its maximum lifetime.
+    private func live(_ key: SessionKey, now: Int64) -> LoginRecord? {
+        guard let record = logins[key], now < record.maxExpiresAt else { return nil }
+        return record
+    }
+
+    private mutating func insertDedup(_ digest: Digest128, _ entry: DedupEntry) {
+        if dedup.updateValue(entry, forKey: digest) == nil { dedupOrder.append(digest) }
+    }
+
+    private mutating func revoke(_ key: SessionKey) -> Bool {
+        guard var record = logins[key], !record.revoked else { return false }
+        adjustCounts(record, by: -1)
+        record.revoked = true
+        adjustCounts(record, by: 1)
+        logins[key] = record
+        return true
+    }
+
+    // MARK: Operations
+
+    mutating func create(_ login: NewLogin, now: Int64) -> CreateOutcome {
+        if let idempotencyKey = login.idempotencyKey, let entry = dedup[idempotencyKey], now < entry.expiresAt {
+            return entry.requestDigest == login.requestDigest ? .existing(entry.result) : .conflict
+        }
+        if let previous = logins.updateValue(login.record, forKey: login.key) {
+            // A 128-bit random key collided: keep the books straight all the same.
+            adjustCounts(previous, by: -1)
+        }
+        adjustCounts(login.record, by: 1)
+        bySubject[login.record.subject, default: []].insert(login.key)
+        loginExpiry.insert(login.key, at: login.record.maxExpiresAt)
+        if let idempotencyKey = login.idempotencyKey {
+            insertDedup(idempotencyKey, DedupEntry(result: login.issued, fingerprint: login.record.fingerprint,
+                                                   requestDigest: login.requestDigest, expiresAt: now + policy.dedupWindow))
+        }
+        return .created
+    }
+
+    mutating func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, now: Int64) -> SessionOutcome {
+        guard var record = live(key, now: now) else { return .unknown }
+        guard record.kind == .session else { return .wrongKind }
+        guard !record.revoked else { return .revoked }
+        guard record.accepts(fingerprint) else { return .fingerprintMismatch }
+        guard now < record.expiresAt else { return .idleExpired }
+        let target: Int64
+        if explicit {
+            target = min(now + record.ttl, record.maxExpiresAt)
+        } else if record.expiresAt - now < policy.renewBelow {
+            target = min(record.expiresAt + policy.renewBy, record.maxExpiresAt)
+        } else {
+            target = record.expiresAt
+        }
+        let renewed = target > record.expiresAt
+        if renewed {
+            record.expiresAt = target
+            logins[key] = record
+        }
+        return .active(LoginInfo(subject: record.subject, expiresAt: record.expiresAt, maxExpiresAt: record.maxExpiresAt), renewed: renewed)
+    }
+
+    func checkFamily(_ key: SessionKey, fingerprint: Digest128?, now: Int64) -> FamilyOutcome {
+        guard let record = live(key, now: now) else { return .unknown }
+        guard record.kind == .family else { return .wrongKind }
+        guard !record.revoked else { return .revoked }
+        guard record.accepts(fingerprint) else { return .fingerprintMismatch }
+        return .active(record)
+    }
+
+    mutating func rotate(_ rotation: Rotation, now: Int64) -> RotationOutcome {
+        guard var record = live(rotation.family, now: now), record.kind == .family else { return .unknown }
+        guard !record.revoked else { return .revoked }
+        guard record.accepts(rotation.fingerprint) else { return .fingerprintMismatch }
+        if let entry = dedup[rotation.presentedDigest], now < entry.expiresAt {
+            return .deduplicated(entry.result)
+        }
+        guard record.currentRefreshID == rotation.presentedRefreshID else {
+            // RFC 9700 §4.14.2: a spent refresh token is a stolen one; end the family.
+            _ = revoke(rotation.family)
+            return .reuseDetected
+        }
+        record.currentRefreshID = rotation.newRefreshID
+        record.expiresAt = rotation.newRefreshExpiresAt
+        logins[rotation.family] = record
+        insertDedup(rotation.presentedDigest, DedupEntry(result: rotation.candidate, fingerprint: rotation.fingerprint,
+                                                         requestDigest: nil, expiresAt: now + policy.dedupWindow))
+        return .rotated(rotation.candidate)
+    }
+
+    mutating func revoke(_ target: RevokeTarget, now: Int64) -> Int? {
+        switch target {
+        case .login(let key):
+            guard live(key, now: now) != nil else { return nil }
+            return revoke(key) ? 1 : 0
+        case .subject(let subject):
+            var count = 0
+            for key in bySubject[subject] ?? [] where live(key, now: now) != nil {
+                if revoke(key) { count += 1 }
+            }
+            return count
+        }
+    }
+
+    func list(_ query: ListQuery, now: Int64) -> ListPage {
+        let limit = max(1, query.limit)
+        var keys: [SessionKey]
+        if let subject = query.subject {
+            keys = (bySubject[subject] ?? []).filter { key in query.after.map { key > $0 } ?? true }
+        } else {
+            keys = logins.keys.filter { key in query.after.map { key > $0 } ?? true }
+        }
+        keys = keys.filter { live($0, now: now) != nil }
+        keys.sort()
+        let page = keys.prefix(limit)
+        let logins = page.map { key in
+            let record = self.logins[key]!
+            return ListedLogin(key: key, record: record, idleExpired: record.kind == .session && now >= record.expiresAt)
+        }
+        return ListPage(logins: logins, next: keys.count > limit ? page.last : nil)
+    }
+
+    var statistics: StoreStatistics {
+        StoreStatistics(sessionsActive: counts.sessions, familiesActive: counts.families, revoked: counts.revoked,
+                        dedupEntries: dedup.count, records: logins.count)
+    }
+}

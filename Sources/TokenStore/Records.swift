@@ -1,0 +1,85 @@
+/// The renewal scheme of a login, as the store sees it.
+public enum LoginKind: UInt8, Sendable, Hashable {
+    /// Scheme 1: a sliding session whose token never changes.
+    case session = 1
+    /// Scheme 2: an access + refresh family, rotated on refresh.
+    case family = 2
+}
+
+/// One login: a sliding session (scheme 1) or a refresh family (scheme 2).
+///
+/// The record lives until `maxExpiresAt`, whatever happens before: after an idle timeout or
+/// a revocation it stays as a tombstone, so that the daemon can say *why* a token no longer
+/// works. Expiry therefore needs only this one fixed time.
+public struct LoginRecord: Sendable, Hashable {
+    public var kind: LoginKind
+    public var subject: String
+    /// Keyed digest of the client fingerprint; nil when the login is not bound to a client.
+    public var fingerprint: Digest128?
+    public var createdAt: Int64
+    /// Session: idle TTL in seconds. Family: access-token TTL.
+    public var ttl: Int64
+    /// Session: when it goes idle (moved by renewal). Family: the current refresh token's `exp`.
+    public var expiresAt: Int64
+    /// The absolute end of the login: no renewal or rotation passes it.
+    public var maxExpiresAt: Int64
+    /// Family: refresh-token TTL.
+    public var refreshTTL: Int64
+    /// Family: the `jti` of the one refresh token that may rotate next.
+    public var currentRefreshID: SessionKey?
+    public var revoked: Bool
+
+    public init(kind: LoginKind, subject: String, fingerprint: Digest128?, createdAt: Int64, ttl: Int64, expiresAt: Int64,
+                maxExpiresAt: Int64, refreshTTL: Int64 = 0, currentRefreshID: SessionKey? = nil, revoked: Bool = false) {
+        self.kind = kind
+        self.subject = subject
+        self.fingerprint = fingerprint
+        self.createdAt = createdAt
+        self.ttl = ttl
+        self.expiresAt = expiresAt
+        self.maxExpiresAt = maxExpiresAt
+        self.refreshTTL = refreshTTL
+        self.currentRefreshID = currentRefreshID
+        self.revoked = revoked
+    }
+
+    /// Whether `presented` may use this login: always when unbound, else on an exact match.
+    func accepts(_ presented: Digest128?) -> Bool {
+        guard let fingerprint else { return true }
+        guard let presented else { return false }
+        return fingerprint.constantTimeEquals(presented)
+    }
+}
+
+/// Tokens the daemon handed out, kept for the dedup window so that a repeated refresh or
+/// idempotent issue gets the very same bytes back.
+public struct IssuedTokens: Sendable, Hashable {
+    public var key: SessionKey
+    public var kind: LoginKind
+    /// The session token, or the access token of a pair.
+    public var token: String
+    public var refreshToken: String?
+    /// Session: idle expiry; pair: access token `exp`.
+    public var expiresAt: Int64
+    public var refreshExpiresAt: Int64?
+    public var maxExpiresAt: Int64
+
+    public init(key: SessionKey, kind: LoginKind, token: String, refreshToken: String?, expiresAt: Int64, refreshExpiresAt: Int64?, maxExpiresAt: Int64) {
+        self.key = key
+        self.kind = kind
+        self.token = token
+        self.refreshToken = refreshToken
+        self.expiresAt = expiresAt
+        self.refreshExpiresAt = refreshExpiresAt
+        self.maxExpiresAt = maxExpiresAt
+    }
+}
+
+/// A dedup-map entry: what a refresh (or an idempotent issue) produced, and for whom.
+public struct DedupEntry: Sendable, Hashable {
+    public var result: IssuedTokens
+    public var fingerprint: Digest128?
+    /// Idempotent issue only: a digest of the request, to refuse a key reused for another one.
+    public var requestDigest: Digest128?
+    public var expiresAt: Int64
+}

@@ -1,0 +1,15 @@
+/// How sliding sessions renew and how long the dedup map remembers (seconds).
+public struct RenewalPolicy: Sendable, Hashable {
+    /// A verify renews a session when less than this remains before it goes idle.
+    public var renewBelow: Int64
+    /// ...and pushes its idle expiry this much further (never past the maximum lifetime).
+    public var renewBy: Int64
+    /// How long a rotation's result (or an idempotent issue's) is handed out again.
+    public var dedupWindow: Int64
+
+    public init(renewBelow: Int64 = 3600, renewBy: Int64 = 3600, dedupWindow: Int64 = 5) {
+        self.renewBelow = renewBelow
+        self.renewBy = renewBy
+        self.dedupWindow = dedupWindow
+    }
+}

@@ -1,0 +1,165 @@
+import Testing
+@testable import TokenStore
+
+@Suite struct EmbeddedStateTests {
+    let policy = RenewalPolicy(renewBelow: 60, renewBy: 60, dedupWindow: 5)
+    let fingerprint = Digest128(high: 1, low: 2)
+    let other = Digest128(high: 3, low: 4)
+
+    func session(_ key: SessionKey, subject: String = "alice", now: Int64, idle: Int64 = 120, max: Int64 = 300, bound: Bool = true) -> NewLogin {
+        let record = LoginRecord(kind: .session, subject: subject, fingerprint: bound ? fingerprint : nil, createdAt: now, ttl: idle,
+                                 expiresAt: now + idle, maxExpiresAt: now + max)
+        return NewLogin(key: key, record: record, issued: IssuedTokens(key: key, kind: .session, token: "t", refreshToken: nil,
+                                                                       expiresAt: now + idle, refreshExpiresAt: nil, maxExpiresAt: now + max))
+    }
+
+    func family(_ key: SessionKey, refreshID: SessionKey, subject: String = "alice", now: Int64) -> NewLogin {
+        let record = LoginRecord(kind: .family, subject: subject, fingerprint: fingerprint, createdAt: now, ttl: 30,
+                                 expiresAt: now + 60, maxExpiresAt: now + 300, refreshTTL: 60, currentRefreshID: refreshID)
+        return NewLogin(key: key, record: record, issued: IssuedTokens(key: key, kind: .family, token: "a0", refreshToken: "r0",
+                                                                       expiresAt: now + 30, refreshExpiresAt: now + 60, maxExpiresAt: now + 300))
+    }
+
+    func rotation(_ family: SessionKey, presented: SessionKey, digest: Digest128, new: SessionKey, fingerprint: Digest128?, now: Int64) -> Rotation {
+        Rotation(family: family, presentedRefreshID: presented, presentedDigest: digest, fingerprint: fingerprint, newRefreshID: new,
+                 newRefreshExpiresAt: now + 60,
+                 candidate: IssuedTokens(key: family, kind: .family, token: "a-\(new)", refreshToken: "r-\(new)", expiresAt: now + 30,
+                                         refreshExpiresAt: now + 60, maxExpiresAt: 1300))
+    }
+
+    @Test func slidingSessionRenewsOnlyBelowTheThresholdByTheStep() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let key = SessionKey.random()
+        #expect(state.create(session(key, now: 1000), now: 1000) == .created)
+        // 120 s idle TTL, 60 s threshold: at 1050, 70 s remain: no renewal.
+        guard case .active(let info, let renewed) = state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1050) else {
+            Issue.record("not active"); return
+        }
+        #expect(!renewed && info.expiresAt == 1120)
+        // At 1070, 50 s remain: renewed by exactly 60 s from the old expiry.
+        guard case .active(let renewedInfo, true) = state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1070) else {
+            Issue.record("not renewed"); return
+        }
+        #expect(renewedInfo.expiresAt == 1180)
+        // Idle past the expiry: session_expired.
+        #expect(state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1180) == .idleExpired)
+    }
+
+    @Test func renewalNeverPassesTheMaximumLifetime() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let key = SessionKey.random()
+        _ = state.create(session(key, now: 1000, idle: 120, max: 150), now: 1000)
+        guard case .active(let info, true) = state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1100) else {
+            Issue.record("not renewed"); return
+        }
+        #expect(info.expiresAt == 1150)
+        guard case .active(_, false) = state.touchSession(key, fingerprint: fingerprint, explicit: true, now: 1140) else {
+            Issue.record("renewed past the maximum"); return
+        }
+        #expect(state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1150) == .unknown)
+    }
+
+    @Test func explicitRenewTouchesToTheIdleTTL() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let key = SessionKey.random()
+        _ = state.create(session(key, now: 1000), now: 1000)
+        guard case .active(let info, true) = state.touchSession(key, fingerprint: fingerprint, explicit: true, now: 1010) else {
+            Issue.record("not renewed"); return
+        }
+        #expect(info.expiresAt == 1130)
+    }
+
+    @Test func fingerprintsBindAndUnboundSessionsAcceptAny() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let bound = SessionKey.random(), unbound = SessionKey.random()
+        _ = state.create(session(bound, now: 1000), now: 1000)
+        _ = state.create(session(unbound, now: 1000, bound: false), now: 1000)
+        #expect(state.touchSession(bound, fingerprint: other, explicit: false, now: 1001) == .fingerprintMismatch)
+        #expect(state.touchSession(bound, fingerprint: nil, explicit: false, now: 1001) == .fingerprintMismatch)
+        guard case .active = state.touchSession(unbound, fingerprint: other, explicit: false, now: 1001) else {
+            Issue.record("unbound session refused"); return
+        }
+    }
+
+    @Test func rotationDedupAndReuseDetection() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let fam = SessionKey.random(), r0 = SessionKey.random(), r1 = SessionKey.random(), r2 = SessionKey.random()
+        let d0 = Digest128(high: 10, low: 0)
+        _ = state.create(family(fam, refreshID: r0, now: 1000), now: 1000)
+        let first = state.rotate(rotation(fam, presented: r0, digest: d0, new: r1, fingerprint: fingerprint, now: 1001), now: 1001)
+        guard case .rotated(let pair) = first else { Issue.record("no rotation"); return }
+        // A concurrent repeat with another candidate gets the first pair back.
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: fingerprint, now: 1002), now: 1002) == .deduplicated(pair))
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: other, now: 1002), now: 1002) == .fingerprintMismatch)
+        // After the window the spent token is theft: the family is revoked.
+        state.expire(now: 1007)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: fingerprint, now: 1007), now: 1007) == .reuseDetected)
+        #expect(state.checkFamily(fam, fingerprint: fingerprint, now: 1007) == .revoked)
+        // The current refresh token is dead too.
+        #expect(state.rotate(rotation(fam, presented: r1, digest: Digest128(high: 11, low: 0), new: r2, fingerprint: fingerprint, now: 1008), now: 1008) == .revoked)
+    }
+
+    @Test func revokeBySubjectLeavesOthers() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let a1 = SessionKey.random(), a2 = SessionKey.random(), b = SessionKey.random()
+        _ = state.create(session(a1, now: 1000), now: 1000)
+        _ = state.create(family(a2, refreshID: .random(), now: 1000), now: 1000)
+        _ = state.create(session(b, subject: "bob", now: 1000), now: 1000)
+        #expect(state.revoke(.subject("alice"), now: 1001) == 2)
+        #expect(state.revoke(.subject("alice"), now: 1001) == 0)
+        #expect(state.touchSession(a1, fingerprint: fingerprint, explicit: false, now: 1001) == .revoked)
+        guard case .active = state.touchSession(b, fingerprint: fingerprint, explicit: false, now: 1001) else {
+            Issue.record("bob's session was revoked"); return
+        }
+        #expect(state.revoke(.login(.random()), now: 1001) == nil)
+        #expect(state.counts.revoked == 2 && state.counts.sessions == 1)
+    }
+
+    @Test func expiryRemovesOnlyWhatIsDueWithinABudget() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        for _ in 0..<100 { _ = state.create(session(.random(), now: 1000, max: 10), now: 1000) }
+        let late = SessionKey.random()
+        _ = state.create(session(late, now: 1000, max: 20), now: 1000)
+        #expect(state.expire(now: 1009) == 0)
+        #expect(state.expire(now: 1010, budget: 30) == 30)
+        #expect(state.expire(now: 1010, budget: 1000) == 70)
+        #expect(state.logins.count == 1 && state.logins[late] != nil)
+        #expect(state.bySubject["alice"]?.count == 1)
+        #expect(state.expire(now: 5000) == 1)
+        #expect(state.logins.isEmpty && state.bySubject.isEmpty)
+    }
+
+    @Test func idempotentCreate() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let first = session(.random(), now: 1000)
+        var keyed = first
+        keyed.idempotencyKey = Digest128(high: 9, low: 9)
+        keyed.requestDigest = Digest128(high: 1, low: 1)
+        #expect(state.create(keyed, now: 1000) == .created)
+        var again = session(.random(), now: 1001)
+        again.idempotencyKey = keyed.idempotencyKey
+        again.requestDigest = keyed.requestDigest
+        #expect(state.create(again, now: 1001) == .existing(keyed.issued))
+        again.requestDigest = Digest128(high: 2, low: 2)
+        #expect(state.create(again, now: 1001) == .conflict)
+        #expect(state.logins.count == 1)
+    }
+
+    @Test func listingPagesInKeyOrder() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        var keys: [SessionKey] = []
+        for _ in 0..<25 {
+            let key = SessionKey.random()
+            keys.append(key)
+            _ = state.create(session(key, now: 1000), now: 1000)
+        }
+        var seen: [SessionKey] = []
+        var after: SessionKey?
+        repeat {
+            let page = state.list(ListQuery(after: after, limit: 10), now: 1000)
+            seen += page.logins.map(\.key)
+            after = page.next
+        } while after != nil
+        #expect(seen == keys.sorted())
+    }
+}

@@ -32,12 +32,28 @@ public struct JWTVerifier: Sendable {
     }
 
     public func verify(bytes token: UnsafeRawBufferPointer, now: Int64) throws(JWTError) -> VerifiedJWT {
+        let verified = try verifyIgnoringTime(bytes: token)
+        try checkTime(verified.claims, now: now)
+        return verified
+    }
+
+    /// Every check but `exp` and `nbf`: for callers that must tell an expired token of theirs
+    /// from a forged one (a logout with an expired token), or that name expiry themselves.
+    /// Follow with `checkTime(_:now:)` unless time truly does not matter.
+    public func verifyIgnoringTime(bytes token: UnsafeRawBufferPointer) throws(JWTError) -> VerifiedJWT {
         try withVerifiedSignature(token) { header, key, payload throws(JWTError) in
             let claims = try JWTClaims(parsing: payload, maximumDepth: policy.maximumJSONDepth)
             try check(claims, header: header)
-            try checkTime(claims, now: now)
             return VerifiedJWT(header: header, claims: claims, kid: key.kid)
         }
+    }
+
+    public func verifyIgnoringTime(_ token: String) throws(JWTError) -> VerifiedJWT {
+        var token = token
+        let result: Result<VerifiedJWT, JWTError> = token.withUTF8 { utf8 in
+            do throws(JWTError) { return .success(try verifyIgnoringTime(bytes: UnsafeRawBufferPointer(utf8))) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 
     /// Checks size, shape, header and signature only, returning the decoded payload; for JWS
@@ -92,7 +108,8 @@ public struct JWTVerifier: Sendable {
         }
     }
 
-    private func checkTime(_ claims: JWTClaims, now: Int64) throws(JWTError) {
+    /// `exp` (required) and `nbf` against `now`, with the policy's leeway.
+    public func checkTime(_ claims: JWTClaims, now: Int64) throws(JWTError) {
         guard let expiration = claims.expiration else { throw JWTError(.missingClaim, "the token has no \"exp\"") }
         // exp is exclusive (RFC 7519 §4.1.4): at now == exp the token has expired.
         guard now < expiration + policy.leeway else { throw JWTError(.expired, "the token expired") }

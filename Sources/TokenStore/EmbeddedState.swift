@@ -177,7 +177,7 @@ struct EmbeddedState {
         let page = keys.prefix(limit)
         let logins = page.map { key in
             let record = self.logins[key]!
-            return ListedLogin(key: key, record: record, idleExpired: record.kind == .session && now >= record.expiresAt)
+            return ListedLogin(key: key, record: record, idleExpired: now >= record.expiresAt)
         }
         return ListPage(logins: logins, next: keys.count > limit ? page.last : nil)
     }

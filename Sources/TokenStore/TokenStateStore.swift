@@ -143,7 +143,7 @@ public struct ListQuery: Sendable, Hashable {
 public struct ListedLogin: Sendable, Hashable {
     public var key: SessionKey
     public var record: LoginRecord
-    /// Whether a session has gone idle (as of the listing).
+    /// Whether a session has gone idle, or a family's current refresh token has expired.
     public var idleExpired: Bool
 }
 

@@ -93,6 +93,16 @@ extension Request {
         else {
             throw RequestError(opcode: Opcode(0), id: 0, error: .badRequest("the frame body is shorter than the 6-byte request header"))
         }
+        // Version first, then opcode, then fields: a peer from the future learns the version
+        // problem even when its fields make no sense to this daemon.
+        guard ProtocolVersion.supported.contains(version) else {
+            let range = ProtocolVersion.supported
+            throw RequestError(opcode: Opcode(opcode), id: id, error: ProtocolError(
+                .unsupportedVersion, "protocol version \(version) is not supported; this daemon speaks \(range.lowerBound)...\(range.upperBound)"))
+        }
+        guard Opcode.known.contains(Opcode(opcode)) else {
+            throw RequestError(opcode: Opcode(opcode), id: id, error: ProtocolError(.unknownOperation, "unknown operation \(opcode)"))
+        }
         self.version = version
         self.opcode = Opcode(opcode)
         self.id = id

@@ -1,0 +1,53 @@
+import TokenJWT
+
+/// Everything tokend is told at start-up. Defaults follow DESIGN.md.
+public struct TokendConfiguration: Sendable {
+    /// Holds keys (and later the snapshot and journal); created 0700.
+    public var stateDirectory: String = "./tokend-data"
+    /// nil means `<stateDirectory>/tokend.sock`.
+    public var socketPath: String?
+    /// The socket file's permissions: whoever can open it may verify.
+    public var socketMode: UInt32 = 0o660
+
+    /// Pair mode: access-token lifetime (seconds).
+    public var accessTTL: Int64 = 30 * 60
+    /// Pair mode: refresh-token lifetime.
+    public var refreshTTL: Int64 = 60 * 60
+    /// Session mode: idle timeout.
+    public var sessionIdle: Int64 = 2 * 3600
+    /// Session mode: a verify renews when less than this remains...
+    public var renewBelow: Int64 = 3600
+    /// ...by this much.
+    public var renewBy: Int64 = 3600
+    /// No login, renewed or rotated, outlives this.
+    public var maxLifetime: Int64 = 12 * 3600
+    /// How long a refresh's (or an idempotent issue's) result is handed out again.
+    public var dedupWindow: Int64 = 5
+    /// Signs new tokens; keys of other algorithms already in the key directory keep verifying.
+    public var algorithm: JWSAlgorithm = .hs256
+    /// The `iss` claim.
+    public var issuer: String = "tokend"
+    /// Clock skew tolerated when checking `exp`.
+    public var leeway: Int64 = 0
+
+    /// Peers allowed to issue (and to revoke by session or subject). nil: the daemon's own uid and root.
+    public var issueUIDs: [UInt32]?
+    public var issueGIDs: [UInt32] = []
+    /// Peers allowed admin operations (stats, sessions, keys). nil: the daemon's own uid and root.
+    public var adminUIDs: [UInt32]?
+    public var adminGIDs: [UInt32] = []
+
+    /// The largest request frame body accepted, in bytes.
+    public var maxFrameSize: Int = 64 * 1024
+    /// Connections beyond this are closed at once.
+    public var maxConnections: Int = 4096
+    /// Requests in flight per connection before the daemon stops reading from it.
+    public var maxInFlight: Int = 256
+    /// Connections silent for this long are closed (seconds; 0 disables).
+    public var idleTimeout: Int64 = 300
+
+    public init() {}
+
+    public var resolvedSocketPath: String { socketPath ?? stateDirectory + "/tokend.sock" }
+    public var keysDirectory: String { stateDirectory + "/keys" }
+}

@@ -1,0 +1,111 @@
+import NIOCore
+import TokenProtocol
+import TokenStore
+
+extension TokenService {
+    func revoke(_ target: RevokeRequest, on eventLoop: any EventLoop) throws(ProtocolError) -> EventLoopFuture<Outcome> {
+        let storeTarget: RevokeTarget
+        switch target {
+        case .token(let token):
+            switch authenticate(token) {
+            case .success(let presented): storeTarget = .login(presented.key)
+            case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
+            }
+        case .session(let text):
+            guard let key = SessionKey(text) else { throw .badRequest("session_id is not a tokend session id") }
+            storeTarget = .login(key)
+        case .subject(let subject):
+            storeTarget = .subject(subject)
+        }
+        return store.revoke(storeTarget, on: eventLoop).map { count in
+            guard let count else { return .refused(.sessionUnknown, "no such session") }
+            self.logger.info("revoked", metadata: ["revoke.count": "\(count)"])
+            var fields = Fields()
+            fields.append(.count, uint64: UInt64(count))
+            return .ok(fields)
+        }
+    }
+
+    func stats(on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
+        store.statistics(on: eventLoop).map { store in
+            var rows: [(String, UInt64)] = [
+                ("sessions", UInt64(store.sessionsActive)),
+                ("families", UInt64(store.familiesActive)),
+                ("revoked", UInt64(store.revoked)),
+                ("dedup_entries", UInt64(store.dedupEntries)),
+                ("records", UInt64(store.records)),
+                ("keys", UInt64(self.keys.entries.count)),
+            ]
+            rows += self.statistics.snapshot(now: self.clock.now())
+            var fields = Fields()
+            for (name, value) in rows {
+                var record = Fields()
+                record.append(.name, string: name)
+                record.append(.value, uint64: value)
+                fields.append(.stat, record: record)
+            }
+            return .ok(fields)
+        }
+    }
+
+    static let defaultPageSize: UInt64 = 100
+    static let maximumPageSize: UInt64 = 1000
+
+    func sessions(_ request: SessionsRequest, on eventLoop: any EventLoop) throws(ProtocolError) -> EventLoopFuture<Outcome> {
+        let limit = request.limit ?? Self.defaultPageSize
+        guard limit >= 1, limit <= Self.maximumPageSize else { throw .badRequest("limit must be between 1 and \(Self.maximumPageSize)") }
+        var after: SessionKey?
+        if let cursor = request.cursor {
+            guard let key = SessionKey(cursor) else { throw .badRequest("cursor is not one this daemon handed out") }
+            after = key
+        }
+        // One subject's sessions come in one reply; cursor and limit page through everything.
+        let query = request.subject.map { ListQuery(subject: $0, limit: .max) } ?? ListQuery(after: after, limit: Int(limit))
+        return store.list(query, on: eventLoop).map { page in
+            var fields = Fields()
+            for login in page.logins {
+                let state: SessionState = login.record.revoked ? .revoked : login.idleExpired ? .idleExpired : .active
+                let info = SessionInfo(sessionID: login.key.text, subject: login.record.subject, mode: login.record.kind == .session ? .session : .pair,
+                                       state: state, createdAt: UInt64(login.record.createdAt), expiresAt: UInt64(login.record.expiresAt),
+                                       maxExpiresAt: UInt64(login.record.maxExpiresAt))
+                fields.append(.sessionRecord, record: info.fields)
+            }
+            if let next = page.next { fields.append(.nextCursor, string: next.text) }
+            return .ok(fields)
+        }
+    }
+
+    func keysList() -> Outcome {
+        var fields = Fields()
+        let entries = keys.entries
+        for (index, entry) in entries.enumerated() {
+            let info = KeyInfo(kid: entry.key.kid, algorithm: entry.key.algorithm.name, signing: index == entries.count - 1, createdAt: UInt64(entry.createdAt))
+            fields.append(.keyRecord, record: info.fields)
+        }
+        return .ok(fields)
+    }
+
+    func keysJWKS() -> Outcome {
+        do {
+            var fields = Fields()
+            fields.append(.jwks, string: try keys.jwks())
+            return .ok(fields)
+        } catch {
+            logger.error("JWKS export failed", metadata: ["error": "\(error)"])
+            return .refused(.internalError, "could not export the public keys")
+        }
+    }
+
+    func keysRotate() -> Outcome {
+        do {
+            let entry = try keys.rotate(algorithm: configuration.algorithm, now: clock.now())
+            logger.notice("rotated signing key", metadata: ["key.kid": "\(entry.key.kid)", "key.alg": "\(entry.key.algorithm.name)"])
+            var fields = Fields()
+            fields.append(.keyRecord, record: KeyInfo(kid: entry.key.kid, algorithm: entry.key.algorithm.name, signing: true, createdAt: UInt64(entry.createdAt)).fields)
+            return .ok(fields)
+        } catch {
+            logger.error("key rotation failed", metadata: ["error": "\(error)"])
+            return .refused(.internalError, "key rotation failed: \(error)")
+        }
+    }
+}

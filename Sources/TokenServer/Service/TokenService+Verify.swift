@@ -1,0 +1,164 @@
+import NIOCore
+import TokenJWT
+import TokenProtocol
+import TokenStore
+
+extension TokenService {
+    /// A token that verified against our keys, with the ids tokend puts in every token.
+    struct Presented {
+        let jwt: VerifiedJWT
+        let key: SessionKey
+        let subject: String
+        let expiration: Int64
+
+        var type: String { (jwt.header.type ?? "").lowercased() }
+    }
+
+    /// Signature, shape and tokend's own claims; time is judged by the caller, who knows
+    /// which kind of expiry to report.
+    func authenticate(_ token: String) -> Result<Presented, OutcomeError> {
+        let jwt: VerifiedJWT
+        do {
+            jwt = try keys.verifier.verifyIgnoringTime(token)
+        } catch {
+            return .failure(OutcomeError(Self.status(for: error), error.reason))
+        }
+        guard let sid = jwt.claims.sessionID, let key = SessionKey(sid), let subject = jwt.claims.subject,
+              let expiration = jwt.claims.expiration
+        else { return .failure(OutcomeError(.malformedToken, "the token lacks the sid, sub or exp that tokend issues")) }
+        return .success(Presented(jwt: jwt, key: key, subject: subject, expiration: expiration))
+    }
+
+    static func status(for error: JWTError) -> Status {
+        switch error.code {
+        case .algorithmMismatch, .unknownKey, .badSignature: .badSignature
+        case .expired: .expired
+        case .wrongType: .wrongTokenType
+        default: .malformedToken
+        }
+    }
+
+    /// `verify` (renewing below the threshold) and `renew` (`explicit`: an unconditional touch).
+    func verify(_ request: TokenRequest, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
+        let presented: Presented
+        switch authenticate(request.token) {
+        case .success(let value): presented = value
+        case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
+        }
+        let now = clock.now()
+        let fingerprint = digester.fingerprint(request.fingerprint)
+        let claimsJSON = presented.jwt.claims.json
+        switch presented.type {
+        case TokenType.session.lowercased():
+            // A session token's exp is the end of the login's maximum lifetime.
+            guard now < presented.expiration + configuration.leeway else {
+                return eventLoop.makeSucceededFuture(.refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again"))
+            }
+            return store.touchSession(presented.key, fingerprint: fingerprint, explicit: explicit, on: eventLoop).map { outcome in
+                switch outcome {
+                case .active(let info, let renewed):
+                    let result = VerifyResult(mode: .session, subject: presented.subject, sessionID: presented.key.text, claimsJSON: claimsJSON,
+                                              expiresAt: UInt64(info.expiresAt), tokenExpiresAt: UInt64(presented.expiration), renewed: renewed)
+                    return Outcome(status: renewed ? .renewed : .ok, fields: result.fields)
+                case .idleExpired: return .refused(.sessionExpired, "the session expired after being idle; log in again")
+                case .revoked: return .refused(.revoked, "the session was revoked")
+                case .unknown: return .refused(.sessionUnknown, "no such session")
+                case .fingerprintMismatch: return .refused(.fingerprintMismatch, "the fingerprint does not match the one the session was issued for")
+                case .wrongKind: return .refused(.wrongTokenType, "the token's session is not a sliding session")
+                }
+            }
+        case TokenType.access:
+            guard !explicit else {
+                return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "renew applies to sliding sessions; refresh the pair instead"))
+            }
+            guard now < presented.expiration + configuration.leeway else {
+                return eventLoop.makeSucceededFuture(.refused(.expired, "the access token expired; refresh it"))
+            }
+            return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).map { outcome in
+                switch outcome {
+                case .active:
+                    let result = VerifyResult(mode: .pair, subject: presented.subject, sessionID: presented.key.text, claimsJSON: claimsJSON,
+                                              expiresAt: UInt64(presented.expiration), tokenExpiresAt: UInt64(presented.expiration), renewed: false)
+                    return .ok(result.fields)
+                case let other: return Self.refusal(other)
+                }
+            }
+        case TokenType.refresh:
+            return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "a refresh token is only accepted by refresh"))
+        default:
+            return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "not a token type tokend issues"))
+        }
+    }
+
+    static func refusal(_ outcome: FamilyOutcome) -> Outcome {
+        switch outcome {
+        case .active: .refused(.internalError, "internal error")
+        case .revoked: .refused(.revoked, "the token's family was revoked")
+        case .unknown: .refused(.sessionUnknown, "no such token family")
+        case .fingerprintMismatch: .refused(.fingerprintMismatch, "the fingerprint does not match the one the tokens were issued for")
+        case .wrongKind: .refused(.wrongTokenType, "the token's session is not a refresh family")
+        }
+    }
+
+    func refresh(_ request: TokenRequest, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
+        let presented: Presented
+        switch authenticate(request.token) {
+        case .success(let value): presented = value
+        case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
+        }
+        guard presented.type == TokenType.refresh else {
+            return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "refresh takes a refresh token"))
+        }
+        guard let refreshID = presented.jwt.claims.jwtID.flatMap(SessionKey.init) else {
+            return eventLoop.makeSucceededFuture(.refused(.malformedToken, "the refresh token has no tokend jti"))
+        }
+        let now = clock.now()
+        guard now < presented.expiration + configuration.leeway else {
+            return eventLoop.makeSucceededFuture(.refused(.expired, "the refresh token expired; log in again"))
+        }
+        let fingerprint = digester.fingerprint(request.fingerprint)
+        return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).flatMap { outcome in
+            guard case .active(let record) = outcome else { return eventLoop.makeSucceededFuture(Self.refusal(outcome)) }
+            guard now < record.maxExpiresAt else {
+                return eventLoop.makeSucceededFuture(.refused(.maxLifetimeReached, "the login reached its maximum lifetime; log in again"))
+            }
+            var base = presented.jwt.claims
+            base.issuer = self.configuration.issuer
+            let newRefreshID = SessionKey.random()
+            let candidate: IssuedTokens
+            do {
+                candidate = try self.signPair(base, now: now, accessTTL: record.ttl, refreshTTL: record.refreshTTL, refreshID: newRefreshID,
+                                              maxExpiresAt: record.maxExpiresAt, key: presented.key)
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
+            let rotation = Rotation(family: presented.key, presentedRefreshID: refreshID, presentedDigest: self.digester.refreshToken(request.token),
+                                    fingerprint: fingerprint, newRefreshID: newRefreshID, newRefreshExpiresAt: candidate.refreshExpiresAt!,
+                                    candidate: candidate)
+            return self.store.rotate(rotation, on: eventLoop).map { outcome in
+                switch outcome {
+                case .rotated(let pair), .deduplicated(let pair):
+                    return .ok(Self.result(pair).fields)
+                case .reuseDetected:
+                    self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
+                    return .refused(.reuseDetected, "this refresh token was already used; its family is now revoked")
+                case .revoked: return .refused(.revoked, "the token's family was revoked")
+                case .unknown: return .refused(.sessionUnknown, "no such token family")
+                case .fingerprintMismatch: return .refused(.fingerprintMismatch, "the fingerprint does not match the one the tokens were issued for")
+                }
+            }
+        }
+    }
+}
+
+/// A refusal decided before the store is asked.
+struct OutcomeError: Error {
+    let status: Status
+    let message: String
+    init(_ status: Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    var outcome: TokenService.Outcome { .refused(status, message) }
+}

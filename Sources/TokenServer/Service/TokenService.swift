@@ -1,0 +1,112 @@
+import Logging
+import NIOCore
+import TokenJWT
+import TokenProtocol
+import TokenStore
+
+/// tokend's operations: takes a parsed request and the peer's credentials, answers with a
+/// response. Knows no sockets; the connection handler feeds it.
+public final class TokenService: Sendable {
+    public static let serverName = "tokend 0.1.0"
+
+    let configuration: TokendConfiguration
+    let store: any TokenStateStore
+    let keys: SigningKeys
+    let digester: Digester
+    let access: AccessPolicy
+    let clock: any TokenClock
+    let statistics: ServerStatistics
+    let logger: Logger
+
+    init(configuration: TokendConfiguration, store: any TokenStateStore, keys: SigningKeys, digester: Digester,
+         clock: any TokenClock, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.keys = keys
+        self.digester = digester
+        self.access = AccessPolicy(configuration: configuration)
+        self.clock = clock
+        self.statistics = ServerStatistics(startedAt: clock.now())
+        self.logger = logger
+    }
+
+    /// A status and the fields that go with it.
+    struct Outcome: Sendable {
+        var status: Status
+        var fields: Fields
+
+        static func ok(_ fields: Fields = Fields()) -> Outcome { Outcome(status: .ok, fields: fields) }
+
+        static func refused(_ status: Status, _ message: String) -> Outcome {
+            var fields = Fields()
+            fields.append(.message, string: message)
+            return Outcome(status: status, fields: fields)
+        }
+    }
+
+    /// Answers one request.
+    public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        let outcome: EventLoopFuture<Outcome>
+        do throws(ProtocolError) {
+            outcome = try dispatch(request, peer: peer, on: eventLoop)
+        } catch {
+            outcome = eventLoop.makeSucceededFuture(.refused(error.status, error.reason))
+        }
+        return outcome.flatMapErrorThrowing { error in
+            self.logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
+            return .refused(.internalError, "internal error")
+        }.map { outcome in
+            self.statistics.record(request.opcode, outcome.status)
+            return Response(opcode: request.opcode, id: request.id, status: outcome.status, fields: outcome.fields)
+        }
+    }
+
+    private func dispatch(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) throws(ProtocolError) -> EventLoopFuture<Outcome> {
+        func requireIssue() throws(ProtocolError) {
+            guard access.mayIssue(peer) else { throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name)") }
+        }
+        func requireAdmin() throws(ProtocolError) {
+            guard access.isAdmin(peer) else { throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name)") }
+        }
+        switch request.opcode {
+        case .hello:
+            _ = try HelloRequest(fields: request.fields)
+            var fields = Fields()
+            fields.append(.protocolVersion, uint8: ProtocolVersion.current)
+            fields.append(.serverName, string: Self.serverName)
+            fields.append(.maxFrameSize, uint64: UInt64(configuration.maxFrameSize))
+            return eventLoop.makeSucceededFuture(.ok(fields))
+        case .ping:
+            return eventLoop.makeSucceededFuture(.ok())
+        case .issue:
+            try requireIssue()
+            return try issue(IssueRequest(fields: request.fields), on: eventLoop)
+        case .verify:
+            return verify(try TokenRequest(fields: request.fields), explicit: false, on: eventLoop)
+        case .renew:
+            return verify(try TokenRequest(fields: request.fields), explicit: true, on: eventLoop)
+        case .refresh:
+            return refresh(try TokenRequest(fields: request.fields), on: eventLoop)
+        case .revoke:
+            let target = try RevokeRequest(fields: request.fields)
+            if case .token = target {} else { try requireIssue() }
+            return try revoke(target, on: eventLoop)
+        case .stats:
+            try requireAdmin()
+            return stats(on: eventLoop)
+        case .sessions:
+            try requireAdmin()
+            return try sessions(SessionsRequest(fields: request.fields), on: eventLoop)
+        case .keysList:
+            try requireAdmin()
+            return eventLoop.makeSucceededFuture(keysList())
+        case .keysJWKS:
+            return eventLoop.makeSucceededFuture(keysJWKS())
+        case .keysRotate:
+            try requireAdmin()
+            return eventLoop.makeSucceededFuture(keysRotate())
+        default:
+            throw ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)")
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import TokenJWT
+import TokenProtocol
+import TokenServer
+
+/// Resolves each option from flag, environment, config file and default, in that order.
+struct Settings {
+    private var values: [String: String] = [:]
+    /// Where each value came from, for error messages.
+    private var sources: [String: String] = [:]
+
+    init(command: Tokend, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let flags: [String: String?] = [
+            "state-dir": command.stateDir, "socket": command.socket, "socket-mode": command.socketMode,
+            "access-ttl": command.accessTtl, "refresh-ttl": command.refreshTtl, "session-idle": command.sessionIdle,
+            "renew-below": command.renewBelow, "renew-by": command.renewBy, "max-lifetime": command.maxLifetime,
+            "dedup-window": command.dedupWindow, "alg": command.alg, "issuer": command.issuer, "leeway": command.leeway,
+            "issue-uids": command.issueUids, "issue-gids": command.issueGids, "admin-uids": command.adminUids,
+            "admin-gids": command.adminGids, "max-frame-size": command.maxFrameSize, "max-connections": command.maxConnections,
+            "max-in-flight": command.maxInFlight, "idle-timeout": command.idleTimeout, "log-level": command.logLevel,
+        ]
+        let configPath = command.config ?? environment["TOKEND_CONFIG"]
+        if let configPath {
+            guard let data = FileManager.default.contents(atPath: configPath) else {
+                throw SettingsError("cannot read config file \(configPath)")
+            }
+            for (number, rawLine) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+                guard !line.allSatisfy(\.isWhitespace) else { continue }
+                let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, flags.keys.contains(parts[0]) else {
+                    throw SettingsError("\(configPath):\(number + 1): expected `name = value` with a tokend option name, got \"\(line)\"")
+                }
+                values[parts[0]] = parts[1]
+                sources[parts[0]] = "\(configPath):\(number + 1)"
+            }
+        }
+        for name in flags.keys {
+            let variable = "TOKEND_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
+            if let value = environment[variable] {
+                values[name] = value
+                sources[name] = variable
+            }
+        }
+        for (name, value) in flags {
+            if let value {
+                values[name] = value
+                sources[name] = "--\(name)"
+            }
+        }
+    }
+
+    private func seconds(_ name: String, into value: inout Int64, minimum: Int64 = 1) throws {
+        guard let text = values[name] else { return }
+        guard let seconds = DurationText.seconds(text), seconds >= minimum else {
+            throw SettingsError("\(sources[name]!): \"\(text)\" is not a duration of at least \(minimum)s in whole seconds (write 30s, 15m, 2h)")
+        }
+        value = seconds
+    }
+
+    private func integer(_ name: String, into value: inout Int, minimum: Int = 1) throws {
+        guard let text = values[name] else { return }
+        guard let number = Int(text), number >= minimum else { throw SettingsError("\(sources[name]!): \"\(text)\" is not a number of at least \(minimum)") }
+        value = number
+    }
+
+    private func ids(_ name: String) throws -> [UInt32]? {
+        guard let text = values[name] else { return nil }
+        return try text.split(separator: ",").map { part in
+            guard let id = UInt32(part.trimmingCharacters(in: .whitespaces)) else {
+                throw SettingsError("\(sources[name]!): \"\(text)\" is not a comma-separated list of numeric ids")
+            }
+            return id
+        }
+    }
+
+    func configuration() throws -> TokendConfiguration {
+        var configuration = TokendConfiguration()
+        if let stateDir = values["state-dir"] { configuration.stateDirectory = stateDir }
+        configuration.socketPath = values["socket"]
+        if let mode = values["socket-mode"] {
+            guard let parsed = UInt32(mode, radix: 8), parsed <= 0o777 else { throw SettingsError("\(sources["socket-mode"]!): \"\(mode)\" is not an octal file mode") }
+            configuration.socketMode = parsed
+        }
+        try seconds("access-ttl", into: &configuration.accessTTL)
+        try seconds("refresh-ttl", into: &configuration.refreshTTL)
+        try seconds("session-idle", into: &configuration.sessionIdle)
+        try seconds("renew-below", into: &configuration.renewBelow, minimum: 0)
+        try seconds("renew-by", into: &configuration.renewBy, minimum: 0)
+        try seconds("max-lifetime", into: &configuration.maxLifetime)
+        try seconds("dedup-window", into: &configuration.dedupWindow, minimum: 0)
+        try seconds("leeway", into: &configuration.leeway, minimum: 0)
+        try seconds("idle-timeout", into: &configuration.idleTimeout, minimum: 0)
+        if let alg = values["alg"] {
+            guard let algorithm = JWSAlgorithm(name: alg) else {
+                throw SettingsError("\(sources["alg"]!): unknown algorithm \"\(alg)\"; use one of \(JWSAlgorithm.allCases.map(\.name).joined(separator: ", "))")
+            }
+            configuration.algorithm = algorithm
+        }
+        if let issuer = values["issuer"] { configuration.issuer = issuer }
+        configuration.issueUIDs = try ids("issue-uids")
+        configuration.issueGIDs = try ids("issue-gids") ?? []
+        configuration.adminUIDs = try ids("admin-uids")
+        configuration.adminGIDs = try ids("admin-gids") ?? []
+        try integer("max-frame-size", into: &configuration.maxFrameSize, minimum: 64)
+        try integer("max-connections", into: &configuration.maxConnections)
+        try integer("max-in-flight", into: &configuration.maxInFlight)
+        if configuration.accessTTL > configuration.maxLifetime || configuration.refreshTTL > configuration.maxLifetime {
+            throw SettingsError("access-ttl and refresh-ttl may not exceed max-lifetime (\(configuration.maxLifetime)s)")
+        }
+        return configuration
+    }
+
+    func logLevel() throws -> Logger.Level {
+        guard let text = values["log-level"] else { return .info }
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw SettingsError("\(sources["log-level"]!): unknown log level \"\(text)\"")
+        }
+        return level
+    }
+}
+
+struct SettingsError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

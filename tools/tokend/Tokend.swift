@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import TokenJWT
+import TokenServer
+
+/// `tokend`: the token daemon.
+///
+/// Every option can also come from the environment (`TOKEND_` + the option's name in upper
+/// snake case, e.g. `TOKEND_ACCESS_TTL`) or from a config file (`--config FILE`, lines of
+/// `name = value` with the option's name, `#` comments). Precedence: flag, then environment,
+/// then config file, then the built-in default.
+@main
+struct Tokend: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokend",
+        abstract: "The tokend token daemon: issues, verifies, renews, rotates and revokes JWTs over a Unix socket.",
+        discussion: """
+            Every option may also be set as an environment variable (TOKEND_ + the name in upper snake \
+            case: --access-ttl is TOKEND_ACCESS_TTL) or in a config file given by --config (lines of \
+            "name = value", e.g. "access-ttl = 15m"). A flag beats the environment, which beats the file, \
+            which beats the default. Durations are written 250ms, 5s, 30m, 2h or 1d.
+            """
+    )
+
+    @Option(help: "Config file of `name = value` lines.") var config: String?
+    @Option(help: "State directory: keys (and later the snapshot and journal). Default ./tokend-data.") var stateDir: String?
+    @Option(help: "Unix socket path. Default <state-dir>/tokend.sock.") var socket: String?
+    @Option(help: "Socket file mode, octal. Default 660.") var socketMode: String?
+    @Option(help: "Access-token lifetime (pair mode). Default 30m.") var accessTtl: String?
+    @Option(help: "Refresh-token lifetime (pair mode). Default 60m.") var refreshTtl: String?
+    @Option(help: "Idle timeout of a sliding session. Default 2h.") var sessionIdle: String?
+    @Option(help: "A verify renews a session when less than this remains. Default 1h.") var renewBelow: String?
+    @Option(help: "...by this much. Default 1h.") var renewBy: String?
+    @Option(help: "Absolute maximum lifetime of a login. Default 12h.") var maxLifetime: String?
+    @Option(help: "How long a refresh's result is handed out again. Default 5s.") var dedupWindow: String?
+    @Option(help: "Signing algorithm: HS256, HS384, HS512, ES256, Ed25519, EdDSA or RS256. Default HS256.") var alg: String?
+    @Option(help: "The iss claim. Default tokend.") var issuer: String?
+    @Option(help: "Clock skew tolerated on exp. Default 0s.") var leeway: String?
+    @Option(help: "Comma-separated uids allowed to issue. Default: tokend's own uid and root.") var issueUids: String?
+    @Option(help: "Comma-separated gids allowed to issue.") var issueGids: String?
+    @Option(help: "Comma-separated uids allowed admin operations. Default: tokend's own uid and root.") var adminUids: String?
+    @Option(help: "Comma-separated gids allowed admin operations.") var adminGids: String?
+    @Option(help: "Largest request frame, in bytes. Default 65536.") var maxFrameSize: String?
+    @Option(help: "Most concurrent connections. Default 4096.") var maxConnections: String?
+    @Option(help: "Most requests in flight per connection before reading pauses. Default 256.") var maxInFlight: String?
+    @Option(help: "Close connections idle this long; 0 disables. Default 5m.") var idleTimeout: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical. Default info.") var logLevel: String?
+
+    func run() async throws {
+        let configuration: TokendConfiguration
+        let level: Logger.Level
+        do {
+            let settings = try Settings(command: self)
+            configuration = try settings.configuration()
+            level = try settings.logLevel()
+        } catch let error as SettingsError {
+            throw ValidationError(error.description)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "tokend")
+        do {
+            let server = try TokendServer(configuration: configuration, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            )
+            try await group.run()
+        } catch let error as ConfigurationError {
+            logger.critical("cannot start", metadata: ["reason": "\(error.description)"])
+            FileHandle.standardError.write(Data("tokend: \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

@@ -9,7 +9,10 @@ struct TokenCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenctl",
         abstract: "Drive and inspect tokend, and work with JWTs offline.",
-        subcommands: [JWTCommand.self]
+        subcommands: [
+            PingCommand.self, IssueCommand.self, VerifyCommand.self, RenewCommand.self, RefreshCommand.self,
+            RevokeCommand.self, SessionsCommand.self, StatsCommand.self, KeysCommand.self, JWTCommand.self,
+        ]
     )
 }
 

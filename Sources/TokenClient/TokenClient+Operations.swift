@@ -1,0 +1,127 @@
+import TokenProtocol
+
+/// The typed operations. Each throws ``TokenClientError`` with code
+/// ``TokenClientError/Code/refused`` (and the status and message) unless the daemon answers
+/// `ok` or `renewed`, and ``TokenClientError/Code/protocolViolation`` when an accepted reply
+/// lacks a field the operation needs.
+extension TokenClient {
+    /// Introduces the client and learns the daemon's version and limits. Optional; afterwards
+    /// the client refuses (``TokenClientError/Code/refused``, status `too_large`) to send a
+    /// request larger than the daemon's `max_frame_size` instead of losing the connection.
+    public func hello(clientName: String? = nil) async throws -> HelloInfo {
+        let response = try await call(.hello, HelloRequest(clientName: clientName).fields)
+        return try parse(response) { fields throws(ProtocolError) in try HelloInfo(fields: fields) }
+    }
+
+    /// Checks that the daemon answers.
+    public func ping() async throws {
+        _ = try await call(.ping)
+    }
+
+    /// Starts a login: a sliding session or an access + refresh pair.
+    public func issue(_ request: IssueRequest) async throws -> IssueResult {
+        let response = try await call(.issue, request.fields)
+        return try parse(response) { fields throws(ProtocolError) in try IssueResult(fields: fields) }
+    }
+
+    /// Verifies a token presented by the client with `fingerprint` (empty: not bound).
+    ///
+    /// For a sliding session this may extend the session; the outcome's status is then `renewed`.
+    public func verify(token: String, fingerprint: [UInt8] = []) async throws -> VerifyOutcome {
+        try await verifyOutcome(.verify, TokenRequest(token: token, fingerprint: fingerprint))
+    }
+
+    /// Verifies a sliding-session token and extends its session if the renew threshold allows.
+    public func renew(token: String, fingerprint: [UInt8] = []) async throws -> VerifyOutcome {
+        try await verifyOutcome(.renew, TokenRequest(token: token, fingerprint: fingerprint))
+    }
+
+    /// Spends a refresh token for a new access + refresh pair. A repeat within the dedup window
+    /// returns the same pair.
+    public func refresh(token: String, fingerprint: [UInt8] = []) async throws -> IssueResult {
+        let response = try await call(.refresh, TokenRequest(token: token, fingerprint: fingerprint).fields)
+        return try parse(response) { fields throws(ProtocolError) in try IssueResult(fields: fields) }
+    }
+
+    /// Revokes a token's session or family, a session by id, or every login of a subject.
+    /// - Returns: How many sessions and families were ended (`count`, tag 44).
+    @discardableResult
+    public func revoke(_ request: RevokeRequest) async throws -> UInt64 {
+        let response = try await call(.revoke, request.fields)
+        return try parse(response) { fields throws(ProtocolError) in try fields.uint64(.count) ?? 0 }
+    }
+
+    /// The daemon's counters and gauges, in the daemon's order.
+    public func stats() async throws -> [Statistic] {
+        let response = try await call(.stats)
+        return try parse(response) { fields throws(ProtocolError) in
+            var statistics: [Statistic] = []
+            for record in try fields.records(.stat) {
+                statistics.append(try Statistic(fields: record))
+            }
+            return statistics
+        }
+    }
+
+    /// One page of sessions and refresh families; pass `nextCursor` back for the next.
+    public func sessions(_ request: SessionsRequest = SessionsRequest()) async throws -> SessionPage {
+        let response = try await call(.sessions, request.fields)
+        return try parse(response) { fields throws(ProtocolError) in try SessionPage(fields: fields) }
+    }
+
+    /// The signing and verifying keys the daemon holds.
+    public func keysList() async throws -> [KeyInfo] {
+        let response = try await call(.keysList)
+        return try parse(response) { fields throws(ProtocolError) in
+            var keys: [KeyInfo] = []
+            for record in try fields.records(.keyRecord) {
+                keys.append(try KeyInfo(fields: record))
+            }
+            return keys
+        }
+    }
+
+    /// The public keys as a JWK Set (JSON text).
+    public func keysJWKS() async throws -> String {
+        let response = try await call(.keysJWKS)
+        return try parse(response) { fields throws(ProtocolError) in try fields.requiredString(.jwks, "jwks") }
+    }
+
+    /// Makes a new key the signing key; older keys keep verifying.
+    /// - Returns: The new signing key.
+    public func keysRotate() async throws -> KeyInfo {
+        let response = try await call(.keysRotate)
+        return try parse(response) { fields throws(ProtocolError) in
+            // The key as a `key` record (50), or its fields at the top level.
+            if let record = try fields.records(.keyRecord).first { return try KeyInfo(fields: record) }
+            return try KeyInfo(fields: fields)
+        }
+    }
+
+    // MARK: Helpers
+
+    private func verifyOutcome(_ opcode: Opcode, _ request: TokenRequest) async throws -> VerifyOutcome {
+        let response = try await call(opcode, request.fields)
+        let result = try parse(response) { fields throws(ProtocolError) in try VerifyResult(fields: fields) }
+        return VerifyOutcome(status: response.status, result: result)
+    }
+
+    /// Sends a request; throws unless the daemon accepted it.
+    private func call(_ opcode: Opcode, _ fields: Fields = Fields()) async throws -> Response {
+        let response = try await send(Request(opcode: opcode, id: 0, fields: fields))
+        guard response.status.isSuccess else { throw TokenClientError.refused(response) }
+        guard response.opcode == opcode else {
+            throw TokenClientError.protocolViolation("the reply to \(opcode.name) is marked \(response.opcode.name)")
+        }
+        return response
+    }
+
+    /// Reads an accepted reply's fields; a missing or malformed field is a protocol violation.
+    private func parse<Value>(_ response: Response, _ read: (Fields) throws(ProtocolError) -> Value) throws(TokenClientError) -> Value {
+        do {
+            return try read(response.fields)
+        } catch {
+            throw .protocolViolation("malformed \(response.opcode.name) reply: \(error.reason)")
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import NIOCore
+import NIOPosix
+import TokenProtocol
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A connection to tokend over its Unix domain socket.
+///
+/// One client serves many tasks at once: every call sends its request straight away and waits
+/// for the response with the same id, so requests from concurrent tasks are pipelined on the one
+/// connection and answered in any order.
+///
+///     let client = try await TokenClient.connect(socketPath: TokenClient.defaultSocketPath)
+///     let login = try await client.issue(IssueRequest(mode: .session, subject: "alice"))
+///     let outcome = try await client.verify(token: login.sessionToken!)
+///     await client.close()
+///
+/// Every error thrown is a ``TokenClientError``. If the connection ends, each request in flight
+/// fails with ``TokenClientError/Code/connectionClosed``, and so does every later call: connect
+/// again to carry on.
+public final class TokenClient: Sendable {
+    /// The socket this client is connected to.
+    public let socketPath: String
+    private let channel: any Channel
+
+    private init(socketPath: String, channel: any Channel) {
+        self.socketPath = socketPath
+        self.channel = channel
+    }
+
+    deinit {
+        channel.close(promise: nil)
+    }
+
+    /// The socket path to use when none is given: the `TOKEND_SOCKET` environment variable if
+    /// set and not empty, else `./tokend-data/tokend.sock`.
+    public static var defaultSocketPath: String {
+        if let value = getenv("TOKEND_SOCKET"), value.pointee != 0 {
+            return String(cString: value)
+        }
+        return "./tokend-data/tokend.sock"
+    }
+
+    /// Connects to the daemon listening on `socketPath`.
+    ///
+    /// - Parameters:
+    ///   - socketPath: The daemon's Unix domain socket.
+    ///   - maximumFrameSize: The largest response frame accepted, in bytes; a larger one is a
+    ///     ``TokenClientError/Code/protocolViolation`` and closes the connection.
+    ///   - eventLoopGroup: Where the connection's I/O runs.
+    /// - Throws: ``TokenClientError`` with code ``TokenClientError/Code/unreachable`` when the
+    ///   socket cannot be connected to; its message names the path.
+    public static func connect(
+        socketPath: String,
+        maximumFrameSize: Int = 1 << 20,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> TokenClient {
+        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameSize: maximumFrameSize)))
+                    try operations.addHandler(ResponseRouter())
+                }
+            }
+        do {
+            let channel = try await bootstrap.connect(unixDomainSocketPath: socketPath).get()
+            return TokenClient(socketPath: socketPath, channel: channel)
+        } catch {
+            throw TokenClientError(.unreachable, message: "cannot connect to \(socketPath): \(TokenClientError.reason(for: error))")
+        }
+    }
+
+    /// Sends a request as it is and returns the daemon's response, whatever its status.
+    ///
+    /// The client assigns the request id (the one in `request` is replaced), so that ids never
+    /// collide on the connection; the response carries the id used.
+    ///
+    /// - Throws: ``TokenClientError`` with code ``TokenClientError/Code/connectionClosed`` or
+    ///   ``TokenClientError/Code/protocolViolation``; never for a non-success status.
+    public func send(_ request: Request) async throws -> Response {
+        let promise = channel.eventLoop.makePromise(of: Response.self)
+        channel.writeAndFlush(PendingRequest(request: request, promise: promise)).whenFailure { error in
+            // Only reached when the router never saw the request (the pipeline is gone);
+            // otherwise the router has already failed the promise and this does nothing.
+            promise.fail(TokenClientError.connectionClosed("could not send the request: \(TokenClientError.reason(for: error))"))
+        }
+        do {
+            return try await promise.futureResult.get()
+        } catch let error as TokenClientError {
+            throw error
+        } catch {
+            throw TokenClientError.connectionClosed(TokenClientError.reason(for: error))
+        }
+    }
+
+    /// Closes the connection. Requests still in flight fail with
+    /// ``TokenClientError/Code/connectionClosed``.
+    public func close() async {
+        try? await channel.close()
+    }
+}

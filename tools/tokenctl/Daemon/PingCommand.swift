@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import TokenJWT
+
+/// `tokenctl ping`: is the daemon there, and what is it?
+struct PingCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ping",
+        abstract: "Check that tokend answers; show its name, protocol version and round-trip time."
+    )
+
+    @OptionGroup var options: DaemonOptions
+
+    func run() async throws {
+        try await options.withClient { client in
+            let hello = try await client.hello(clientName: "tokenctl")
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await client.ping()
+            let elapsed = start.duration(to: clock.now)
+            let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            let roundTrip = String(format: "%.3f", milliseconds)
+            if options.json {
+                printJSON(JSONObject([
+                    "status": .string("ok"),
+                    "socket": .string(options.socket),
+                    "server_name": .string(hello.serverName),
+                    "protocol_version": .integer(hello.protocolVersion),
+                    "max_frame_size": .integer(hello.maxFrameSize),
+                    "round_trip_ms": .number(roundTrip),
+                ]))
+            } else {
+                print("ok: \(hello.serverName) at \(options.socket), protocol \(hello.protocolVersion), "
+                    + "max frame \(hello.maxFrameSize) bytes, round trip \(roundTrip) ms")
+            }
+        }
+    }
+}

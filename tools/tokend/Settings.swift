@@ -106,9 +106,6 @@ struct Settings {
         try integer("max-frame-size", into: &configuration.maxFrameSize, minimum: 64)
         try integer("max-connections", into: &configuration.maxConnections)
         try integer("max-in-flight", into: &configuration.maxInFlight)
-        if configuration.accessTTL > configuration.maxLifetime || configuration.refreshTTL > configuration.maxLifetime {
-            throw SettingsError("access-ttl and refresh-ttl may not exceed max-lifetime (\(configuration.maxLifetime)s)")
-        }
         return configuration
     }
 

@@ -1,0 +1,100 @@
+import Foundation
+import TestSupport
+
+/// A real `tokend` process on a temporary state directory and socket, for end-to-end tests.
+final class DaemonProcess: @unchecked Sendable {
+    let stateDirectory: URL
+    let socketPath: String
+    let process: Process
+    private let logFile: URL
+
+    /// The directory holding the built executables (beside the test bundle).
+    static let productsDirectory: URL = {
+        let executable = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        return executable.deletingLastPathComponent()
+    }()
+
+    static func executable(_ name: String) -> String { productsDirectory.appendingPathComponent(name).path }
+
+    /// Starts tokend with `arguments` added to its temporary `--state-dir` and `--socket`, and
+    /// waits until it accepts connections.
+    init(_ arguments: [String] = [], stateDirectory: URL? = nil, socketPath: String? = nil, environment: [String: String] = [:]) throws {
+        let directory = stateDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("tokend-e2e-\(UUID().uuidString.prefix(8))")
+        self.stateDirectory = directory
+        // Unix socket paths are limited to 108 bytes: keep it short, in /tmp.
+        self.socketPath = socketPath ?? "/tmp/tokend-\(UUID().uuidString.prefix(8)).sock"
+        logFile = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-\(UUID().uuidString.prefix(8)).log")
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable("tokend"))
+        process.arguments = ["--state-dir", directory.path, "--socket", self.socketPath] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let log = try FileHandle(forWritingTo: logFile)
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        try waitUntilListening()
+    }
+
+    private func waitUntilListening() throws {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if !process.isRunning { throw DaemonError("tokend exited with \(process.terminationStatus) at start:\n\(log)") }
+            if Self.accepts(socketPath) { return }
+            usleep(20_000)
+        }
+        throw DaemonError("tokend did not start listening within 20 s:\n\(log)")
+    }
+
+    static func accepts(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
+    }
+
+    /// Everything the daemon has logged so far.
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM, then wait for the exit; returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    /// SIGKILL: a crash.
+    func kill() {
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Runs a `tokenctl` daemon subcommand against this daemon (`--socket` is appended).
+    func tokenctl(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        try runProcess(Self.executable("tokenctl"), arguments + ["--socket", socketPath])
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: logFile)
+        try? FileManager.default.removeItem(at: stateDirectory)
+        unlink(socketPath)
+    }
+}
+
+struct DaemonError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import NIOCore
+import Testing
+import TokenClient
+import TokenProtocol
+
+/// Malformed and hostile frames get a documented reply or a close, and never disturb the
+/// daemon's other clients.
+@Suite struct HostileFrameTests {
+    @Test func eachBadFrameGetsAnErrorOrACloseWhileAnotherClientIsServed() async throws {
+        let daemon = try DaemonProcess(["--max-frame-size", "1024"])
+        let bystander = try await daemon.client()
+        try await bystander.ping()
+
+        // Garbage that happens to frame as a short body: bad_request, connection stays open.
+        let garbage = try RawConnection(daemon.socketPath)
+        garbage.send([0, 0, 0, 3, 0xDE, 0xAD, 0xBE])
+        let short = try #require(try garbage.readResponse())
+        #expect(short.status == .badRequest && short.id == 0)
+        garbage.send(Request(opcode: .ping, id: 9))
+        #expect(try garbage.readResponse()?.status == .ok)
+        try await bystander.ping()
+
+        // Lengths over the limit, up to 2^32-1: too_large, then the daemon closes.
+        for length: UInt32 in [1025, 1 << 31, UInt32.max] {
+            let connection = try RawConnection(daemon.socketPath)
+            connection.send(withUnsafeBytes(of: length.bigEndian) { Array($0) })
+            let response = try #require(try connection.readResponse())
+            #expect(response.status == .tooLarge)
+            #expect(connection.isClosedByPeer())
+            try await bystander.ping()
+        }
+
+        // A zero-length frame.
+        let empty = try RawConnection(daemon.socketPath)
+        empty.send([0, 0, 0, 0])
+        #expect(try empty.readResponse()?.status == .badRequest)
+
+        // Unknown operation and unsupported version: answered by id, connection stays open.
+        let strange = try RawConnection(daemon.socketPath)
+        strange.send(Request(opcode: Opcode(0x7F), id: 41))
+        let unknown = try #require(try strange.readResponse())
+        #expect(unknown.status == .unknownOperation && unknown.id == 41)
+        strange.send(Request(version: 9, opcode: .ping, id: 42))
+        let version = try #require(try strange.readResponse())
+        #expect(version.status == .unsupportedVersion && version.id == 42)
+
+        // A field whose length points past the frame, invalid UTF-8, duplicate fields.
+        var body = ByteBuffer(bytes: [1, Opcode.verify.rawValue, 0, 0, 0, 43, FieldTag.token.rawValue, 0, 0, 1, 0, 65])
+        var frame = ByteBuffer()
+        frame.writeInteger(UInt32(body.readableBytes))
+        frame.writeBuffer(&body)
+        strange.send(Array(frame.readableBytesView))
+        #expect(try strange.readResponse()?.status == .badRequest)
+        var invalid = Fields()
+        invalid.append(.token, bytes: [0xC3, 0x28])
+        strange.send(Request(opcode: .verify, id: 44, fields: invalid))
+        #expect(try strange.readResponse()?.status == .badRequest)
+        var duplicate = TokenRequest(token: "a.b.c").fields
+        duplicate.append(.token, string: "d.e.f")
+        strange.send(Request(opcode: .verify, id: 45, fields: duplicate))
+        #expect(try strange.readResponse()?.status == .badRequest)
+        // Unknown fields are ignored.
+        var future = Fields()
+        future.append(FieldTag(250), string: "from a newer client")
+        strange.send(Request(opcode: .ping, id: 46, fields: future))
+        #expect(try strange.readResponse()?.status == .ok)
+
+        // A truncated frame followed by a hang-up leaves the daemon unbothered.
+        let truncated = try RawConnection(daemon.socketPath)
+        truncated.send([0, 0, 0, 100, 1, 2, 3])
+        _ = truncated
+        try await bystander.ping()
+
+        // A bad token in a well-formed request.
+        #expect(await refusal { try await bystander.verify(token: "not-a-token") } == .malformedToken)
+        try await bystander.ping()
+        await bystander.close()
+    }
+
+    @Test func aThousandPipelinedRequestsAllGetAnswers() async throws {
+        let daemon = try DaemonProcess()
+        let connection = try RawConnection(daemon.socketPath)
+        var bytes = ByteBuffer()
+        for id in 1...1000 { bytes.writeFrame(Request(opcode: .ping, id: UInt32(id))) }
+        connection.send(Array(bytes.readableBytesView))
+        var ids = Set<UInt32>()
+        for _ in 1...1000 {
+            guard let response = try connection.readResponse() else { break }
+            #expect(response.status == .ok)
+            ids.insert(response.id)
+        }
+        #expect(ids.count == 1000)
+    }
+
+    @Test func peersOutsideTheRolesAreForbidden() async throws {
+        // Neither role for our uid (tests run as root or a developer's uid, never 4242).
+        let daemon = try DaemonProcess(["--issue-uids", "4242", "--admin-uids", "4242"])
+        let client = try await daemon.client()
+        #expect(await refusal { try await client.issue(IssueRequest(mode: .session, subject: "x")) } == .forbidden)
+        #expect(await refusal { try await client.stats() } == .forbidden)
+        #expect(await refusal { try await client.sessions() } == .forbidden)
+        #expect(await refusal { try await client.keysRotate() } == .forbidden)
+        #expect(await refusal { try await client.revoke(.subject("x")) } == .forbidden)
+        // Anyone may ping, read the JWKS and verify.
+        try await client.ping()
+        _ = try await client.keysJWKS()
+        #expect(await refusal { try await client.verify(token: "x.y.z") } == .malformedToken)
+        // A token field over its 8 KiB limit, in a frame the daemon accepts.
+        #expect(await refusal { try await client.verify(token: String(repeating: "a", count: 9000)) } == .badRequest)
+        await client.close()
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import NIOCore
+import TokenProtocol
+
+/// A blocking Unix-socket connection that sends whatever bytes a test likes, for hostile
+/// input the real client would never produce.
+final class RawConnection {
+    let fd: Int32
+
+    init(_ path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else { throw DaemonError("connect failed: \(String(cString: strerror(errno)))") }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { return }
+            offset += n
+        }
+    }
+
+    func send(_ request: Request) {
+        var buffer = ByteBuffer()
+        buffer.writeFrame(request)
+        send(Array(buffer.readableBytesView))
+    }
+
+    /// Reads exactly `count` bytes; nil on close or timeout.
+    private func read(_ count: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var offset = 0
+        while offset < count {
+            let n = bytes[offset...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return nil }
+            offset += n
+        }
+        return bytes
+    }
+
+    /// The next response frame, or nil when the daemon closed the connection (or 5 s passed).
+    func readResponse() throws -> Response? {
+        guard let header = read(4) else { return nil }
+        let length = Int(header.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        guard let body = read(length) else { return nil }
+        return try Response(body: ByteBuffer(bytes: body))
+    }
+
+    /// Whether the daemon has closed its end (a read returns EOF).
+    func isClosedByPeer() -> Bool {
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0) == 0
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The `tokenctl` binary against the real daemon: output, JSON and exit codes.
+@Suite struct TokenctlTests {
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not JSON: \(text)")
+    }
+
+    @Test func issueVerifyRevokeWithJSONAndExitCodes() throws {
+        let daemon = try DaemonProcess()
+        let issued = try daemon.tokenctl(["issue", "--subject", "alice", "--fingerprint", "ua", "--claims", #"{"role":"admin"}"#, "--json"])
+        #expect(issued.status == 0, "\(issued.error)")
+        let issue = try json(issued.output)
+        #expect(issue["status"] as? String == "ok")
+        let token = try #require(issue["token"] as? String)
+
+        let verified = try daemon.tokenctl(["verify", "--fingerprint", "ua", "--json", token])
+        #expect(verified.status == 0)
+        let verify = try json(verified.output)
+        #expect(verify["status"] as? String == "ok")
+        #expect(verify["subject"] as? String == "alice")
+        #expect(verify["session_id"] as? String == issue["session_id"] as? String)
+        #expect((verify["claims"] as? [String: Any])?["role"] as? String == "admin")
+        #expect(verify["expires_at"] as? Int == issue["expires_at"] as? Int)
+
+        let mismatch = try daemon.tokenctl(["verify", "--fingerprint", "other", "--json", token])
+        #expect(mismatch.status == 1)
+        #expect(try json(mismatch.output)["status"] as? String == "fingerprint_mismatch")
+
+        let pair = try json(try daemon.tokenctl(["issue", "--subject", "alice", "--mode", "pair", "--json"]).output)
+        #expect(pair["access_token"] is String && pair["refresh_token"] is String)
+        let refreshed = try daemon.tokenctl(["refresh", "--json", pair["refresh_token"] as! String])
+        #expect(refreshed.status == 0)
+        let newAccess = try json(refreshed.output)["access_token"] as? String
+        #expect(newAccess != nil && newAccess != pair["access_token"] as? String)
+
+        let revoked = try daemon.tokenctl(["revoke", "--subject", "alice", "--json"])
+        #expect(revoked.status == 0)
+        let after = try daemon.tokenctl(["verify", "--fingerprint", "ua", "--json", token])
+        #expect(after.status == 1)
+        #expect(try json(after.output)["status"] as? String == "revoked")
+
+        let sessions = try daemon.tokenctl(["sessions", "--subject", "alice"])
+        #expect(sessions.status == 0 && sessions.output.contains("revoked"))
+    }
+
+    @Test func usageErrorsAndAnUnreachableDaemon() throws {
+        let daemon = try DaemonProcess()
+        #expect(try daemon.tokenctl(["revoke", "--token", "a", "--subject", "b"]).status == 2)
+        #expect(try daemon.tokenctl(["issue"]).status == 2)
+        #expect(try daemon.tokenctl(["issue", "--subject", "a", "--ttl", "soon"]).status == 2)
+        let gone = try runProcess(DaemonProcess.executable("tokenctl"), ["ping", "--socket", "/tmp/no-such-tokend.sock"])
+        #expect(gone.status == 3)
+        #expect(gone.error.contains("/tmp/no-such-tokend.sock"))
+    }
+
+    @Test func shutdownOnSIGTERMRemovesTheSocketAndAStaleSocketIsReplaced() throws {
+        let daemon = try DaemonProcess()
+        // A second daemon on the same live socket refuses to start.
+        let second = Process()
+        second.executableURL = URL(fileURLWithPath: DaemonProcess.executable("tokend"))
+        second.arguments = ["--state-dir", daemon.stateDirectory.path, "--socket", daemon.socketPath]
+        second.standardError = Pipe()
+        try second.run()
+        second.waitUntilExit()
+        #expect(second.terminationStatus != 0)
+        #expect(DaemonProcess.accepts(daemon.socketPath))
+
+        #expect(daemon.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
+
+        // After a crash the socket file stays behind; the next start replaces it.
+        let crashed = try DaemonProcess()
+        crashed.kill()
+        #expect(FileManager.default.fileExists(atPath: crashed.socketPath))
+        let restarted = try DaemonProcess(stateDirectory: crashed.stateDirectory, socketPath: crashed.socketPath)
+        #expect(try restarted.tokenctl(["ping"]).status == 0)
+    }
+}

@@ -51,6 +51,31 @@ public struct JWTClaims: Sendable, Hashable {
         var claims = self
         do {
             try cursor.forEachMember { name, cursor throws(StrictJSONParser.Error) in
+                // The hot claims are read straight from the bytes, without a JSONValue.
+                switch name {
+                case "iss", "sub", "jti", "sid":
+                    guard cursor.peek() == UInt8(ascii: "\"") else { throw cursor.error("\"\(name)\" must be a string") }
+                    let value = try cursor.parseString()
+                    switch name {
+                    case "iss": claims.issuer = value
+                    case "sub": claims.subject = value
+                    case "jti": claims.jwtID = value
+                    default: claims.sessionID = value
+                    }
+                    return
+                case "iat", "nbf", "exp":
+                    guard let value = try cursor.parseNumericDate(), value <= Self.maximumNumericDate else {
+                        throw cursor.error("\"\(name)\" must be a non-negative integer NumericDate no later than year 9999")
+                    }
+                    switch name {
+                    case "iat": claims.issuedAt = value
+                    case "nbf": claims.notBefore = value
+                    default: claims.expiration = value
+                    }
+                    return
+                default:
+                    break
+                }
                 let value = try cursor.parseValue(depth: 1)
                 do throws(JWTError) {
                     try claims.set(JSONObject.Member(name: name, value: value))

@@ -182,6 +182,33 @@ struct JSONCursor {
         }
     }
 
+    /// A JSON number that must be a non-negative integer (no sign, fraction or exponent),
+    /// read without making a string; nil when it is a number of another shape or too large.
+    mutating func parseNumericDate() throws(StrictJSONParser.Error) -> Int64? {
+        guard let first = peek(), isDigit(first) else {
+            // Not an integer: still parse it, so that errors name the right problem.
+            _ = try parseValue(depth: maximumDepth)
+            return nil
+        }
+        var value: Int64 = 0
+        var overflow = false
+        let start = index
+        while let byte = peek(), isDigit(byte) {
+            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
+            let (added, o2) = shifted.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+            overflow = overflow || o1 || o2
+            value = added
+            index += 1
+        }
+        if first == UInt8(ascii: "0"), index - start > 1 { throw error("invalid number") }
+        if let next = peek(), next == UInt8(ascii: ".") || next == UInt8(ascii: "e") || next == UInt8(ascii: "E") {
+            index = start
+            _ = try parseNumber()
+            return nil
+        }
+        return overflow ? nil : value
+    }
+
     mutating func parseNumber() throws(StrictJSONParser.Error) -> String {
         let start = index
         if peek() == UInt8(ascii: "-") { index += 1 }

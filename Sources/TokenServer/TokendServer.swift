@@ -25,7 +25,8 @@ public final class TokendServer: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.group = group
-        try FileSystem.makeDirectory(configuration.stateDirectory, mode: 0o700)
+        // 0700; an operator may open it to a group (0710/0750) so that the group reaches the socket.
+        try FileSystem.makeDirectory(configuration.stateDirectory, mode: 0o700, allowed: 0o750)
         let directory = KeyDirectory(path: configuration.keysDirectory)
         let (entries, secret) = try directory.loadOrCreate(algorithm: configuration.algorithm, now: clock.now(), logger: logger)
         let keys = SigningKeys(directory: directory, entries: entries, policy: JWTValidationPolicy(leeway: configuration.leeway))
@@ -39,7 +40,16 @@ public final class TokendServer: Service, Sendable {
     public func run() async throws {
         let path = configuration.resolvedSocketPath
         try SocketFile.prepare(path, logger: logger)
-        let channel = try await bootstrap().bind(unixDomainSocketPath: path).get()
+        // Bind with a tight umask so that the socket is never, even briefly, open to all.
+        let previousMask = umask(0o177)
+        let channel: any Channel
+        do {
+            channel = try await bootstrap().bind(unixDomainSocketPath: path).get()
+            umask(previousMask)
+        } catch {
+            umask(previousMask)
+            throw error
+        }
         guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
             try? await channel.close()
             throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
@@ -75,7 +85,6 @@ public final class TokendServer: Service, Sendable {
                     self.service.statistics.connectionClosed()
                     return channel.close()
                 }
-                self.track(channel)
                 return Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     let handlers: [any ChannelHandler] = [
                         IdleStateHandler(readTimeout: configuration.idleTimeout > 0 ? .seconds(configuration.idleTimeout) : nil),
@@ -83,6 +92,8 @@ public final class TokendServer: Service, Sendable {
                         ConnectionHandler(service: service, peer: peer, maxInFlight: configuration.maxInFlight, logger: logger),
                     ]
                     try channel.pipeline.syncOperations.addHandlers(handlers)
+                    // Tracked once its handler can hear the shutdown event.
+                    self.track(channel)
                 }
             }
     }

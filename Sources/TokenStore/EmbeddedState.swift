@@ -61,9 +61,10 @@ struct EmbeddedState {
         }
     }
 
-    /// A login that is still within its maximum lifetime.
+    /// A login still held: records outlive their maximum lifetime by `tombstoneGrace`, so
+    /// that a late caller hears "maximum lifetime reached" instead of "unknown".
     private func live(_ key: SessionKey, now: Int64) -> LoginRecord? {
-        guard let record = logins[key], now < record.maxExpiresAt else { return nil }
+        guard let record = logins[key], now < record.maxExpiresAt + policy.tombstoneGrace else { return nil }
         return record
     }
 
@@ -92,7 +93,7 @@ struct EmbeddedState {
         }
         adjustCounts(login.record, by: 1)
         bySubject[login.record.subject, default: []].insert(login.key)
-        loginExpiry.insert(login.key, at: login.record.maxExpiresAt)
+        loginExpiry.insert(login.key, at: login.record.maxExpiresAt + policy.tombstoneGrace)
         if let idempotencyKey = login.idempotencyKey {
             insertDedup(idempotencyKey, DedupEntry(result: login.issued, fingerprint: login.record.fingerprint,
                                                    requestDigest: login.requestDigest, expiresAt: now + policy.dedupWindow))
@@ -104,6 +105,7 @@ struct EmbeddedState {
         guard var record = live(key, now: now) else { return .unknown }
         guard record.kind == .session else { return .wrongKind }
         guard !record.revoked else { return .revoked }
+        guard now < record.maxExpiresAt else { return .maxLifetimeReached }
         guard record.accepts(fingerprint) else { return .fingerprintMismatch }
         guard now < record.expiresAt else { return .idleExpired }
         let target: Int64
@@ -126,6 +128,7 @@ struct EmbeddedState {
         guard let record = live(key, now: now) else { return .unknown }
         guard record.kind == .family else { return .wrongKind }
         guard !record.revoked else { return .revoked }
+        guard now < record.maxExpiresAt else { return .maxLifetimeReached }
         guard record.accepts(fingerprint) else { return .fingerprintMismatch }
         return .active(record)
     }
@@ -133,8 +136,12 @@ struct EmbeddedState {
     mutating func rotate(_ rotation: Rotation, now: Int64) -> RotationOutcome {
         guard var record = live(rotation.family, now: now), record.kind == .family else { return .unknown }
         guard !record.revoked else { return .revoked }
+        guard now < record.maxExpiresAt else { return .maxLifetimeReached }
         guard record.accepts(rotation.fingerprint) else { return .fingerprintMismatch }
         if let entry = dedup[rotation.presentedDigest], now < entry.expiresAt {
+            // The same pair goes back only to the fingerprint the first rotation came from,
+            // bound family or not.
+            guard Digest128.constantTimeEquals(entry.fingerprint, rotation.fingerprint) else { return .fingerprintMismatch }
             return .deduplicated(entry.result)
         }
         guard record.currentRefreshID == rotation.presentedRefreshID else {

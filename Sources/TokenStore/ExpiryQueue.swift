@@ -26,6 +26,10 @@ struct ExpiryQueue<Key: Hashable> {
             cursor = max(cursor, now + 1)
             return 0
         }
+        // After a long pause (or a clock jump) skip the empty seconds in one step.
+        if now - cursor > Int64(buckets.count), let earliest = buckets.keys.min(), earliest > cursor {
+            cursor = earliest
+        }
         while cursor <= now, removed < budget {
             guard var keys = buckets[cursor] else {
                 cursor += 1

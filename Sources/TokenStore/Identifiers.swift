@@ -57,4 +57,13 @@ public struct Digest128: Hashable, Sendable {
     public func constantTimeEquals(_ other: Digest128) -> Bool {
         ((high ^ other.high) | (low ^ other.low)) == 0
     }
+
+    /// Optional digests: equal when both are absent or both are present and equal.
+    public static func constantTimeEquals(_ a: Digest128?, _ b: Digest128?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): true
+        case (let a?, let b?): a.constantTimeEquals(b)
+        default: false
+        }
+    }
 }

@@ -6,10 +6,14 @@ public struct RenewalPolicy: Sendable, Hashable {
     public var renewBy: Int64
     /// How long a rotation's result (or an idempotent issue's) is handed out again.
     public var dedupWindow: Int64
+    /// How long a login is remembered after its maximum lifetime, to answer
+    /// `max_lifetime_reached` (or `revoked`) rather than `session_unknown`.
+    public var tombstoneGrace: Int64
 
-    public init(renewBelow: Int64 = 3600, renewBy: Int64 = 3600, dedupWindow: Int64 = 5) {
+    public init(renewBelow: Int64 = 3600, renewBy: Int64 = 3600, dedupWindow: Int64 = 5, tombstoneGrace: Int64 = 3600) {
         self.renewBelow = renewBelow
         self.renewBy = renewBy
         self.dedupWindow = dedupWindow
+        self.tombstoneGrace = tombstoneGrace
     }
 }

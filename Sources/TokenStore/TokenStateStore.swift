@@ -72,6 +72,7 @@ public enum SessionOutcome: Sendable, Hashable {
     case active(LoginInfo, renewed: Bool)
     case idleExpired
     case revoked
+    case maxLifetimeReached
     case unknown
     case fingerprintMismatch
     /// The key names a family, not a sliding session.
@@ -81,6 +82,7 @@ public enum SessionOutcome: Sendable, Hashable {
 public enum FamilyOutcome: Sendable, Hashable {
     case active(LoginRecord)
     case revoked
+    case maxLifetimeReached
     case unknown
     case fingerprintMismatch
     case wrongKind
@@ -118,6 +120,7 @@ public enum RotationOutcome: Sendable, Hashable {
     /// A spent refresh token after the window: the family has been revoked.
     case reuseDetected
     case revoked
+    case maxLifetimeReached
     case unknown
     case fingerprintMismatch
 }
@@ -154,7 +157,9 @@ public struct ListPage: Sendable, Hashable {
 }
 
 public struct StoreStatistics: Sendable, Hashable {
+    /// Sessions held and not revoked (idle ones included until they are forgotten).
     public var sessionsActive: Int
+    /// Families held and not revoked.
     public var familiesActive: Int
     public var revoked: Int
     public var dedupEntries: Int

@@ -56,7 +56,10 @@ import Testing
         guard case .active(_, false) = state.touchSession(key, fingerprint: fingerprint, explicit: true, now: 1140) else {
             Issue.record("renewed past the maximum"); return
         }
-        #expect(state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1150) == .unknown)
+        #expect(state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1150) == .maxLifetimeReached)
+        // The tombstone is forgotten after the grace period.
+        state.expire(now: 1150 + policy.tombstoneGrace)
+        #expect(state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1150 + policy.tombstoneGrace) == .unknown)
     }
 
     @Test func explicitRenewTouchesToTheIdleTTL() {
@@ -99,6 +102,28 @@ import Testing
         #expect(state.rotate(rotation(fam, presented: r1, digest: Digest128(high: 11, low: 0), new: r2, fingerprint: fingerprint, now: 1008), now: 1008) == .revoked)
     }
 
+    @Test func dedupHitsNeedTheSameFingerprintEvenWhenUnbound() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let fam = SessionKey.random(), r0 = SessionKey.random(), r1 = SessionKey.random()
+        var login = family(fam, refreshID: r0, now: 1000)
+        login.record.fingerprint = nil
+        _ = state.create(login, now: 1000)
+        let d0 = Digest128(high: 7, low: 7)
+        guard case .rotated(let pair) = state.rotate(rotation(fam, presented: r0, digest: d0, new: r1, fingerprint: fingerprint, now: 1001), now: 1001) else {
+            Issue.record("no rotation"); return
+        }
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: other, now: 1002), now: 1002) == .fingerprintMismatch)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: nil, now: 1002), now: 1002) == .fingerprintMismatch)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: fingerprint, now: 1002), now: 1002) == .deduplicated(pair))
+    }
+
+    @Test func aClockJumpDoesNotWalkEverySecond() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        _ = state.create(session(.random(), now: 1000, max: 10), now: 1000)
+        // A year later: one expiry pass, no 31-million-step walk.
+        #expect(state.expire(now: 1000 + 365 * 86400) == 1)
+    }
+
     @Test func revokeBySubjectLeavesOthers() {
         var state = EmbeddedState(policy: policy, now: 1000)
         let a1 = SessionKey.random(), a2 = SessionKey.random(), b = SessionKey.random()
@@ -116,7 +141,9 @@ import Testing
     }
 
     @Test func expiryRemovesOnlyWhatIsDueWithinABudget() {
-        var state = EmbeddedState(policy: policy, now: 1000)
+        var noGrace = policy
+        noGrace.tombstoneGrace = 0
+        var state = EmbeddedState(policy: noGrace, now: 1000)
         for _ in 0..<100 { _ = state.create(session(.random(), now: 1000, max: 10), now: 1000) }
         let late = SessionKey.random()
         _ = state.create(session(late, now: 1000, max: 20), now: 1000)

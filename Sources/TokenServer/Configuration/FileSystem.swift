@@ -2,13 +2,15 @@ import Foundation
 
 /// The few file operations tokend needs, with the permissions and syncing it insists on.
 enum FileSystem {
-    /// Creates `path` (and parents) with `mode` if missing; refuses one that others can read.
-    static func makeDirectory(_ path: String, mode: mode_t) throws {
+    /// Creates `path` (and parents) with `mode` if missing. An existing one may not grant
+    /// more than `allowed` (the state directory may let a group through to the socket; the
+    /// key directory may not).
+    static func makeDirectory(_ path: String, mode: mode_t, allowed: mode_t = 0o700) throws {
         var info = stat()
         if stat(path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFDIR else { throw ConfigurationError("\(path) exists and is not a directory") }
-            if info.st_mode & 0o077 != 0 {
-                throw ConfigurationError("\(path) is accessible to other users (mode \(String(info.st_mode & 0o777, radix: 8))); run: chmod 700 \(path)")
+            if info.st_mode & 0o777 & ~allowed != 0 {
+                throw ConfigurationError("\(path) is accessible to other users (mode \(String(info.st_mode & 0o777, radix: 8))); run: chmod \(String(mode, radix: 8)) \(path)")
             }
             return
         }

@@ -11,6 +11,8 @@ public final class SigningKeys: Sendable {
     }
 
     private let ring: Mutex<Ring>
+    /// Held across a whole rotation, so that two at once cannot pick the same file name.
+    private let rotation = Mutex(())
     let directory: KeyDirectory
     let policy: JWTValidationPolicy
 
@@ -31,10 +33,12 @@ public final class SigningKeys: Sendable {
 
     /// Writes a new key of `algorithm`, which signs from now on.
     func rotate(algorithm: JWSAlgorithm, now: Int64) throws -> KeyDirectory.Entry {
-        let newest = ring.withLock { $0.entries.last?.createdAt ?? 0 }
-        let entry = try directory.create(algorithm: algorithm, now: max(now, newest + 1))
-        ring.withLock { $0 = Self.makeRing($0.entries + [entry], policy: policy) }
-        return entry
+        try rotation.withLock { _ in
+            let newest = ring.withLock { $0.entries.last?.createdAt ?? 0 }
+            let entry = try directory.create(algorithm: algorithm, now: max(now, newest + 1))
+            ring.withLock { $0 = Self.makeRing($0.entries + [entry], policy: policy) }
+            return entry
+        }
     }
 
     /// The public keys as a JWK Set (HMAC keys have none).

@@ -8,10 +8,10 @@ import TokenProtocol
 /// Serves one client connection: frame bodies in, responses out.
 ///
 /// Thin by design: parsing lives in TokenProtocol and the operations in `TokenService`. What
-/// it owns is flow control: at most `maxInFlight` requests of this connection are being
-/// answered at once; beyond that, or while the client does not read its responses (the
-/// channel is not writable), the handler stops reading from the socket, so a greedy or
-/// stalled client costs the daemon bounded memory and delays nobody else.
+/// it owns is flow control. Decoded requests wait in a queue and are started only while the
+/// client takes its responses (the channel is writable) and fewer than `maxInFlight` are being
+/// answered; while anything waits, the handler stops reading from the socket. A greedy or
+/// stalled client therefore costs the daemon one read's worth of requests, and delays nobody.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -20,8 +20,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let peer: PeerCredentials
     private let maxInFlight: Int
     private var logger: Logger
+    private var queued = CircularBuffer<Request>()
     private var inFlight = 0
     private var reading = true
+    /// Set at shutdown and after `too_large`: answer what was received, then close.
     private var draining = false
 
     init(service: TokenService, peer: PeerCredentials, maxInFlight: Int, logger: Logger) {
@@ -34,17 +36,28 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let body = unwrapInboundIn(data)
-        let request: Request
+        guard !draining else { return }
         do {
-            request = try Request(body: body)
+            queued.append(try Request(body: unwrapInboundIn(data)))
         } catch {
-            logger.debug("bad request", metadata: ["error": "\(error.error)"])
+            logger.debug("refused request", metadata: ["status": "\(error.error.status)", "error": "\(error.error.reason)"])
+            service.statistics.record(error.opcode, error.error.status)
             write(Response(replyingTo: error.opcode, id: error.id, status: error.error.status, message: error.error.reason), context: context)
-            return
         }
-        inFlight += 1
+        startQueued(context: context)
+    }
+
+    /// Starts queued requests while the client keeps up.
+    private func startQueued(context: ChannelHandlerContext) {
+        while inFlight < maxInFlight, context.channel.isWritable, let request = queued.popFirst() {
+            start(request, context: context)
+        }
         updateReading(context: context)
+        if draining, inFlight == 0, queued.isEmpty { context.close(promise: nil) }
+    }
+
+    private func start(_ request: Request, context: ChannelHandlerContext) {
+        inFlight += 1
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         service.handle(request, peer: peer, on: context.eventLoop).hop(to: context.eventLoop).whenComplete { result in
             let (handler, context) = loopBound.value
@@ -56,25 +69,25 @@ final class ConnectionHandler: ChannelInboundHandler {
                 handler.logger.error("request failed", metadata: ["error": "\(error)"])
                 handler.write(Response(replyingTo: request.opcode, id: request.id, status: .internalError, message: "internal error"), context: context)
             }
-            handler.updateReading(context: context)
-            if handler.draining && handler.inFlight == 0 { context.close(promise: nil) }
+            handler.startQueued(context: context)
         }
     }
 
-    private func write(_ response: Response, context: ChannelHandlerContext) {
+    @discardableResult
+    private func write(_ response: Response, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         var buffer = context.channel.allocator.buffer(capacity: Response.headerLength + 4 + response.fields.encodedLength)
         buffer.writeFrame(response)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        return context.writeAndFlush(wrapOutboundOut(buffer))
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        updateReading(context: context)
+        startQueued(context: context)
         context.fireChannelWritabilityChanged()
     }
 
-    /// Reads only while there is room for more requests and the client takes its responses.
+    /// Reads only while nothing waits and the client takes its responses.
     private func updateReading(context: ChannelHandlerContext) {
-        let shouldRead = !draining && inFlight < maxInFlight && context.channel.isWritable
+        let shouldRead = !draining && queued.isEmpty && inFlight < maxInFlight && context.channel.isWritable
         guard shouldRead != reading else { return }
         reading = shouldRead
         context.channel.setOption(ChannelOptions.autoRead, value: shouldRead).whenFailure { _ in }
@@ -84,13 +97,16 @@ final class ConnectionHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let tooLarge = error as? FrameTooLargeError {
             logger.notice("frame too large; closing connection", metadata: ["frame.length": "\(tooLarge.length)", "frame.maximum": "\(tooLarge.maximum)"])
-            write(Response(replyingTo: Opcode(0), id: 0, status: .tooLarge, message: tooLarge.description), context: context)
-            // Answer the requests already in flight, then close.
+            service.statistics.record(Opcode(0), .tooLarge)
             draining = true
             updateReading(context: context)
-            if inFlight == 0 { context.close(promise: nil) }
+            // The reply must reach the client before the close; requests already received
+            // are answered too (startQueued closes once they are).
+            write(Response(replyingTo: Opcode(0), id: 0, status: .tooLarge, message: tooLarge.description), context: context)
+                .whenComplete { _ in self.startQueued(context: context) }
             return
-        } else if let ioError = error as? IOError, ioError.errnoCode == ECONNRESET || ioError.errnoCode == EPIPE {
+        }
+        if let ioError = error as? IOError, ioError.errnoCode == ECONNRESET || ioError.errnoCode == EPIPE {
             logger.debug("connection reset by peer")
         } else {
             logger.notice("connection error; closing", metadata: ["error": "\(error)"])
@@ -101,12 +117,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is ShutdownEvent:
-            // Finish what is in flight, read nothing more, then close.
             draining = true
-            updateReading(context: context)
-            if inFlight == 0 { context.close(promise: nil) }
+            startQueued(context: context)
         case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
-            if inFlight == 0 {
+            if inFlight == 0, queued.isEmpty {
                 logger.debug("closing idle connection")
                 context.close(promise: nil)
             }

@@ -12,7 +12,9 @@ extension TokenService {
             case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
             }
         case .session(let text):
-            guard let key = SessionKey(text) else { throw .badRequest("session_id is not a tokend session id") }
+            guard let key = SessionKey(text) else {
+                return eventLoop.makeSucceededFuture(.refused(.sessionUnknown, "no such session"))
+            }
             storeTarget = .login(key)
         case .subject(let subject):
             storeTarget = .subject(subject)
@@ -29,8 +31,8 @@ extension TokenService {
     func stats(on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
         store.statistics(on: eventLoop).map { store in
             var rows: [(String, UInt64)] = [
-                ("sessions", UInt64(store.sessionsActive)),
-                ("families", UInt64(store.familiesActive)),
+                ("sessions_active", UInt64(store.sessionsActive)),
+                ("families_active", UInt64(store.familiesActive)),
                 ("revoked", UInt64(store.revoked)),
                 ("dedup_entries", UInt64(store.dedupEntries)),
                 ("records", UInt64(store.records)),
@@ -52,6 +54,10 @@ extension TokenService {
     static let maximumPageSize: UInt64 = 1000
 
     func sessions(_ request: SessionsRequest, on eventLoop: any EventLoop) throws(ProtocolError) -> EventLoopFuture<Outcome> {
+        if let subject = request.subject {
+            // One subject's sessions come in one reply; cursor and limit do not apply.
+            return list(ListQuery(subject: subject, limit: .max), on: eventLoop)
+        }
         let limit = request.limit ?? Self.defaultPageSize
         guard limit >= 1, limit <= Self.maximumPageSize else { throw .badRequest("limit must be between 1 and \(Self.maximumPageSize)") }
         var after: SessionKey?
@@ -59,9 +65,11 @@ extension TokenService {
             guard let key = SessionKey(cursor) else { throw .badRequest("cursor is not one this daemon handed out") }
             after = key
         }
-        // One subject's sessions come in one reply; cursor and limit page through everything.
-        let query = request.subject.map { ListQuery(subject: $0, limit: .max) } ?? ListQuery(after: after, limit: Int(limit))
-        return store.list(query, on: eventLoop).map { page in
+        return list(ListQuery(after: after, limit: Int(limit)), on: eventLoop)
+    }
+
+    private func list(_ query: ListQuery, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
+        store.list(query, on: eventLoop).map { page in
             var fields = Fields()
             for login in page.logins {
                 let state: SessionState = login.record.revoked ? .revoked : login.idleExpired ? .idleExpired : .active

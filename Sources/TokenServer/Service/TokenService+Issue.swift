@@ -15,6 +15,9 @@ extension TokenService {
     func issue(_ request: IssueRequest, on eventLoop: any EventLoop) throws(ProtocolError) -> EventLoopFuture<Outcome> {
         let now = clock.now()
         let maxLifetime = try bounded(request.maxLifetime, configuration.maxLifetime, "max_lifetime")
+        // Every override present is checked, whichever mode uses it.
+        _ = try bounded(request.refreshTTL, configuration.refreshTTL, "refresh_ttl")
+        _ = try bounded(request.ttl, request.mode == .session ? configuration.sessionIdle : configuration.accessTTL, "ttl")
         let maxExpiresAt = now + maxLifetime
         let extra = try extraClaims(request.claims)
         let key = SessionKey.random()
@@ -48,6 +51,10 @@ extension TokenService {
         } catch {
             logger.error("signing failed", metadata: ["error": "\(error)"])
             throw ProtocolError(.internalError, "signing failed")
+        }
+        // A token no request could carry back would be useless to its holder.
+        for token in [issued.token, issued.refreshToken].compactMap({ $0 }) where token.utf8.count > FieldLimits.token {
+            throw .badRequest("the claims make a token of \(token.utf8.count) bytes, over the \(FieldLimits.token)-byte limit on tokens")
         }
         var login = NewLogin(key: key, record: record, issued: issued)
         if let idempotencyKey = request.idempotencyKey {

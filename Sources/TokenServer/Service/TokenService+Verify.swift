@@ -62,6 +62,7 @@ extension TokenService {
                     return Outcome(status: renewed ? .renewed : .ok, fields: result.fields)
                 case .idleExpired: return .refused(.sessionExpired, "the session expired after being idle; log in again")
                 case .revoked: return .refused(.revoked, "the session was revoked")
+                case .maxLifetimeReached: return .refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again")
                 case .unknown: return .refused(.sessionUnknown, "no such session")
                 case .fingerprintMismatch: return .refused(.fingerprintMismatch, "the fingerprint does not match the one the session was issued for")
                 case .wrongKind: return .refused(.wrongTokenType, "the token's session is not a sliding session")
@@ -94,6 +95,7 @@ extension TokenService {
         switch outcome {
         case .active: .refused(.internalError, "internal error")
         case .revoked: .refused(.revoked, "the token's family was revoked")
+        case .maxLifetimeReached: .refused(.maxLifetimeReached, "the login reached its maximum lifetime; log in again")
         case .unknown: .refused(.sessionUnknown, "no such token family")
         case .fingerprintMismatch: .refused(.fingerprintMismatch, "the fingerprint does not match the one the tokens were issued for")
         case .wrongKind: .refused(.wrongTokenType, "the token's session is not a refresh family")
@@ -113,14 +115,13 @@ extension TokenService {
             return eventLoop.makeSucceededFuture(.refused(.malformedToken, "the refresh token has no tokend jti"))
         }
         let now = clock.now()
-        guard now < presented.expiration + configuration.leeway else {
-            return eventLoop.makeSucceededFuture(.refused(.expired, "the refresh token expired; log in again"))
-        }
         let fingerprint = digester.fingerprint(request.fingerprint)
+        // The family first: a revoked or finished login says so even when the token has also
+        // expired.
         return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).flatMap { outcome in
             guard case .active(let record) = outcome else { return eventLoop.makeSucceededFuture(Self.refusal(outcome)) }
-            guard now < record.maxExpiresAt else {
-                return eventLoop.makeSucceededFuture(.refused(.maxLifetimeReached, "the login reached its maximum lifetime; log in again"))
+            guard now < presented.expiration + self.configuration.leeway else {
+                return eventLoop.makeSucceededFuture(.refused(.expired, "the refresh token expired; log in again"))
             }
             var base = presented.jwt.claims
             base.issuer = self.configuration.issuer
@@ -143,6 +144,7 @@ extension TokenService {
                     self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
                     return .refused(.reuseDetected, "this refresh token was already used; its family is now revoked")
                 case .revoked: return .refused(.revoked, "the token's family was revoked")
+                case .maxLifetimeReached: return .refused(.maxLifetimeReached, "the login reached its maximum lifetime; log in again")
                 case .unknown: return .refused(.sessionUnknown, "no such token family")
                 case .fingerprintMismatch: return .refused(.fingerprintMismatch, "the fingerprint does not match the one the tokens were issued for")
                 }

@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "TokenStore", dependencies: [
             "TokenCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TokenServer", dependencies: [
             "TokenJWT", "TokenProtocol", "TokenStore",
@@ -46,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "tokend",
             dependencies: [
-                "TokenServer",
+                "TokenServer", "TokenStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

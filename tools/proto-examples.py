@@ -198,15 +198,20 @@ def hex_block(data):
 
 
 # The examples. Times are Unix seconds around T0 = 2026-01-01T00:00:00Z. Tokens are short
-# placeholders (a real token is a JWS compact JWT of a few hundred bytes); session ids,
-# key ids and cursors are illustrative too.
+# placeholders (a real token is a JWS compact JWT of a few hundred bytes). Session ids, token
+# ids (jti) and key ids have the daemon's format (16 bytes as 22 base64url characters) with
+# made-up values; a cursor is the session id of the last record of the previous page.
 
 T0 = 1767225600
 FP = bytes.fromhex("9f86d081884c7d65")  # an 8-byte fingerprint (opaque to the daemon)
+ALICE_SID = "FmV0Pq3zX8sRkT2aYbW4nA"
+BOB_SID = "Tr5Kc0wLx9HdMvE7uJq1gQ"
+KID_1 = "Yz4rN8aQw2LcJt6Vx0Hk1g"
+KID_2 = "b3Kd9WmP5sEf2TqRz7UyXA"
 ALICE_CLAIMS = ('{"iss":"tokend","sub":"alice","iat":1767225600,"exp":1767268800,'
-                '"jti":"Jq2v","sid":"k3Jf9QzA","role":"admin"}')
+                '"jti":"9xQ2vL0mWc8RtZy4KbNe3w","sid":"' + ALICE_SID + '","role":"admin"}')
 BOB_CLAIMS = ('{"iss":"tokend","sub":"bob","aud":"api","iat":1767225600,"exp":1767226500,'
-              '"jti":"Lm5x","sid":"Pw8nR4tE"}')
+              '"jti":"p7HsD1fGk5JzUa2XoYq0CA","sid":"' + BOB_SID + '"}')
 
 EXAMPLES = [
     ("hello", "Request id 1 from `tokenctl`; the daemon speaks version 1 and takes request bodies of up to 65536 bytes.",
@@ -225,7 +230,7 @@ EXAMPLES = [
          ("mode", 1), ("subject", "alice"), ("fingerprint", FP),
          ("claims", '{"role":"admin"}'), ("idempotency_key", b"login-42")]),
      response(OPCODES["issue"], 3, STATUS["ok"], [
-         ("mode", 1), ("session_id", "k3Jf9QzA"), ("session_token", "st.alice.1"),
+         ("mode", 1), ("session_id", ALICE_SID), ("session_token", "st.alice.1"),
          ("expires_at", T0 + 7200), ("max_expires_at", T0 + 43200)])),
 
     ("issue, pair mode",
@@ -234,7 +239,7 @@ EXAMPLES = [
      request(OPCODES["issue"], 4, [
          ("mode", 2), ("subject", "bob"), ("audience", "api"), ("ttl", 900)]),
      response(OPCODES["issue"], 4, STATUS["ok"], [
-         ("mode", 2), ("session_id", "Pw8nR4tE"), ("access_token", "at.bob.1"),
+         ("mode", 2), ("session_id", BOB_SID), ("access_token", "at.bob.1"),
          ("refresh_token", "rt.bob.1"), ("expires_at", T0 + 900),
          ("refresh_expires_at", T0 + 3600), ("max_expires_at", T0 + 43200)])),
 
@@ -243,7 +248,7 @@ EXAMPLES = [
      "so it moves by renew-by (3600 s) to T0 + 10800, and the status is `renewed`.",
      request(OPCODES["verify"], 5, [("token", "st.alice.1"), ("fingerprint", FP)]),
      response(OPCODES["verify"], 5, STATUS["renewed"], [
-         ("mode", 1), ("subject", "alice"), ("session_id", "k3Jf9QzA"),
+         ("mode", 1), ("subject", "alice"), ("session_id", ALICE_SID),
          ("claims_json", ALICE_CLAIMS), ("expires_at", T0 + 10800),
          ("token_expires_at", T0 + 43200), ("renewed", True)])),
 
@@ -251,7 +256,7 @@ EXAMPLES = [
      "At T0 + 600; the pair was issued without a fingerprint, so none is sent.",
      request(OPCODES["verify"], 6, [("token", "at.bob.1")]),
      response(OPCODES["verify"], 6, STATUS["ok"], [
-         ("mode", 2), ("subject", "bob"), ("session_id", "Pw8nR4tE"),
+         ("mode", 2), ("subject", "bob"), ("session_id", BOB_SID),
          ("claims_json", BOB_CLAIMS), ("expires_at", T0 + 900),
          ("token_expires_at", T0 + 900), ("renewed", False)])),
 
@@ -259,7 +264,7 @@ EXAMPLES = [
      "At T0 + 6000: the idle expiry becomes min(T0 + 6000 + 7200, T0 + 43200) = T0 + 13200.",
      request(OPCODES["renew"], 7, [("token", "st.alice.1"), ("fingerprint", FP)]),
      response(OPCODES["renew"], 7, STATUS["renewed"], [
-         ("mode", 1), ("subject", "alice"), ("session_id", "k3Jf9QzA"),
+         ("mode", 1), ("subject", "alice"), ("session_id", ALICE_SID),
          ("claims_json", ALICE_CLAIMS), ("expires_at", T0 + 13200),
          ("token_expires_at", T0 + 43200), ("renewed", True)])),
 
@@ -268,57 +273,68 @@ EXAMPLES = [
      "`rt.bob.1` is now spent.",
      request(OPCODES["refresh"], 8, [("token", "rt.bob.1")]),
      response(OPCODES["refresh"], 8, STATUS["ok"], [
-         ("mode", 2), ("session_id", "Pw8nR4tE"), ("access_token", "at.bob.2"),
+         ("mode", 2), ("session_id", BOB_SID), ("access_token", "at.bob.2"),
          ("refresh_token", "rt.bob.2"), ("expires_at", T0 + 1700),
          ("refresh_expires_at", T0 + 4400), ("max_expires_at", T0 + 43200)])),
 
     ("revoke",
      "By session id (needs the issue role); one session was revoked.",
-     request(OPCODES["revoke"], 9, [("session_id", "k3Jf9QzA")]),
+     request(OPCODES["revoke"], 9, [("session_id", ALICE_SID)]),
      response(OPCODES["revoke"], 9, STATUS["ok"], [("count", 1)])),
 
     ("stats",
-     "A short reply; a real one holds more records.",
+     "At T0 + 7200, after the requests above, from a peer with the admin role; the daemon started at T0. "
+     "Abridged: shown are the first ten records, in the order the daemon writes them; the real reply goes on "
+     "with an `op.<name>` record for every operation and a `status.<name>` record for every status (section 12.8). "
+     "Alice's session is revoked; Bob's family is still held (its refresh token has expired, but it counts until "
+     "the daemon forgets it); the dedup entry of the refresh has expired.",
      request(OPCODES["stats"], 10),
      response(OPCODES["stats"], 10, STATUS["ok"], [
          ("stat", [("name", "sessions_active"), ("value", 0)]),
          ("stat", [("name", "families_active"), ("value", 1)]),
+         ("stat", [("name", "revoked"), ("value", 1)]),
+         ("stat", [("name", "dedup_entries"), ("value", 0)]),
+         ("stat", [("name", "records"), ("value", 2)]),
+         ("stat", [("name", "keys"), ("value", 1)]),
+         ("stat", [("name", "connections"), ("value", 1)]),
+         ("stat", [("name", "connections_total"), ("value", 3)]),
          ("stat", [("name", "uptime_seconds"), ("value", 7200)]),
-         ("stat", [("name", "op.verify"), ("value", 2)]),
-         ("stat", [("name", "status.renewed"), ("value", 2)])])),
+         ("stat", [("name", "requests_total"), ("value", 9)])])),
 
     ("sessions",
-     "A page of at most 2; more remain, so the reply carries next_cursor.",
+     "At T0 + 7200, a page of at most 2, in session-id order: Alice's session (revoked by 17.9) and Bob's family "
+     "(`idle_expired`: its current refresh token expired at T0 + 4400). Other logins remain, so the reply carries "
+     "`next_cursor`, here the session id of the last record.",
      request(OPCODES["sessions"], 11, [("limit", 2)]),
      response(OPCODES["sessions"], 11, STATUS["ok"], [
-         ("session", [("session_id", "k3Jf9QzA"), ("subject", "alice"), ("mode", 1), ("state", 3),
+         ("session", [("session_id", ALICE_SID), ("subject", "alice"), ("mode", 1), ("state", 3),
                       ("created_at", T0), ("expires_at", T0 + 13200), ("max_expires_at", T0 + 43200)]),
-         ("session", [("session_id", "Pw8nR4tE"), ("subject", "bob"), ("mode", 2), ("state", 1),
+         ("session", [("session_id", BOB_SID), ("subject", "bob"), ("mode", 2), ("state", 2),
                       ("created_at", T0), ("expires_at", T0 + 4400), ("max_expires_at", T0 + 43200)]),
-         ("next_cursor", "c:2")])),
+         ("next_cursor", BOB_SID)])),
 
     ("keys_list", "One HMAC key, which signs.",
      request(OPCODES["keys_list"], 12),
      response(OPCODES["keys_list"], 12, STATUS["ok"], [
-         ("key", [("kid", "hs-1"), ("algorithm", "HS256"), ("signing", True), ("created_at", T0 - 86400)])])),
+         ("key", [("kid", KID_1), ("algorithm", "HS256"), ("signing", True), ("created_at", T0 - 86400)])])),
 
     ("keys_jwks", "Only HMAC keys exist, so the set is empty.",
      request(OPCODES["keys_jwks"], 13),
      response(OPCODES["keys_jwks"], 13, STATUS["ok"], [("jwks", '{"keys":[]}')])),
 
-    ("keys_rotate", "The new key signs from now on; `hs-1` keeps verifying.",
+    ("keys_rotate", "At T0 + 7300. The new key signs from now on; the older one keeps verifying the tokens it signed.",
      request(OPCODES["keys_rotate"], 14),
      response(OPCODES["keys_rotate"], 14, STATUS["ok"], [
-         ("key", [("kid", "hs-2"), ("algorithm", "HS256"), ("signing", True), ("created_at", T0 + 7300)])])),
+         ("key", [("kid", KID_2), ("algorithm", "HS256"), ("signing", True), ("created_at", T0 + 7300)])])),
 
     ("error: unknown_operation", "Opcode 0x7f is not an operation; opcode and id are echoed.",
      request(0x7F, 15),
-     response(0x7F, 15, STATUS["unknown_operation"], [("message", "unknown operation 0x7f")])),
+     response(0x7F, 15, STATUS["unknown_operation"], [("message", "unknown operation 127")])),
 
     ("error: unsupported_version", "A request in version 2; the reply is in version 1 and echoes opcode and id.",
      request(OPCODES["ping"], 16, version=2),
      response(OPCODES["ping"], 16, STATUS["unsupported_version"], [
-         ("message", "protocol version 2 is not supported; supported versions: 1")])),
+         ("message", "protocol version 2 is not supported; this daemon speaks 1...1")])),
 
     ("error: bad_request, missing field", "An issue request without subject.",
      request(OPCODES["issue"], 17, [("mode", 1)]),
@@ -333,16 +349,17 @@ EXAMPLES = [
     ("error: a refusal", "Verify of a session that went idle: `session_expired`, with a message and no other fields.",
      request(OPCODES["verify"], 18, [("token", "st.carol.1")]),
      response(OPCODES["verify"], 18, STATUS["session_expired"], [
-         ("message", "the session was idle for longer than its idle TTL")])),
+         ("message", "the session expired after being idle; log in again")])),
 
-    ("error: forbidden", "`stats` from a peer without the admin role.",
+    ("error: forbidden", "`stats` from a peer with uid 1001, which does not have the admin role.",
      request(OPCODES["stats"], 19),
-     response(OPCODES["stats"], 19, STATUS["forbidden"], [("message", "stats needs the admin role")])),
+     response(OPCODES["stats"], 19, STATUS["forbidden"], [("message", "uid 1001 may not stats")])),
 
     ("error: too_large",
-     "The client announces a body of 100000 bytes (above 65536). The daemon answers as soon as it has "
-     "read the 4-byte length, never reads the body, and closes the connection. Shown: the length "
-     "prefix and the first 6 body bytes the client sent.",
+     "The client announces a body of 100000 bytes (above 65536). The daemon replies as soon as it has "
+     "read the 4-byte length, never reads the body, and closes the connection once it has also answered "
+     "the requests it received before (section 4.3). Shown: the length prefix and the first 6 body bytes "
+     "the client sent.",
      struct.pack(">I", 100000) + struct.pack(">BBI", 1, OPCODES["issue"], 20),
      response(0, 0, STATUS["too_large"], [("message", "frame of 100000 bytes exceeds the maximum of 65536")])),
 

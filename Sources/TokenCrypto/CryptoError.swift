@@ -17,6 +17,9 @@ public struct CryptoError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let invalidSignature = Code("invalid_signature")
         /// The key cannot perform the operation (a public key asked to sign).
         public static let unsupportedOperation = Code("unsupported_operation")
+        /// Sealed data does not authenticate: a wrong key or associated data, a changed byte,
+        /// or input too short to hold a nonce and a tag.
+        public static let authenticationFailure = Code("authentication_failure")
 
         public var description: String { name }
     }

@@ -17,8 +17,10 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let keysList = Opcode(0x12)
     public static let keysJWKS = Opcode(0x13)
     public static let keysRotate = Opcode(0x14)
+    /// Write a snapshot of the state now (admin).
+    public static let snapshot = Opcode(0x15)
 
-    public static let known: [Opcode] = [.hello, .ping, .issue, .verify, .renew, .refresh, .revoke, .stats, .sessions, .keysList, .keysJWKS, .keysRotate]
+    public static let known: [Opcode] = [.hello, .ping, .issue, .verify, .renew, .refresh, .revoke, .stats, .sessions, .keysList, .keysJWKS, .keysRotate, .snapshot]
 
     /// Lower snake case, as the spec and logs name it.
     public var name: String {
@@ -35,6 +37,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
         case .keysList: "keys_list"
         case .keysJWKS: "keys_jwks"
         case .keysRotate: "keys_rotate"
+        case .snapshot: "snapshot"
         default: "unknown_\(rawValue)"
         }
     }
@@ -44,5 +47,5 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     /// Operations that mint tokens or change state on a caller's behalf (issue role).
     public var needsIssueRole: Bool { self == .issue }
     /// Operations for operators only (admin role).
-    public var needsAdminRole: Bool { [.stats, .sessions, .keysList, .keysRotate].contains(self) }
+    public var needsAdminRole: Bool { [.stats, .sessions, .keysList, .keysRotate, .snapshot].contains(self) }
 }

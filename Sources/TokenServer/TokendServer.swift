@@ -16,6 +16,7 @@ public final class TokendServer: Service, Sendable {
     public let configuration: TokendConfiguration
     public let service: TokenService
     private let store: EmbeddedStore
+    private let snapshots: SnapshotScheduler
     private let logger: Logger
     private let group: any EventLoopGroup
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
@@ -31,9 +32,15 @@ public final class TokendServer: Service, Sendable {
         let (entries, secret) = try directory.loadOrCreate(algorithm: configuration.algorithm, now: clock.now(), logger: logger)
         let keys = SigningKeys(directory: directory, entries: entries, policy: JWTValidationPolicy(leeway: configuration.leeway))
         let policy = RenewalPolicy(renewBelow: configuration.renewBelow, renewBy: configuration.renewBy, dedupWindow: configuration.dedupWindow)
-        store = EmbeddedStore(policy: policy, clock: clock)
+        let persistence = EmbeddedStore.Persistence(directory: configuration.stateDirectory, fsync: configuration.fsync, repair: configuration.repair)
+        do {
+            store = try EmbeddedStore(policy: policy, clock: clock, persistence: persistence, logger: logger)
+        } catch let error as PersistenceError {
+            throw ConfigurationError(error.description)
+        }
+        snapshots = SnapshotScheduler(store: store, configuration: configuration, logger: logger)
         service = TokenService(configuration: configuration, store: store, keys: keys, digester: try Digester(secret: secret),
-                               clock: clock, logger: logger)
+                               clock: clock, logger: logger, snapshots: snapshots)
         logger.info("keys loaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)", "key.alg": "\(keys.signingKey.algorithm.name)"])
     }
 
@@ -54,8 +61,10 @@ public final class TokendServer: Service, Sendable {
             try? await channel.close()
             throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
         }
-        let sweeper = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [store] _ in
+        if store.replayedJournal { snapshots.request() }
+        let sweeper = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [store, snapshots] _ in
             store.sweep()
+            snapshots.tick()
         }
         logger.notice("tokend listening", metadata: ["socket.path": "\(path)", "socket.mode": "\(String(configuration.socketMode, radix: 8))"])
         await withGracefulShutdownHandler {
@@ -67,6 +76,9 @@ public final class TokendServer: Service, Sendable {
         sweeper.cancel()
         await drainConnections()
         unlink(path)
+        // A clean stop leaves a snapshot and an empty journal: the next start replays nothing.
+        await snapshots.finish()
+        store.close()
         logger.notice("tokend stopped")
     }
 

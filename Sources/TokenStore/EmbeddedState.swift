@@ -10,6 +10,10 @@ struct EmbeddedState {
     private var dedupOrder: [Digest128] = []
     private var dedupHead = 0
     private(set) var counts = Counts()
+    /// Changes made since the owner last took them, for the journal.
+    var changes: [JournalRecord] = []
+    /// Whether to record changes at all (off while replaying).
+    var recordsChanges = true
 
     struct Counts: Hashable {
         var sessions = 0
@@ -68,37 +72,68 @@ struct EmbeddedState {
         return record
     }
 
-    private mutating func insertDedup(_ digest: Digest128, _ entry: DedupEntry) {
-        if dedup.updateValue(entry, forKey: digest) == nil { dedupOrder.append(digest) }
+    private mutating func insertDedup(_ put: JournalRecord.DedupPut, now: Int64) {
+        guard put.entry.expiresAt > now else { return }
+        if dedup.updateValue(put.entry, forKey: put.digest) == nil { dedupOrder.append(put.digest) }
     }
 
-    private mutating func revoke(_ key: SessionKey) -> Bool {
-        guard var record = logins[key], !record.revoked else { return false }
-        adjustCounts(record, by: -1)
-        record.revoked = true
-        adjustCounts(record, by: 1)
-        logins[key] = record
+    private mutating func revoke(_ key: SessionKey, now: Int64) -> Bool {
+        guard let record = logins[key], !record.revoked else { return false }
+        apply(.revoke(key), now: now)
         return true
     }
 
     // MARK: Operations
 
     mutating func create(_ login: NewLogin, now: Int64) -> CreateOutcome {
-        if let idempotencyKey = login.idempotencyKey, let entry = dedup[idempotencyKey], now < entry.expiresAt {
-            return entry.requestDigest == login.requestDigest ? .existing(entry.result) : .conflict
+        if let idempotency = login.idempotency, let entry = dedup[idempotency.key], now < entry.expiresAt {
+            return entry.requestDigest == idempotency.requestDigest ? .existing(entry.sealed) : .conflict
         }
-        if let previous = logins.updateValue(login.record, forKey: login.key) {
-            // A 128-bit random key collided: keep the books straight all the same.
-            adjustCounts(previous, by: -1)
+        let dedup = login.idempotency.map {
+            JournalRecord.DedupPut(digest: $0.key, entry: DedupEntry(sealed: $0.sealed, fingerprint: login.record.fingerprint,
+                                                                       requestDigest: $0.requestDigest, expiresAt: now + policy.dedupWindow))
         }
-        adjustCounts(login.record, by: 1)
-        bySubject[login.record.subject, default: []].insert(login.key)
-        loginExpiry.insert(login.key, at: login.record.maxExpiresAt + policy.tombstoneGrace)
-        if let idempotencyKey = login.idempotencyKey {
-            insertDedup(idempotencyKey, DedupEntry(result: login.issued, fingerprint: login.record.fingerprint,
-                                                   requestDigest: login.requestDigest, expiresAt: now + policy.dedupWindow))
-        }
+        apply(.putLogin(login.key, login.record, dedup: dedup), now: now)
         return .created
+    }
+
+    /// Applies a change: every mutation goes through here, live or replayed, so replay
+    /// rebuilds exactly the state the journal describes.
+    mutating func apply(_ change: JournalRecord, now: Int64) {
+        switch change {
+        case .putLogin(let key, let record, let dedup):
+            if let previous = logins.updateValue(record, forKey: key) {
+                adjustCounts(previous, by: -1)
+            } else {
+                bySubject[record.subject, default: []].insert(key)
+                loginExpiry.insert(key, at: record.maxExpiresAt + policy.tombstoneGrace)
+            }
+            adjustCounts(record, by: 1)
+            if let dedup { insertDedup(dedup, now: now) }
+        case .setExpiry(let key, let expiresAt):
+            logins[key]?.expiresAt = expiresAt
+        case .rotate(let key, let refreshID, let expiresAt, let dedup):
+            if var record = logins[key] {
+                record.currentRefreshID = refreshID
+                record.expiresAt = expiresAt
+                logins[key] = record
+            }
+            insertDedup(dedup, now: now)
+        case .revoke(let key):
+            guard var record = logins[key], !record.revoked else { return }
+            adjustCounts(record, by: -1)
+            record.revoked = true
+            adjustCounts(record, by: 1)
+            logins[key] = record
+        case .putDedup(let dedup):
+            insertDedup(dedup, now: now)
+        }
+        if recordsChanges { changes.append(change) }
+    }
+
+    /// Every login and live dedup entry as records, for a snapshot.
+    func snapshotRecords(now: Int64) -> (logins: [(SessionKey, LoginRecord)], dedup: [JournalRecord.DedupPut]) {
+        (logins.map { ($0.key, $0.value) }, dedup.compactMap { $0.value.expiresAt > now ? JournalRecord.DedupPut(digest: $0.key, entry: $0.value) : nil })
     }
 
     mutating func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, now: Int64) -> SessionOutcome {
@@ -119,7 +154,7 @@ struct EmbeddedState {
         let renewed = target > record.expiresAt
         if renewed {
             record.expiresAt = target
-            logins[key] = record
+            apply(.setExpiry(key, target), now: now)
         }
         return .active(LoginInfo(subject: record.subject, expiresAt: record.expiresAt, maxExpiresAt: record.maxExpiresAt), renewed: renewed)
     }
@@ -134,7 +169,7 @@ struct EmbeddedState {
     }
 
     mutating func rotate(_ rotation: Rotation, now: Int64) -> RotationOutcome {
-        guard var record = live(rotation.family, now: now), record.kind == .family else { return .unknown }
+        guard let record = live(rotation.family, now: now), record.kind == .family else { return .unknown }
         guard !record.revoked else { return .revoked }
         guard now < record.maxExpiresAt else { return .maxLifetimeReached }
         guard record.accepts(rotation.fingerprint) else { return .fingerprintMismatch }
@@ -142,30 +177,29 @@ struct EmbeddedState {
             // The same pair goes back only to the fingerprint the first rotation came from,
             // bound family or not.
             guard Digest128.constantTimeEquals(entry.fingerprint, rotation.fingerprint) else { return .fingerprintMismatch }
-            return .deduplicated(entry.result)
+            return .deduplicated(entry.sealed)
         }
         guard record.currentRefreshID == rotation.presentedRefreshID else {
             // RFC 9700 §4.14.2: a spent refresh token is a stolen one; end the family.
-            _ = revoke(rotation.family)
+            _ = revoke(rotation.family, now: now)
             return .reuseDetected
         }
-        record.currentRefreshID = rotation.newRefreshID
-        record.expiresAt = rotation.newRefreshExpiresAt
-        logins[rotation.family] = record
-        insertDedup(rotation.presentedDigest, DedupEntry(result: rotation.candidate, fingerprint: rotation.fingerprint,
-                                                         requestDigest: nil, expiresAt: now + policy.dedupWindow))
-        return .rotated(rotation.candidate)
+        let entry = DedupEntry(sealed: rotation.sealedCandidate, fingerprint: rotation.fingerprint, requestDigest: nil,
+                               expiresAt: now + policy.dedupWindow)
+        apply(.rotate(rotation.family, refreshID: rotation.newRefreshID, expiresAt: rotation.newRefreshExpiresAt,
+                      dedup: JournalRecord.DedupPut(digest: rotation.presentedDigest, entry: entry)), now: now)
+        return .rotated
     }
 
     mutating func revoke(_ target: RevokeTarget, now: Int64) -> Int? {
         switch target {
         case .login(let key):
             guard live(key, now: now) != nil else { return nil }
-            return revoke(key) ? 1 : 0
+            return revoke(key, now: now) ? 1 : 0
         case .subject(let subject):
             var count = 0
             for key in bySubject[subject] ?? [] where live(key, now: now) != nil {
-                if revoke(key) { count += 1 }
+                if revoke(key, now: now) { count += 1 }
             }
             return count
         }

@@ -1,26 +1,89 @@
+import Foundation
+import Logging
 import NIOCore
 import Synchronization
 
-/// The default store: all state in this process's memory.
+/// The default store: all state in this process's memory, persisted to a snapshot and a
+/// journal in the state directory when one is given.
 ///
 /// Threading: the state lives behind one mutex and every operation is one short critical
 /// section, called from whichever event-loop thread serves the request. Nothing is done
-/// under the lock but table lookups and updates: signing and verification happen outside.
+/// under the lock but table lookups and updates and queueing the change for the journal:
+/// signing, verification and all file I/O happen elsewhere (the journal on its own thread,
+/// snapshots on the caller's). A change's reply waits until its journal record is written.
 public final class EmbeddedStore: TokenStateStore {
-    private let state: Mutex<EmbeddedState>
-    public let clock: any TokenClock
-
-    public init(policy: RenewalPolicy = RenewalPolicy(), clock: any TokenClock = SystemClock()) {
-        self.clock = clock
-        self.state = Mutex(EmbeddedState(policy: policy, now: clock.now()))
+    private struct Guarded {
+        var state: EmbeddedState
+        var nextSequence: UInt64
+        var changesSinceSnapshot = 0
     }
 
-    private func withState<R: Sendable>(_ body: (inout EmbeddedState, Int64) -> R) -> R {
-        let now = clock.now()
-        return state.withLock { state in
-            state.expire(now: now, budget: 256)
-            return body(&state, now)
+    private let guarded: Mutex<Guarded>
+    private let snapshotting = Mutex(false)
+    public let clock: any TokenClock
+    private let persistence: Persistence?
+    private let logger: Logger
+
+    /// Where and how state is persisted.
+    public struct Persistence: Sendable {
+        public var directory: String
+        public var fsync: FsyncPolicy
+        /// Start even when a file is damaged: keep the valid part, move the file aside.
+        public var repair: Bool
+
+        public init(directory: String, fsync: FsyncPolicy = .everysec, repair: Bool = false) {
+            self.directory = directory
+            self.fsync = fsync
+            self.repair = repair
         }
+    }
+
+    private let journal: JournalWriter?
+    /// Whether the loaded state came partly from journals.
+    public let replayedJournal: Bool
+
+    /// A store in memory only (tests, benchmarks).
+    public convenience init(policy: RenewalPolicy = RenewalPolicy(), clock: any TokenClock = SystemClock()) {
+        try! self.init(policy: policy, clock: clock, persistence: nil, logger: Logger(label: "tokend.store"))
+    }
+
+    /// Loads the persisted state (when `persistence` is given) and opens a new journal.
+    public init(policy: RenewalPolicy, clock: any TokenClock, persistence: Persistence?, logger: Logger) throws {
+        self.clock = clock
+        self.persistence = persistence
+        self.logger = logger
+        let now = clock.now()
+        if let persistence {
+            let loaded = try StateLoader.load(directory: persistence.directory, policy: policy, now: now, repair: persistence.repair, logger: logger)
+            let journal = JournalWriter(directory: persistence.directory, policy: persistence.fsync, logger: logger)
+            try journal.start(sequence: loaded.nextSequence, createdAt: now)
+            self.journal = journal
+            self.replayedJournal = loaded.replayedJournal
+            guarded = Mutex(Guarded(state: loaded.state, nextSequence: loaded.nextSequence + 1))
+        } else {
+            var state = EmbeddedState(policy: policy, now: now)
+            state.recordsChanges = false
+            journal = nil
+            replayedJournal = false
+            guarded = Mutex(Guarded(state: state, nextSequence: 1))
+        }
+    }
+
+    /// Runs `body` on the state; the reply waits for the journal when it changed anything.
+    private func run<R: Sendable>(on eventLoop: any EventLoop, _ body: (inout EmbeddedState, Int64) -> R) -> EventLoopFuture<R> {
+        let now = clock.now()
+        let journal = journal
+        let (result, ticket) = guarded.withLock { guarded -> (R, UInt64?) in
+            guarded.state.expire(now: now, budget: 256)
+            let result = body(&guarded.state, now)
+            guard let journal, !guarded.state.changes.isEmpty else { return (result, nil) }
+            guarded.changesSinceSnapshot += guarded.state.changes.count
+            let ticket = journal.append(guarded.state.changes)
+            guarded.state.changes.removeAll(keepingCapacity: true)
+            return (result, ticket)
+        }
+        guard let ticket, let journal else { return eventLoop.makeSucceededFuture(result) }
+        return journal.whenWritten(ticket, on: eventLoop).map { result }
     }
 
     /// Drops what has expired, at most `budget` logins; the server calls this every second so
@@ -28,34 +91,80 @@ public final class EmbeddedStore: TokenStateStore {
     @discardableResult
     public func sweep(budget: Int = 10_000) -> Int {
         let now = clock.now()
-        return state.withLock { $0.expire(now: now, budget: budget) }
+        return guarded.withLock { $0.state.expire(now: now, budget: budget) }
+    }
+
+    /// Changes since the last snapshot.
+    public var changesSinceSnapshot: Int { guarded.withLock { $0.changesSinceSnapshot } }
+
+    public struct SnapshotReport: Sendable {
+        public var records: Int
+        public var bytes: Int
+        public var seconds: Double
+    }
+
+    /// Writes a snapshot of the current state and removes the journals it covers. Serving
+    /// goes on meanwhile: the state is copied (copy-on-write) and the journal switched to a
+    /// new file under the lock; the file is written outside it. Blocking: call it off the
+    /// event loops. Returns nil when the store is not persistent or a snapshot is under way.
+    public func snapshot() throws -> SnapshotReport? {
+        guard let persistence, let journal else { return nil }
+        guard snapshotting.withLock({ running in
+            if running { return false }
+            running = true
+            return true
+        }) else { return nil }
+        defer { snapshotting.withLock { $0 = false } }
+        let started = ContinuousClock.now
+        let now = clock.now()
+        let (copy, sequence) = guarded.withLock { guarded -> (EmbeddedState, UInt64) in
+            let sequence = guarded.nextSequence
+            guarded.nextSequence += 1
+            guarded.changesSinceSnapshot = 0
+            journal.switchTo(sequence: sequence, createdAt: now)
+            return (guarded.state, sequence)
+        }
+        let written = try SnapshotFile.write(copy, directory: persistence.directory, sequence: sequence, now: now)
+        for old in try StateLoader.journalSequences(persistence.directory) where old < sequence {
+            try? FileManager.default.removeItem(atPath: JournalWriter.path(directory: persistence.directory, sequence: old))
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        logger.info("snapshot written", metadata: ["snapshot.records": "\(written.records)", "snapshot.bytes": "\(written.bytes)",
+                                                   "snapshot.seconds": "\(String(format: "%.3f", seconds))"])
+        return SnapshotReport(records: written.records, bytes: written.bytes, seconds: seconds)
+    }
+
+    /// Flushes and stops the journal (after the final snapshot, at shutdown).
+    public func close() {
+        journal?.stop()
     }
 
     public func create(_ login: NewLogin, on eventLoop: any EventLoop) -> EventLoopFuture<CreateOutcome> {
-        eventLoop.makeSucceededFuture(withState { $0.create(login, now: $1) })
+        run(on: eventLoop) { $0.create(login, now: $1) }
     }
 
     public func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome> {
-        eventLoop.makeSucceededFuture(withState { $0.touchSession(key, fingerprint: fingerprint, explicit: explicit, now: $1) })
+        run(on: eventLoop) { $0.touchSession(key, fingerprint: fingerprint, explicit: explicit, now: $1) }
     }
 
     public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
-        eventLoop.makeSucceededFuture(withState { $0.checkFamily(key, fingerprint: fingerprint, now: $1) })
+        run(on: eventLoop) { $0.checkFamily(key, fingerprint: fingerprint, now: $1) }
     }
 
     public func rotate(_ rotation: Rotation, on eventLoop: any EventLoop) -> EventLoopFuture<RotationOutcome> {
-        eventLoop.makeSucceededFuture(withState { $0.rotate(rotation, now: $1) })
+        run(on: eventLoop) { $0.rotate(rotation, now: $1) }
     }
 
     public func revoke(_ target: RevokeTarget, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        eventLoop.makeSucceededFuture(withState { $0.revoke(target, now: $1) })
+        run(on: eventLoop) { $0.revoke(target, now: $1) }
     }
 
     public func list(_ query: ListQuery, on eventLoop: any EventLoop) -> EventLoopFuture<ListPage> {
-        eventLoop.makeSucceededFuture(withState { $0.list(query, now: $1) })
+        run(on: eventLoop) { $0.list(query, now: $1) }
     }
 
     public func statistics(on eventLoop: any EventLoop) -> EventLoopFuture<StoreStatistics> {
-        eventLoop.makeSucceededFuture(withState { state, _ in state.statistics })
+        run(on: eventLoop) { state, _ in state.statistics }
     }
 }

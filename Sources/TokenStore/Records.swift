@@ -51,35 +51,22 @@ public struct LoginRecord: Sendable, Hashable {
     }
 }
 
-/// Tokens the daemon handed out, kept for the dedup window so that a repeated refresh or
-/// idempotent issue gets the very same bytes back.
-public struct IssuedTokens: Sendable, Hashable {
-    public var key: SessionKey
-    public var kind: LoginKind
-    /// The session token, or the access token of a pair.
-    public var token: String
-    public var refreshToken: String?
-    /// Session: idle expiry; pair: access token `exp`.
-    public var expiresAt: Int64
-    public var refreshExpiresAt: Int64?
-    public var maxExpiresAt: Int64
-
-    public init(key: SessionKey, kind: LoginKind, token: String, refreshToken: String?, expiresAt: Int64, refreshExpiresAt: Int64?, maxExpiresAt: Int64) {
-        self.key = key
-        self.kind = kind
-        self.token = token
-        self.refreshToken = refreshToken
-        self.expiresAt = expiresAt
-        self.refreshExpiresAt = refreshExpiresAt
-        self.maxExpiresAt = maxExpiresAt
-    }
-}
-
 /// A dedup-map entry: what a refresh (or an idempotent issue) produced, and for whom.
+///
+/// The tokens are sealed (AES-256-GCM) under a key derived from what the repeating caller
+/// presents again: the old refresh token, or the subject and idempotency key. The store, the
+/// snapshot and the journal hold only the sealed bytes, never a usable token.
 public struct DedupEntry: Sendable, Hashable {
-    public var result: IssuedTokens
+    public var sealed: [UInt8]
     public var fingerprint: Digest128?
     /// Idempotent issue only: a digest of the request, to refuse a key reused for another one.
     public var requestDigest: Digest128?
     public var expiresAt: Int64
+
+    public init(sealed: [UInt8], fingerprint: Digest128?, requestDigest: Digest128?, expiresAt: Int64) {
+        self.sealed = sealed
+        self.fingerprint = fingerprint
+        self.requestDigest = requestDigest
+        self.expiresAt = expiresAt
+    }
 }

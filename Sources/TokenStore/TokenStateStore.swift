@@ -37,26 +37,35 @@ public protocol TokenStateStore: Sendable {
 public struct NewLogin: Sendable {
     public var key: SessionKey
     public var record: LoginRecord
-    /// The tokens issued for it, kept for idempotent repeats.
-    public var issued: IssuedTokens
-    /// Digest of subject and idempotency key, when the caller gave one.
-    public var idempotencyKey: Digest128?
-    /// Digest of the request's parameters, to detect a key reused for another request.
-    public var requestDigest: Digest128?
+    /// Present when the caller gave an idempotency key.
+    public var idempotency: Idempotency?
 
-    public init(key: SessionKey, record: LoginRecord, issued: IssuedTokens, idempotencyKey: Digest128? = nil, requestDigest: Digest128? = nil) {
+    public struct Idempotency: Sendable {
+        /// Digest of subject and idempotency key: the dedup map's key.
+        public var key: Digest128
+        /// Digest of the request's parameters, to detect a key reused for another request.
+        public var requestDigest: Digest128
+        /// The issued tokens, sealed, for repeats.
+        public var sealed: [UInt8]
+
+        public init(key: Digest128, requestDigest: Digest128, sealed: [UInt8]) {
+            self.key = key
+            self.requestDigest = requestDigest
+            self.sealed = sealed
+        }
+    }
+
+    public init(key: SessionKey, record: LoginRecord, idempotency: Idempotency? = nil) {
         self.key = key
         self.record = record
-        self.issued = issued
-        self.idempotencyKey = idempotencyKey
-        self.requestDigest = requestDigest
+        self.idempotency = idempotency
     }
 }
 
 public enum CreateOutcome: Sendable, Hashable {
     case created
-    /// An idempotent repeat: the tokens of the first request.
-    case existing(IssuedTokens)
+    /// An idempotent repeat: the sealed tokens of the first request.
+    case existing([UInt8])
     /// The idempotency key was used for a different request.
     case conflict
 }
@@ -98,25 +107,26 @@ public struct Rotation: Sendable {
     public var fingerprint: Digest128?
     public var newRefreshID: SessionKey
     public var newRefreshExpiresAt: Int64
-    public var candidate: IssuedTokens
+    /// The new pair, sealed, kept for repeats within the dedup window.
+    public var sealedCandidate: [UInt8]
 
     public init(family: SessionKey, presentedRefreshID: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?,
-                newRefreshID: SessionKey, newRefreshExpiresAt: Int64, candidate: IssuedTokens) {
+                newRefreshID: SessionKey, newRefreshExpiresAt: Int64, sealedCandidate: [UInt8]) {
         self.family = family
         self.presentedRefreshID = presentedRefreshID
         self.presentedDigest = presentedDigest
         self.fingerprint = fingerprint
         self.newRefreshID = newRefreshID
         self.newRefreshExpiresAt = newRefreshExpiresAt
-        self.candidate = candidate
+        self.sealedCandidate = sealedCandidate
     }
 }
 
 public enum RotationOutcome: Sendable, Hashable {
     /// The candidate pair is now the family's.
-    case rotated(IssuedTokens)
-    /// A repeat within the dedup window: the pair the first rotation produced.
-    case deduplicated(IssuedTokens)
+    case rotated
+    /// A repeat within the dedup window: the sealed pair the first rotation produced.
+    case deduplicated([UInt8])
     /// A spent refresh token after the window: the family has been revoked.
     case reuseDetected
     case revoked

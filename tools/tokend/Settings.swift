@@ -3,6 +3,7 @@ import Logging
 import TokenJWT
 import TokenProtocol
 import TokenServer
+import TokenStore
 
 /// Resolves each option from flag, environment, config file and default, in that order.
 struct Settings {
@@ -19,6 +20,8 @@ struct Settings {
             "issue-uids": command.issueUids, "issue-gids": command.issueGids, "admin-uids": command.adminUids,
             "admin-gids": command.adminGids, "max-frame-size": command.maxFrameSize, "max-connections": command.maxConnections,
             "max-in-flight": command.maxInFlight, "idle-timeout": command.idleTimeout, "log-level": command.logLevel,
+            "fsync": command.fsync, "snapshot-interval": command.snapshotInterval, "snapshot-changes": command.snapshotChanges,
+            "repair": command.repair ? "true" : nil,
         ]
         let configPath = command.config ?? environment["TOKEND_CONFIG"]
         if let configPath {
@@ -106,6 +109,18 @@ struct Settings {
         try integer("max-frame-size", into: &configuration.maxFrameSize, minimum: 64)
         try integer("max-connections", into: &configuration.maxConnections)
         try integer("max-in-flight", into: &configuration.maxInFlight)
+        try seconds("snapshot-interval", into: &configuration.snapshotInterval, minimum: 0)
+        try integer("snapshot-changes", into: &configuration.snapshotChanges, minimum: 0)
+        if let fsync = values["fsync"] {
+            guard let policy = FsyncPolicy(rawValue: fsync) else {
+                throw SettingsError("\(sources["fsync"]!): \"\(fsync)\" is not always, everysec or no")
+            }
+            configuration.fsync = policy
+        }
+        if let repair = values["repair"] {
+            guard let flag = Bool(repair) else { throw SettingsError("\(sources["repair"]!): \"\(repair)\" is not true or false") }
+            configuration.repair = flag
+        }
         return configuration
     }
 

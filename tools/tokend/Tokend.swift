@@ -47,6 +47,10 @@ struct Tokend: AsyncParsableCommand {
     @Option(help: "Most requests in flight per connection before reading pauses. Default 256.") var maxInFlight: String?
     @Option(help: "Close connections idle this long; 0 disables. Default 5m.") var idleTimeout: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical. Default info.") var logLevel: String?
+    @Option(help: "When the journal reaches the disk: always (before each reply, shared by concurrent requests), everysec or no. Default everysec.") var fsync: String?
+    @Option(help: "Write a snapshot this often when anything changed; 0 disables. Default 5m.") var snapshotInterval: String?
+    @Option(help: "Write a snapshot after this many changes; 0 disables. Default 100000.") var snapshotChanges: String?
+    @Flag(help: "Start despite damaged state files: keep the valid part and move the damaged file aside as *.broken.") var repair = false
 
     func run() async throws {
         let configuration: TokendConfiguration

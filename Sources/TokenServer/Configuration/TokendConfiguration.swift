@@ -1,4 +1,5 @@
 import TokenJWT
+import TokenStore
 
 /// Everything tokend is told at start-up. Defaults follow DESIGN.md.
 public struct TokendConfiguration: Sendable {
@@ -36,6 +37,15 @@ public struct TokendConfiguration: Sendable {
     /// Peers allowed admin operations (stats, sessions, keys). nil: the daemon's own uid and root.
     public var adminUIDs: [UInt32]?
     public var adminGIDs: [UInt32] = []
+
+    /// When the journal reaches the disk: `always`, `everysec` or `no`.
+    public var fsync: FsyncPolicy = .everysec
+    /// A snapshot is written this often when anything changed (seconds; 0 disables)...
+    public var snapshotInterval: Int64 = 300
+    /// ...and after this many changes, whichever comes first (0 disables).
+    public var snapshotChanges: Int = 100_000
+    /// Start despite damaged state files: keep the valid part, move the damaged file aside.
+    public var repair: Bool = false
 
     /// The largest request frame body accepted, in bytes.
     public var maxFrameSize: Int = 64 * 1024

@@ -25,6 +25,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var reading = true
     /// Set at shutdown and after `too_large`: answer what was received, then close.
     private var draining = false
+    /// The last response written, so that a draining connection closes only once it is out.
+    private var lastWrite: EventLoopFuture<Void>?
 
     init(service: TokenService, peer: PeerCredentials, maxInFlight: Int, logger: Logger) {
         self.service = service
@@ -53,7 +55,12 @@ final class ConnectionHandler: ChannelInboundHandler {
             start(request, context: context)
         }
         updateReading(context: context)
-        if draining, inFlight == 0, queued.isEmpty { context.close(promise: nil) }
+        if draining, inFlight == 0, queued.isEmpty { closeAfterWrites(context: context) }
+    }
+
+    private func closeAfterWrites(context: ChannelHandlerContext) {
+        guard let lastWrite else { return context.close(promise: nil) }
+        lastWrite.whenComplete { _ in context.close(promise: nil) }
     }
 
     private func start(_ request: Request, context: ChannelHandlerContext) {
@@ -77,7 +84,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func write(_ response: Response, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         var buffer = context.channel.allocator.buffer(capacity: Response.headerLength + 4 + response.fields.encodedLength)
         buffer.writeFrame(response)
-        return context.writeAndFlush(wrapOutboundOut(buffer))
+        let written = context.writeAndFlush(wrapOutboundOut(buffer))
+        lastWrite = written
+        return written
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -120,8 +129,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             draining = true
             startQueued(context: context)
         case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
-            if inFlight == 0, queued.isEmpty {
-                logger.debug("closing idle connection")
+            // Nothing in flight: either nothing was asked, or requests wait because the
+            // client stopped reading its responses. Both end here.
+            if inFlight == 0 {
+                logger.debug("closing idle connection", metadata: ["requests.queued": "\(queued.count)"])
                 context.close(promise: nil)
             }
         default:

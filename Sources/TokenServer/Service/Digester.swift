@@ -12,13 +12,22 @@ struct Digester: Sendable {
     }
 
     func digest(_ label: String, _ parts: [[UInt8]]) -> Digest128 {
+        Digest128(prefixOf: mac(label, parts))
+    }
+
+    /// A 256-bit key for sealing what a repeat of the same request may read back.
+    func sealKey(_ label: String, _ parts: [[UInt8]]) -> [UInt8] {
+        mac(label, parts)
+    }
+
+    private func mac(_ label: String, _ parts: [[UInt8]]) -> [UInt8] {
         var message = Array(label.utf8)
         for part in parts {
             // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
             withUnsafeBytes(of: UInt32(part.count).bigEndian) { message.append(contentsOf: $0) }
             message.append(contentsOf: part)
         }
-        return Digest128(prefixOf: key.authenticationCode(for: message))
+        return key.authenticationCode(for: message)
     }
 
     /// nil for an empty fingerprint: the login is not bound to a client.

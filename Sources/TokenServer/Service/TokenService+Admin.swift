@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import TokenProtocol
 import TokenStore
@@ -115,5 +116,23 @@ extension TokenService {
             logger.error("key rotation failed", metadata: ["error": "\(error)"])
             return .refused(.internalError, "key rotation failed: \(error)")
         }
+    }
+}
+
+extension TokenService {
+    /// Writes a snapshot now and answers when it is durable.
+    func snapshot(on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
+        guard let snapshots else { return eventLoop.makeSucceededFuture(.refused(.internalError, "this daemon keeps no state files")) }
+        let promise = eventLoop.makePromise(of: Outcome.self)
+        promise.completeWithTask {
+            guard let report = try await snapshots.writeNow() else {
+                return .refused(.internalError, "a snapshot is already being written; try again")
+            }
+            var fields = Fields()
+            fields.append(.count, uint64: UInt64(report.records))
+            fields.append(.message, string: "snapshot written: \(report.records) records, \(report.bytes) bytes in \(String(format: "%.3f", report.seconds)) s")
+            return .ok(fields)
+        }
+        return promise.futureResult
     }
 }

@@ -56,20 +56,33 @@ extension TokenService {
         for token in [issued.token, issued.refreshToken].compactMap({ $0 }) where token.utf8.count > FieldLimits.token {
             throw .badRequest("the claims make a token of \(token.utf8.count) bytes, over the \(FieldLimits.token)-byte limit on tokens")
         }
-        var login = NewLogin(key: key, record: record, issued: issued)
+        var login = NewLogin(key: key, record: record)
+        var sealKey: [UInt8] = []
         if let idempotencyKey = request.idempotencyKey {
-            login.idempotencyKey = digester.digest("tokend.idempotency.v1", [Array(request.subject.utf8), idempotencyKey])
-            login.requestDigest = digester.digest("tokend.issue-request.v1", [
-                [request.mode.rawValue], request.fingerprint, Array((request.audience ?? "").utf8), Array((request.claims ?? "").utf8),
+            let parts = [Array(request.subject.utf8), idempotencyKey]
+            sealKey = digester.sealKey("tokend.idempotency-seal.v1", parts)
+            let requestDigest = digester.digest("tokend.issue-request.v1", [
+                // Absent and empty differ: a presence byte before each optional text.
+                [request.mode.rawValue], request.fingerprint,
+                request.audience.map { [1] + Array($0.utf8) } ?? [0], request.claims.map { [1] + Array($0.utf8) } ?? [0],
                 Array("\(request.ttl ?? 0)/\(request.refreshTTL ?? 0)/\(request.maxLifetime ?? 0)".utf8),
             ])
+            do {
+                login.idempotency = .init(key: digester.digest("tokend.idempotency.v1", parts), requestDigest: requestDigest,
+                                          sealed: try issued.sealed(with: sealKey))
+            } catch {
+                throw ProtocolError(.internalError, "sealing failed")
+            }
         }
         return store.create(login, on: eventLoop).map { outcome in
             switch outcome {
             case .created:
                 self.logger.debug("issued", metadata: ["session.id": "\(key)", "session.mode": "\(request.mode.name)"])
                 return .ok(Self.result(issued).fields)
-            case .existing(let earlier):
+            case .existing(let sealed):
+                guard let earlier = try? IssuedTokens(sealed: sealed, key: sealKey) else {
+                    return .refused(.internalError, "the earlier result could not be read back")
+                }
                 return .ok(Self.result(earlier).fields)
             case .conflict:
                 return .refused(.badRequest, "this idempotency key was already used for a different request")

@@ -133,12 +133,26 @@ extension TokenService {
             } catch {
                 return eventLoop.makeFailedFuture(error)
             }
+            // Only a caller presenting this same refresh token can derive the key that opens
+            // the pair kept for repeats.
+            let sealKey = self.digester.sealKey("tokend.refresh-seal.v1", [Array(request.token.utf8)])
+            let sealed: [UInt8]
+            do {
+                sealed = try candidate.sealed(with: sealKey)
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
             let rotation = Rotation(family: presented.key, presentedRefreshID: refreshID, presentedDigest: self.digester.refreshToken(request.token),
                                     fingerprint: fingerprint, newRefreshID: newRefreshID, newRefreshExpiresAt: candidate.refreshExpiresAt!,
-                                    candidate: candidate)
+                                    sealedCandidate: sealed)
             return self.store.rotate(rotation, on: eventLoop).map { outcome in
                 switch outcome {
-                case .rotated(let pair), .deduplicated(let pair):
+                case .rotated:
+                    return .ok(Self.result(candidate).fields)
+                case .deduplicated(let sealed):
+                    guard let pair = try? IssuedTokens(sealed: sealed, key: sealKey) else {
+                        return .refused(.internalError, "the earlier rotation could not be read back")
+                    }
                     return .ok(Self.result(pair).fields)
                 case .reuseDetected:
                     self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])

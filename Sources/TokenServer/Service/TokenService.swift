@@ -17,9 +17,11 @@ public final class TokenService: Sendable {
     let clock: any TokenClock
     let statistics: ServerStatistics
     let logger: Logger
+    let snapshots: SnapshotScheduler?
 
     init(configuration: TokendConfiguration, store: any TokenStateStore, keys: SigningKeys, digester: Digester,
-         clock: any TokenClock, logger: Logger) {
+         clock: any TokenClock, logger: Logger, snapshots: SnapshotScheduler? = nil) {
+        self.snapshots = snapshots
         self.configuration = configuration
         self.store = store
         self.keys = keys
@@ -105,6 +107,9 @@ public final class TokenService: Sendable {
         case .keysRotate:
             try requireAdmin()
             return eventLoop.makeSucceededFuture(keysRotate())
+        case .snapshot:
+            try requireAdmin()
+            return snapshot(on: eventLoop)
         default:
             throw ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)")
         }

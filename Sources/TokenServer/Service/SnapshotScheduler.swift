@@ -1,0 +1,82 @@
+import Dispatch
+import Logging
+import Synchronization
+import TokenStore
+
+/// Decides when to write a snapshot (on a timer, after a number of changes, on request, at
+/// shutdown), like Redis's `save` points, and writes it off the event loops.
+public final class SnapshotScheduler: Sendable {
+    private let store: EmbeddedStore
+    private let interval: Int64
+    private let changes: Int
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "tokend.snapshot")
+    private let state = Mutex(State())
+
+    private struct State {
+        var secondsSinceSnapshot: Int64 = 0
+        var running = false
+        var last: EmbeddedStore.SnapshotReport?
+        var lastAt: Int64 = 0
+    }
+
+    init(store: EmbeddedStore, configuration: TokendConfiguration, logger: Logger) {
+        self.store = store
+        self.interval = configuration.snapshotInterval
+        self.changes = configuration.snapshotChanges
+        self.logger = logger
+    }
+
+    /// Called every second.
+    func tick() {
+        let due = state.withLock { state -> Bool in
+            state.secondsSinceSnapshot += 1
+            let pending = store.changesSinceSnapshot
+            return !state.running && pending > 0
+                && ((interval > 0 && state.secondsSinceSnapshot >= interval) || (changes > 0 && pending >= changes))
+        }
+        if due { request() }
+    }
+
+    /// Starts a snapshot in the background unless one is running.
+    func request() {
+        guard state.withLock({ state in
+            if state.running { return false }
+            state.running = true
+            return true
+        }) else { return }
+        queue.async { self.write() }
+    }
+
+    /// Writes a snapshot now and waits for it (the admin operation).
+    func writeNow() async throws -> EmbeddedStore.SnapshotReport? {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try self.store.snapshot() })
+                self.state.withLock { $0.secondsSinceSnapshot = 0 }
+            }
+        }
+    }
+
+    /// The final snapshot at shutdown, after any one under way.
+    func finish() async {
+        await withCheckedContinuation { continuation in
+            queue.async {
+                self.write()
+                continuation.resume()
+            }
+        }
+    }
+
+    private func write() {
+        do {
+            _ = try store.snapshot()
+        } catch {
+            logger.error("snapshot failed; the journal keeps every change", metadata: ["error": "\(error)"])
+        }
+        state.withLock {
+            $0.running = false
+            $0.secondsSinceSnapshot = 0
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Logging
+
+/// Rebuilds the state at start-up: the snapshot, then every journal after it, then expiry.
+///
+/// A torn last journal record (a crash mid-write) is cut off and logged. Any other damage
+/// stops the start with the file and offset, unless `repair` is set: then the valid prefix is
+/// kept, the damaged file is moved aside as `*.broken` (never deleted), and loading goes on.
+/// A leftover temporary snapshot is removed.
+enum StateLoader {
+    struct Loaded {
+        var state: EmbeddedState
+        /// The sequence number the next journal file gets.
+        var nextSequence: UInt64
+        /// Whether anything came from journals (so a fresh snapshot would shorten the next start).
+        var replayedJournal: Bool
+    }
+
+    static func load(directory: String, policy: RenewalPolicy, now: Int64, repair: Bool, logger: Logger) throws -> Loaded {
+        let started = ContinuousClock.now
+        let files = FileManager.default
+        let temporary = directory + "/" + SnapshotFile.temporaryName
+        if files.fileExists(atPath: temporary) {
+            try? files.removeItem(atPath: temporary)
+            logger.notice("removed a temporary snapshot left by an interrupted write", metadata: ["file": "\(temporary)"])
+        }
+        var state = EmbeddedState(policy: policy, now: now)
+        state.recordsChanges = false
+        var firstJournal: UInt64 = 0
+        var snapshotRecords = 0
+        let snapshotPath = directory + "/" + SnapshotFile.name
+        if files.fileExists(atPath: snapshotPath) {
+            let reader = try RecordReader(path: snapshotPath)
+            do {
+                firstJournal = try reader.header(.snapshot).sequence
+                try reader.forEachRecord(snapshot: true) { record, _ in
+                    state.apply(record, now: now)
+                    snapshotRecords += 1
+                }
+            } catch let problem as RecordReader.Problem {
+                guard repair else { throw damage(problem) }
+                try moveAside(snapshotPath, logger: logger, problem: problem)
+            }
+        }
+        let journals = try journalSequences(directory)
+        var journalRecords = 0
+        for (index, sequence) in journals.enumerated() {
+            let path = JournalWriter.path(directory: directory, sequence: sequence)
+            guard sequence >= firstJournal else {
+                // Covered by the snapshot; a crash came between the snapshot and this removal.
+                try? files.removeItem(atPath: path)
+                continue
+            }
+            let reader = try RecordReader(path: path)
+            let isLast = index == journals.count - 1
+            do {
+                _ = try reader.header(.journal)
+                try reader.forEachRecord(snapshot: false) { record, _ in
+                    state.apply(record, now: now)
+                    journalRecords += 1
+                }
+            } catch let problem as RecordReader.Problem {
+                if isLast && problem.looksTorn {
+                    if problem.offset == 0 {
+                        // Not even the header made it to disk: the file holds nothing.
+                        try FileManager.default.removeItem(atPath: path)
+                    } else {
+                        try truncate(path, at: problem.offset)
+                    }
+                    logger.warning("cut off a torn record at the end of the journal (a crash mid-write)",
+                                   metadata: ["file": "\(path)", "offset": "\(problem.offset)", "reason": "\(problem.reason)"])
+                } else if repair {
+                    try moveAside(path, logger: logger, problem: problem, keepPrefix: problem.offset)
+                } else {
+                    throw damage(problem)
+                }
+            }
+        }
+        state.recordsChanges = true
+        let before = state.logins.count
+        while state.expire(now: now, budget: .max) > 0 {}
+        let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
+        logger.notice("state loaded", metadata: [
+            "snapshot.records": "\(snapshotRecords)", "journal.records": "\(journalRecords)", "journal.files": "\(journals.count)",
+            "logins": "\(state.logins.count)", "expired.dropped": "\(before - state.logins.count)",
+            "load.seconds": "\(String(format: "%.3f", seconds))",
+        ])
+        return Loaded(state: state, nextSequence: max(firstJournal, (journals.last ?? 0) + 1), replayedJournal: journalRecords > 0)
+    }
+
+    /// Journal sequence numbers present, ascending.
+    static func journalSequences(_ directory: String) throws -> [UInt64] {
+        try FileManager.default.contentsOfDirectory(atPath: directory).compactMap { name -> UInt64? in
+            guard name.hasPrefix("journal-"), name.hasSuffix(".tkj") else { return nil }
+            return UInt64(name.dropFirst(8).dropLast(4), radix: 16)
+        }.sorted()
+    }
+
+    static func damage(_ problem: RecordReader.Problem) -> PersistenceError {
+        PersistenceError("\(problem); the state cannot be loaded safely. Inspect it with `tokenctl store check`, or start with --repair to keep the valid part and move the damaged file aside as .broken")
+    }
+
+    /// Renames the damaged file to `*.broken`; for a journal, writes its valid prefix back.
+    static func moveAside(_ path: String, logger: Logger, problem: RecordReader.Problem, keepPrefix: Int? = nil) throws {
+        let broken = path + ".broken"
+        try? FileManager.default.removeItem(atPath: broken)
+        guard rename(path, broken) == 0 else { throw PersistenceError("cannot move \(path) aside: \(String(cString: strerror(errno)))") }
+        if let keepPrefix, keepPrefix >= FileHeader.length, let data = FileManager.default.contents(atPath: broken) {
+            guard FileManager.default.createFile(atPath: path, contents: data.prefix(keepPrefix), attributes: [.posixPermissions: 0o600]) else {
+                throw PersistenceError("cannot write the repaired \(path)")
+            }
+        }
+        syncDirectory((path as NSString).deletingLastPathComponent)
+        logger.error("repair: kept the valid part and moved the damaged file aside",
+                     metadata: ["file": "\(path)", "moved.to": "\(broken)", "offset": "\(problem.offset)", "reason": "\(problem.reason)"])
+    }
+
+    static func truncate(_ path: String, at offset: Int) throws {
+        guard Foundation.truncate(path, off_t(offset)) == 0 else {
+            throw PersistenceError("cannot cut the torn tail of \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

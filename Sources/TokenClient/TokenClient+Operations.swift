@@ -98,6 +98,17 @@ extension TokenClient {
         }
     }
 
+    /// Makes the daemon write a snapshot of its state now; answers once it is durable (admin).
+    /// - Returns: How many records the snapshot holds (`count`, tag 44) and the daemon's
+    ///   summary of the write (`message`, tag 32; empty if the daemon sent none).
+    public func snapshot() async throws -> (records: UInt64, message: String) {
+        let response = try await call(.snapshot)
+        return try parse(response) { fields throws(ProtocolError) in
+            guard let records = try fields.uint64(.count) else { throw .badRequest("missing field count (44)") }
+            return (records, try fields.string(.message) ?? "")
+        }
+    }
+
     // MARK: Helpers
 
     private func verifyOutcome(_ opcode: Opcode, _ request: TokenRequest) async throws -> VerifyOutcome {

@@ -19,7 +19,7 @@ final class DaemonProcess: @unchecked Sendable {
     /// Starts tokend with `arguments` added to its temporary `--state-dir` and `--socket`, and
     /// waits until it accepts connections.
     init(_ arguments: [String] = [], stateDirectory: URL? = nil, socketPath: String? = nil, environment: [String: String] = [:]) throws {
-        let directory = stateDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("tokend-e2e-\(UUID().uuidString.prefix(8))")
+        let directory = stateDirectory ?? Self.temporaryStateDirectory()
         self.stateDirectory = directory
         // Unix socket paths are limited to 108 bytes: keep it short, in /tmp.
         self.socketPath = socketPath ?? "/tmp/tokend-\(UUID().uuidString.prefix(8)).sock"
@@ -34,6 +34,7 @@ final class DaemonProcess: @unchecked Sendable {
         process.standardError = log
         try process.run()
         try waitUntilListening()
+        if stateDirectory != nil { ownsStateDirectory = false }
     }
 
     private func waitUntilListening() throws {
@@ -44,6 +45,10 @@ final class DaemonProcess: @unchecked Sendable {
             usleep(20_000)
         }
         throw DaemonError("tokend did not start listening within 20 s:\n\(log)")
+    }
+
+    static func temporaryStateDirectory() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("tokend-e2e-\(UUID().uuidString.prefix(8))")
     }
 
     static func accepts(_ path: String) -> Bool {
@@ -81,15 +86,45 @@ final class DaemonProcess: @unchecked Sendable {
         }
     }
 
+    /// Runs tokend expecting it to refuse to start; returns its exit status and output, or
+    /// nil when it started serving after all (it is then stopped).
+    static func startFailure(stateDirectory: URL, arguments: [String] = []) throws -> (status: Int32, output: String)? {
+        let socket = "/tmp/tokend-\(UUID().uuidString.prefix(8)).sock"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable("tokend"))
+        process.arguments = ["--state-dir", stateDirectory.path, "--socket", socket] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning, Date() < deadline {
+            if accepts(socket) {
+                process.terminate()
+                process.waitUntilExit()
+                unlink(socket)
+                return nil
+            }
+            usleep(20_000)
+        }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, text)
+    }
+
     /// Runs a `tokenctl` daemon subcommand against this daemon (`--socket` is appended).
     func tokenctl(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
         try runProcess(Self.executable("tokenctl"), arguments + ["--socket", socketPath])
     }
 
+    /// Whether the state directory is removed with this object (not when a test passed it in).
+    var ownsStateDirectory = true
+
     deinit {
         stop()
         try? FileManager.default.removeItem(at: logFile)
-        try? FileManager.default.removeItem(at: stateDirectory)
+        if ownsStateDirectory { try? FileManager.default.removeItem(at: stateDirectory) }
         unlink(socketPath)
     }
 }

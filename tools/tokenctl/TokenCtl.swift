@@ -3,15 +3,16 @@ import Foundation
 
 /// `tokenctl`: the client for people and scripts.
 ///
-/// Exit codes: 0 accepted, 1 refused, 2 usage error (bad flags, unreadable files),
-/// 3 daemon unreachable.
+/// Exit codes: 0 accepted, 1 refused (or, for `store check`, a problem found), 2 usage error
+/// (bad flags, unreadable files), 3 daemon unreachable.
 struct TokenCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenctl",
         abstract: "Drive and inspect tokend, and work with JWTs offline.",
         subcommands: [
             PingCommand.self, IssueCommand.self, VerifyCommand.self, RenewCommand.self, RefreshCommand.self,
-            RevokeCommand.self, SessionsCommand.self, StatsCommand.self, KeysCommand.self, JWTCommand.self,
+            RevokeCommand.self, SessionsCommand.self, StatsCommand.self, KeysCommand.self, SnapshotCommand.self,
+            StoreCommand.self, BenchCommand.self, JWTCommand.self,
         ]
     )
 }

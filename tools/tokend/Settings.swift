@@ -21,7 +21,7 @@ struct Settings {
             "admin-gids": command.adminGids, "max-frame-size": command.maxFrameSize, "max-connections": command.maxConnections,
             "max-in-flight": command.maxInFlight, "idle-timeout": command.idleTimeout, "log-level": command.logLevel,
             "fsync": command.fsync, "snapshot-interval": command.snapshotInterval, "snapshot-changes": command.snapshotChanges,
-            "repair": command.repair ? "true" : nil,
+            "repair": command.repair ? "true" : nil, "verified-cache-size": command.verifiedCacheSize,
         ]
         let configPath = command.config ?? environment["TOKEND_CONFIG"]
         if let configPath {
@@ -111,6 +111,7 @@ struct Settings {
         try integer("max-in-flight", into: &configuration.maxInFlight)
         try seconds("snapshot-interval", into: &configuration.snapshotInterval, minimum: 0)
         try integer("snapshot-changes", into: &configuration.snapshotChanges, minimum: 0)
+        try integer("verified-cache-size", into: &configuration.verifiedTokenCacheSize, minimum: 0)
         if let fsync = values["fsync"] {
             guard let policy = FsyncPolicy(rawValue: fsync) else {
                 throw SettingsError("\(sources["fsync"]!): \"\(fsync)\" is not always, everysec or no")

@@ -50,6 +50,7 @@ struct Tokend: AsyncParsableCommand {
     @Option(help: "When the journal reaches the disk: always (before each reply, shared by concurrent requests), everysec or no. Default everysec.") var fsync: String?
     @Option(help: "Write a snapshot this often when anything changed; 0 disables. Default 5m.") var snapshotInterval: String?
     @Option(help: "Write a snapshot after this many changes; 0 disables. Default 100000.") var snapshotChanges: String?
+    @Option(help: "Verified tokens remembered so that repeated verifies skip the signature check; 0 disables. Default 10000.") var verifiedCacheSize: String?
     @Flag(help: "Start despite damaged state files: keep the valid part and move the damaged file aside as *.broken.") var repair = false
 
     func run() async throws {

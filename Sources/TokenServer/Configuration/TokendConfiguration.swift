@@ -47,6 +47,9 @@ public struct TokendConfiguration: Sendable {
     /// Start despite damaged state files: keep the valid part, move the damaged file aside.
     public var repair: Bool = false
 
+    /// Verified tokens remembered so that repeated verifies skip the signature; 0 disables.
+    public var verifiedTokenCacheSize: Int = 10_000
+
     /// The largest request frame body accepted, in bytes.
     public var maxFrameSize: Int = 64 * 1024
     /// Connections beyond this are closed at once.

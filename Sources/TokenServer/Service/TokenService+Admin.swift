@@ -39,6 +39,8 @@ extension TokenService {
                 ("records", UInt64(store.records)),
                 ("keys", UInt64(self.keys.entries.count)),
             ]
+            let cache = self.cache.statistics
+            rows += [("cache_entries", UInt64(cache.entries)), ("cache_hits", cache.hits), ("cache_misses", cache.misses)]
             rows += self.statistics.snapshot(now: self.clock.now())
             var fields = Fields()
             for (name, value) in rows {

@@ -5,18 +5,33 @@ import TokenStore
 
 extension TokenService {
     /// A token that verified against our keys, with the ids tokend puts in every token.
-    struct Presented {
+    struct Presented: Sendable {
         let jwt: VerifiedJWT
         let key: SessionKey
         let subject: String
         let expiration: Int64
+        /// The complete claims set as JSON, for verify replies.
+        let claimsJSON: String
 
         var type: String { (jwt.header.type ?? "").lowercased() }
     }
 
     /// Signature, shape and tokend's own claims; time is judged by the caller, who knows
-    /// which kind of expiry to report.
+    /// which kind of expiry to report. Tokens seen before come from the verified-token cache.
     func authenticate(_ token: String) -> Result<Presented, OutcomeError> {
+        let key = VerifiedTokenCache.key(token)
+        let now = clock.now()
+        if let cached = cache.lookup(key, now: now) { return .success(cached.presented) }
+        let result = authenticateUncached(token)
+        // Refresh tokens are spent by their one use, and expired ones are refused anyway:
+        // caching either would only take room.
+        if case .success(let presented) = result, presented.type != TokenType.refresh, now < presented.expiration {
+            cache.insert(key, VerifiedTokenCache.Entry(presented: presented, claimsJSON: presented.claimsJSON))
+        }
+        return result
+    }
+
+    private func authenticateUncached(_ token: String) -> Result<Presented, OutcomeError> {
         let jwt: VerifiedJWT
         do {
             jwt = try keys.verifier.verifyIgnoringTime(token)
@@ -26,7 +41,7 @@ extension TokenService {
         guard let sid = jwt.claims.sessionID, let key = SessionKey(sid), let subject = jwt.claims.subject,
               let expiration = jwt.claims.expiration
         else { return .failure(OutcomeError(.malformedToken, "the token lacks the sid, sub or exp that tokend issues")) }
-        return .success(Presented(jwt: jwt, key: key, subject: subject, expiration: expiration))
+        return .success(Presented(jwt: jwt, key: key, subject: subject, expiration: expiration, claimsJSON: jwt.claims.json))
     }
 
     static func status(for error: JWTError) -> Status {
@@ -47,7 +62,7 @@ extension TokenService {
         }
         let now = clock.now()
         let fingerprint = digester.fingerprint(request.fingerprint)
-        let claimsJSON = presented.jwt.claims.json
+        let claimsJSON = presented.claimsJSON
         switch presented.type {
         case TokenType.session.lowercased():
             // A session token's exp is the end of the login's maximum lifetime.

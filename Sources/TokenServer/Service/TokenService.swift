@@ -18,10 +18,12 @@ public final class TokenService: Sendable {
     let statistics: ServerStatistics
     let logger: Logger
     let snapshots: SnapshotScheduler?
+    let cache: VerifiedTokenCache
 
     init(configuration: TokendConfiguration, store: any TokenStateStore, keys: SigningKeys, digester: Digester,
          clock: any TokenClock, logger: Logger, snapshots: SnapshotScheduler? = nil) {
         self.snapshots = snapshots
+        self.cache = VerifiedTokenCache(capacity: configuration.verifiedTokenCacheSize)
         self.configuration = configuration
         self.store = store
         self.keys = keys

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+import TokenClient
+import TokenProtocol
+
+/// Damaged state files: a torn journal tail is cut off; anything else stops the start with
+/// the file and offset, until `--repair` keeps the valid part and moves the file aside.
+@Suite struct DamageTests {
+    /// A state directory holding a snapshot (sessions 0..<4) and a journal (sessions 4..<8),
+    /// left by a kill -9; returns the directory, the tokens, and the journal's path.
+    func prepare() async throws -> (URL, [String], String) {
+        let directory = DaemonProcess.temporaryStateDirectory()
+        let daemon = try DaemonProcess(["--fsync", "always"], stateDirectory: directory)
+        let client = try await daemon.client()
+        var tokens: [String] = []
+        for index in 0..<8 {
+            if index == 4 { _ = try await client.send(Request(opcode: .snapshot, id: 0)) }
+            tokens.append(try await client.issue(IssueRequest(mode: .session, subject: "user\(index)")).sessionToken!)
+        }
+        await client.close()
+        daemon.kill()
+        let journal = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".tkj") }.sorted().last!
+        return (directory, tokens, directory.appendingPathComponent(journal).path)
+    }
+
+    func statuses(_ directory: URL, _ tokens: [String], arguments: [String] = []) async throws -> [Status] {
+        let daemon = try DaemonProcess(arguments, stateDirectory: directory)
+        let client = try await daemon.client()
+        var statuses: [Status] = []
+        for token in tokens {
+            statuses.append((await refusal { try await client.verify(token: token) }) ?? .ok)
+        }
+        await client.close()
+        daemon.stop()
+        return statuses
+    }
+
+    func modify(_ path: String, _ change: (inout [UInt8]) -> Void) throws {
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        change(&bytes)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test func aTornLastRecordIsCutOff() async throws {
+        let (directory, tokens, journal) = try await prepare()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try modify(journal) { $0.removeLast(7) }
+        let statuses = try await statuses(directory, tokens)
+        #expect(Array(statuses.prefix(7)) == Array(repeating: .ok, count: 7))
+        #expect(statuses[7] == .sessionUnknown)
+    }
+
+    @Test func aZeroFilledTailIsCutOff() async throws {
+        let (directory, tokens, journal) = try await prepare()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try modify(journal) { $0 += [UInt8](repeating: 0, count: 300) }
+        #expect(try await statuses(directory, tokens) == Array(repeating: .ok, count: 8))
+        // Appending after the cut works, and survives the next start.
+        let daemon = try DaemonProcess(stateDirectory: directory)
+        let client = try await daemon.client()
+        let more = try await client.issue(IssueRequest(mode: .session, subject: "later")).sessionToken!
+        await client.close()
+        daemon.kill()
+        #expect(try await statuses(directory, tokens + [more]) == Array(repeating: .ok, count: 9))
+    }
+
+    @Test func aFlippedByteMidJournalStopsTheStartUntilRepair() async throws {
+        let (directory, tokens, journal) = try await prepare()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Inside the first journal record's payload, with good records after it.
+        try modify(journal) { $0[32 + 20] ^= 0xFF }
+        let failure = try #require(try DaemonProcess.startFailure(stateDirectory: directory), "tokend started on a damaged journal")
+        #expect(failure.status != 0)
+        #expect(failure.output.contains((journal as NSString).lastPathComponent) && failure.output.contains("offset 32"), "\(failure.output)")
+
+        let statuses = try await statuses(directory, tokens, arguments: ["--repair"])
+        #expect(Array(statuses.prefix(4)) == Array(repeating: .ok, count: 4))
+        #expect(FileManager.default.fileExists(atPath: journal + ".broken"))
+        // Appending after a repair.
+        let daemon = try DaemonProcess(stateDirectory: directory)
+        let client = try await daemon.client()
+        let more = try await client.issue(IssueRequest(mode: .session, subject: "after-repair")).sessionToken!
+        await client.close()
+        daemon.kill()
+        #expect(try await self.statuses(directory, [more]) == [.ok])
+    }
+
+    @Test(arguments: ["truncated", "checksum", "header", "empty"])
+    func aDamagedSnapshotStopsTheStart(_ damage: String) async throws {
+        let (directory, tokens, _) = try await prepare()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let snapshot = directory.appendingPathComponent("snapshot.tks").path
+        try modify(snapshot) { bytes in
+            switch damage {
+            case "truncated": bytes.removeLast(bytes.count / 3)
+            case "checksum": bytes[bytes.count - 2] ^= 0x01 // inside the end record's file checksum
+            case "header": bytes = Array(bytes.prefix(20))
+            default: bytes = []
+            }
+        }
+        let failure = try #require(try DaemonProcess.startFailure(stateDirectory: directory), "tokend started on a damaged snapshot")
+        #expect(failure.output.contains("snapshot.tks"), "\(failure.output)")
+        let statuses = try await statuses(directory, tokens, arguments: ["--repair"])
+        // The journal after the snapshot is still replayed.
+        #expect(Array(statuses.suffix(4)) == Array(repeating: .ok, count: 4))
+        #expect(FileManager.default.fileExists(atPath: snapshot + ".broken"))
+    }
+
+    @Test func aLeftoverTemporarySnapshotIsIgnoredAndRemoved() async throws {
+        let (directory, tokens, _) = try await prepare()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let temporary = directory.appendingPathComponent("snapshot.tks.tmp").path
+        FileManager.default.createFile(atPath: temporary, contents: Data("half a snapshot".utf8), attributes: [.posixPermissions: 0o600])
+        #expect(try await statuses(directory, tokens) == Array(repeating: .ok, count: 8))
+        #expect(!FileManager.default.fileExists(atPath: temporary))
+    }
+
+    @Test func missingFilesStartEmptyAndATruncatedJournalHeaderIsTorn() async throws {
+        let (directory, tokens, journal) = try await prepare()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.removeItem(atPath: directory.appendingPathComponent("snapshot.tks").path)
+        try modify(journal) { $0 = Array($0.prefix(10)) }
+        // No snapshot, and a journal cut inside its header: nothing to load, no damage.
+        let statuses = try await statuses(directory, tokens)
+        #expect(statuses.allSatisfy { $0 == .sessionUnknown })
+    }
+}

@@ -69,7 +69,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "tokenbench",
-            dependencies: ["TokenJWT"],
+            dependencies: ["TokenJWT", "TokenStore", .product(name: "NIOEmbedded", package: "swift-nio")],
             path: "tools/tokenbench"
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),

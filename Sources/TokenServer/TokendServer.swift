@@ -62,8 +62,12 @@ public final class TokendServer: Service, Sendable {
             throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
         }
         if store.replayedJournal { snapshots.request() }
-        let sweeper = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [store, snapshots] _ in
-            store.sweep()
+        // Expiry in small steps (1,000 logins, about a millisecond of the store's lock, ten
+        // times a second), so that a mass expiry never stalls verifies for long.
+        let sweeper = channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [store] _ in
+            store.sweep(budget: 1000)
+        }
+        let ticker = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [snapshots] _ in
             snapshots.tick()
         }
         logger.notice("tokend listening", metadata: ["socket.path": "\(path)", "socket.mode": "\(String(configuration.socketMode, radix: 8))"])
@@ -74,6 +78,7 @@ public final class TokendServer: Service, Sendable {
             channel.close(promise: nil)
         }
         sweeper.cancel()
+        ticker.cancel()
         await drainConnections()
         unlink(path)
         // A clean stop leaves a snapshot and an empty journal: the next start replays nothing.

@@ -31,7 +31,8 @@ struct ExpiryQueue<Key: Hashable> {
             cursor = earliest
         }
         while cursor <= now, removed < budget {
-            guard var keys = buckets[cursor] else {
+            // Taken out of the dictionary, so that popping does not copy the whole bucket.
+            guard var keys = buckets.removeValue(forKey: cursor) else {
                 cursor += 1
                 continue
             }
@@ -41,7 +42,6 @@ struct ExpiryQueue<Key: Hashable> {
                 if removed == budget { break }
             }
             if keys.isEmpty {
-                buckets[cursor] = nil
                 cursor += 1
             } else {
                 buckets[cursor] = keys

@@ -20,6 +20,10 @@ public struct RecordReader {
     public let bytes: [UInt8]
 
     public init(path: String) throws {
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
+            throw PersistenceError("\(path) is readable by other users (mode \(String(info.st_mode & 0o777, radix: 8))); run: chmod 600 \(path)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PersistenceError("cannot read \(path)")
         }

@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import TestSupport
+import TokenClient
+import TokenProtocol
+
+/// Socket permissions and the issue/admin roles, exercised by a real second Unix user.
+@Suite struct AccessControlTests {
+    static let user = "tokend-e2e"
+
+    /// Creates the unprivileged user once; nil (with the reason) where that is impossible.
+    static let uid: Result<UInt32, DaemonError> = {
+        guard getuid() == 0 else { return .failure(DaemonError("needs root to create a second user")) }
+        if getpwnam(user) == nil {
+            _ = try? runProcess("/usr/sbin/useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user])
+        }
+        guard let entry = getpwnam(user) else { return .failure(DaemonError("useradd \(user) failed")) }
+        return .success(entry.pointee.pw_uid)
+    }()
+
+    /// Runs tokenctl as the second user.
+    func asUser(_ daemon: DaemonProcess, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        try runProcess("/usr/sbin/runuser", ["-u", Self.user, "--", DaemonProcess.executable("tokenctl")] + arguments + ["--socket", daemon.socketPath])
+    }
+
+    func socketDirectory() throws -> URL {
+        // The socket's own directory must let the second user through to test the socket's mode.
+        let directory = URL(fileURLWithPath: "/tmp/tokend-acl-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        return directory
+    }
+
+    @Test(.enabled(if: (try? AccessControlTests.uid.get()) != nil, "needs root to create a second user"))
+    func aSecondUserCanVerifyButNotIssueUnlessAllowed() async throws {
+        let uid = try Self.uid.get()
+        let directory = try socketDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        // Mode 660, owned by root: the other user cannot even connect.
+        let closed = try DaemonProcess(socketPath: directory.appendingPathComponent("closed.sock").path)
+        #expect(try asUser(closed, ["ping"]).status == 3)
+        closed.stop()
+
+        // Mode 666: the user may verify, but not issue, list sessions or read stats.
+        let open = try DaemonProcess(["--socket-mode", "666"], socketPath: directory.appendingPathComponent("open.sock").path)
+        let token = try #require(try await open.client().issue(IssueRequest(mode: .session, subject: "alice")).sessionToken)
+        #expect(try asUser(open, ["verify", token]).status == 0)
+        let issue = try asUser(open, ["issue", "--subject", "mallory", "--json"])
+        #expect(issue.status == 1 && issue.output.contains("forbidden"), "\(issue)")
+        #expect(try asUser(open, ["sessions", "--json"]).output.contains("forbidden"))
+        #expect(try asUser(open, ["stats", "--json"]).output.contains("forbidden"))
+        #expect(try asUser(open, ["revoke", "--subject", "alice", "--json"]).output.contains("forbidden"))
+        open.stop()
+
+        // Granted the issue role by uid: issuing works, administration still does not.
+        let granted = try DaemonProcess(["--socket-mode", "666", "--issue-uids", "\(uid)"], socketPath: directory.appendingPathComponent("granted.sock").path)
+        #expect(try asUser(granted, ["issue", "--subject", "bob"]).status == 0)
+        #expect(try asUser(granted, ["sessions", "--json"]).output.contains("forbidden"))
+        granted.stop()
+    }
+
+    @Test func stateReadableByOthersIsRefusedWithTheFix() async throws {
+        let directory = DaemonProcess.temporaryStateDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let daemon = try DaemonProcess(stateDirectory: directory)
+        daemon.stop()
+        let keys = directory.appendingPathComponent("keys")
+        let key = try #require(try FileManager.default.contentsOfDirectory(atPath: keys.path).first { $0.hasSuffix(".key") })
+        chmod(keys.appendingPathComponent(key).path, 0o644)
+        let failure = try #require(try DaemonProcess.startFailure(stateDirectory: directory))
+        #expect(failure.output.contains("chmod 600"), "\(failure.output)")
+        chmod(keys.appendingPathComponent(key).path, 0o600)
+        chmod(directory.path, 0o755)
+        let open = try #require(try DaemonProcess.startFailure(stateDirectory: directory))
+        #expect(open.output.contains("chmod 700"), "\(open.output)")
+        chmod(directory.path, 0o700)
+    }
+
+    @Test func secretsNeverReachTheLogsEvenAtTraceLevel() async throws {
+        let daemon = try DaemonProcess(["--log-level", "trace"])
+        let client = try await daemon.client()
+        let fingerprint = "fp-\(UUID().uuidString)"
+        let session = try await client.issue(IssueRequest(mode: .session, subject: "alice", fingerprint: .text(fingerprint)))
+        let pair = try await client.issue(IssueRequest(mode: .pair, subject: "alice", fingerprint: .text(fingerprint)))
+        _ = try await client.verify(token: session.sessionToken!, fingerprint: .text(fingerprint))
+        _ = await refusal { try await client.verify(token: session.sessionToken!, fingerprint: .text("wrong-\(fingerprint)")) }
+        let rotated = try await client.refresh(token: pair.refreshToken!, fingerprint: .text(fingerprint))
+        _ = try await client.revoke(.token(rotated.accessToken!))
+        await client.close()
+        daemon.stop()
+        let log = daemon.log
+        #expect(log.contains("trace") || log.contains("debug"), "the daemon logged at a low level")
+        let keyDirectory = daemon.stateDirectory.appendingPathComponent("keys")
+        let secretFiles = try FileManager.default.contentsOfDirectory(atPath: keyDirectory.path)
+        var secrets = [session.sessionToken!, pair.accessToken!, pair.refreshToken!, rotated.accessToken!, rotated.refreshToken!, fingerprint]
+        secrets += secrets.compactMap { $0.split(separator: ".").last.map(String.init) }
+        secrets += try secretFiles.map { Data(try Data(contentsOf: keyDirectory.appendingPathComponent($0))).base64EncodedString() }
+        for secret in secrets {
+            #expect(!log.contains(secret), "the log holds a secret")
+        }
+    }
+}

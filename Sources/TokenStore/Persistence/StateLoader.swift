@@ -12,7 +12,8 @@ enum StateLoader {
         var state: EmbeddedState
         /// The sequence number the next journal file gets.
         var nextSequence: UInt64
-        /// Whether anything came from journals (so a fresh snapshot would shorten the next start).
+        /// Whether anything came from journals or was repaired: a fresh snapshot then shortens
+        /// the next start and makes a repair durable.
         var replayedJournal: Bool
     }
 
@@ -40,10 +41,12 @@ enum StateLoader {
             } catch let problem as RecordReader.Problem {
                 guard repair else { throw damage(problem) }
                 try moveAside(snapshotPath, logger: logger, problem: problem)
+                repaired = true
             }
         }
         let journals = try journalSequences(directory)
         var journalRecords = 0
+        var repaired = false
         for (index, sequence) in journals.enumerated() {
             let path = JournalWriter.path(directory: directory, sequence: sequence)
             guard sequence >= firstJournal else {
@@ -71,6 +74,7 @@ enum StateLoader {
                                    metadata: ["file": "\(path)", "offset": "\(problem.offset)", "reason": "\(problem.reason)"])
                 } else if repair {
                     try moveAside(path, logger: logger, problem: problem, keepPrefix: problem.offset)
+                    repaired = true
                 } else {
                     throw damage(problem)
                 }
@@ -85,7 +89,7 @@ enum StateLoader {
             "logins": "\(state.logins.count)", "expired.dropped": "\(before - state.logins.count)",
             "load.seconds": "\(String(format: "%.3f", seconds))",
         ])
-        return Loaded(state: state, nextSequence: max(firstJournal, (journals.last ?? 0) + 1), replayedJournal: journalRecords > 0)
+        return Loaded(state: state, nextSequence: max(firstJournal, (journals.last ?? 0) + 1), replayedJournal: journalRecords > 0 || repaired)
     }
 
     /// Journal sequence numbers present, ascending.
@@ -102,8 +106,13 @@ enum StateLoader {
 
     /// Renames the damaged file to `*.broken`; for a journal, writes its valid prefix back.
     static func moveAside(_ path: String, logger: Logger, problem: RecordReader.Problem, keepPrefix: Int? = nil) throws {
-        let broken = path + ".broken"
-        try? FileManager.default.removeItem(atPath: broken)
+        // Never over an earlier .broken file: those are kept.
+        var broken = path + ".broken"
+        var copy = 1
+        while FileManager.default.fileExists(atPath: broken) {
+            copy += 1
+            broken = path + ".broken.\(copy)"
+        }
         guard rename(path, broken) == 0 else { throw PersistenceError("cannot move \(path) aside: \(String(cString: strerror(errno)))") }
         if let keepPrefix, keepPrefix >= FileHeader.length, let data = FileManager.default.contents(atPath: broken) {
             guard FileManager.default.createFile(atPath: path, contents: data.prefix(keepPrefix), attributes: [.posixPermissions: 0o600]) else {

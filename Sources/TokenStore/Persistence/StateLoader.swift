@@ -28,6 +28,7 @@ enum StateLoader {
         var state = EmbeddedState(policy: policy, now: now)
         state.recordsChanges = false
         var firstJournal: UInt64 = 0
+        var repaired = false
         var snapshotRecords = 0
         let snapshotPath = directory + "/" + SnapshotFile.name
         if files.fileExists(atPath: snapshotPath) {
@@ -46,7 +47,6 @@ enum StateLoader {
         }
         let journals = try journalSequences(directory)
         var journalRecords = 0
-        var repaired = false
         for (index, sequence) in journals.enumerated() {
             let path = JournalWriter.path(directory: directory, sequence: sequence)
             guard sequence >= firstJournal else {

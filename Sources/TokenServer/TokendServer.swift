@@ -92,7 +92,7 @@ public final class TokendServer: Service, Sendable {
         let configuration = configuration
         let logger = logger
         return ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.close() }

@@ -5,6 +5,9 @@ import TokenProtocol
 /// `tokenctl bench`: a load generator in the manner of `redis-benchmark`.
 struct BenchCommand: AsyncParsableCommand {
     static let defaultRequests = 100_000
+    /// Connections opened concurrently during setup. Many more at once can overflow tokend's
+    /// listen backlog (256), and a Unix socket then refuses with EAGAIN.
+    static let connectsAtOnce = 64
 
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -114,22 +117,35 @@ struct BenchCommand: AsyncParsableCommand {
         if tally.errorCount > 0 { throw CommandFailure.refused }
     }
 
-    /// Opens every connection at once; if one fails, closes the others and reports it.
+    /// Opens the connections, ``connectsAtOnce`` at a time, each answering a ping; if one
+    /// fails, closes the others and reports it.
     private func connect() async throws -> [TokenClient] {
         let socket = options.socket
         let outcomes = await withTaskGroup(of: Result<TokenClient, TokenClientError>.self) { group in
-            for _ in 0..<connections {
+            var outcomes: [Result<TokenClient, TokenClientError>] = []
+            for index in 0..<connections {
+                if index >= Self.connectsAtOnce, let outcome = await group.next() {
+                    outcomes.append(outcome)
+                }
                 group.addTask {
+                    let client: TokenClient
                     do {
-                        return .success(try await TokenClient.connect(socketPath: socket))
-                    } catch let error as TokenClientError {
-                        return .failure(error)
+                        client = try await TokenClient.connect(socketPath: socket)
                     } catch {
-                        return .failure(TokenClientError(.unreachable, message: "cannot connect to \(socket): \(error)"))
+                        return .failure(error as? TokenClientError
+                            ?? TokenClientError(.unreachable, message: "cannot connect to \(socket): \(error)"))
+                    }
+                    // A Unix socket connects as soon as the daemon's backlog has room; the
+                    // ping waits until tokend has accepted it and answers on it.
+                    do {
+                        try await client.ping()
+                        return .success(client)
+                    } catch {
+                        await client.close()
+                        return .failure(error as? TokenClientError ?? TokenClientError(.connectionClosed, message: "\(error)"))
                     }
                 }
             }
-            var outcomes: [Result<TokenClient, TokenClientError>] = []
             for await outcome in group { outcomes.append(outcome) }
             return outcomes
         }

@@ -31,12 +31,11 @@ struct BenchLane: Sendable {
         turn = index
     }
 
-    /// Sends requests on `client` while `control` allows, and returns what it measured.
+    /// Sends requests on `client` while `control` allows, recording into `recorder`.
     ///
     /// A failed send means the connection is gone (every later request on it would fail at
     /// once): the failure is counted and the lane stops.
-    mutating func run(on client: TokenClient, control: BenchControl) async -> BenchTally {
-        var tally = BenchTally()
+    mutating func run(on client: TokenClient, control: BenchControl, recorder: BenchRecorder) async {
         var now = BenchClock.now()
         while control.claim(now: now) {
             let operation = next()
@@ -45,20 +44,20 @@ struct BenchLane: Sendable {
             do {
                 response = try await client.send(request(for: operation))
             } catch {
-                tally.lost(Self.name(of: error))
+                recorder.lost(Self.name(of: error))
                 control.complete()
                 break
             }
             now = BenchClock.now()
-            tally.answered(nanoseconds: now &- sent)
+            recorder.answered(nanoseconds: now &- sent)
             control.complete()
 
             if response.status.isSuccess {
-                if response.status == .renewed { tally.countRenewal() }
+                if response.status == .renewed { recorder.countRenewal() }
                 if operation != .refresh || chain!.advance(with: response) { continue }
-                tally.refused("protocol_violation")
+                recorder.refused("protocol_violation")
             } else {
-                tally.refused(response.status.name)
+                recorder.refused(response.status.name)
                 if operation != .refresh { continue }
             }
             // The chain is broken: start a new family, or stop if even that fails.
@@ -69,7 +68,6 @@ struct BenchLane: Sendable {
                 break
             }
         }
-        return tally
     }
 
     /// The operation of the next request.

@@ -27,6 +27,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var draining = false
     /// The last response written, so that a draining connection closes only once it is out.
     private var lastWrite: EventLoopFuture<Void>?
+    /// Inside a read burst, responses are written unflushed and flushed once at
+    /// `channelReadComplete`: pipelined requests answered at once cost one syscall, not one each.
+    private var inReadBurst = false
+    private var unflushed = false
 
     init(service: TokenService, peer: PeerCredentials, maxInFlight: Int, logger: Logger) {
         self.service = service
@@ -38,6 +42,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inReadBurst = true
         guard !draining else { return }
         do {
             queued.append(try Request(body: unwrapInboundIn(data)))
@@ -49,44 +54,74 @@ final class ConnectionHandler: ChannelInboundHandler {
         startQueued(context: context)
     }
 
+    /// Set while `startQueued` loops: a request answered at once (the embedded store) must not
+    /// start the next one from inside its own answer, or a long pipeline would recurse.
+    private var starting = false
+
     /// Starts queued requests while the client keeps up.
     private func startQueued(context: ChannelHandlerContext) {
+        guard !starting else { return }
+        starting = true
         while inFlight < maxInFlight, context.channel.isWritable, let request = queued.popFirst() {
             start(request, context: context)
         }
+        starting = false
         updateReading(context: context)
         if draining, inFlight == 0, queued.isEmpty { closeAfterWrites(context: context) }
     }
 
     private func closeAfterWrites(context: ChannelHandlerContext) {
         guard let lastWrite else { return context.close(promise: nil) }
+        context.flush()
         lastWrite.whenComplete { _ in context.close(promise: nil) }
     }
 
     private func start(_ request: Request, context: ChannelHandlerContext) {
         inFlight += 1
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        service.handle(request, peer: peer, on: context.eventLoop).hop(to: context.eventLoop).whenComplete { result in
-            let (handler, context) = loopBound.value
-            handler.inFlight -= 1
-            switch result {
-            case .success(let response):
-                handler.write(response, context: context)
-            case .failure(let error):
-                handler.logger.error("request failed", metadata: ["error": "\(error)"])
-                handler.write(Response(replyingTo: request.opcode, id: request.id, status: .internalError, message: "internal error"), context: context)
+        let eventLoop = context.eventLoop
+        service.handle(request, peer: peer, on: eventLoop) { response in
+            // The embedded store answers on this loop; a shared store may answer elsewhere.
+            if eventLoop.inEventLoop {
+                let (handler, context) = loopBound.value
+                handler.finish(response, context: context)
+            } else {
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.finish(response, context: context)
+                }
             }
-            handler.startQueued(context: context)
         }
+    }
+
+    private func finish(_ response: Response, context: ChannelHandlerContext) {
+        inFlight -= 1
+        write(response, context: context)
+        startQueued(context: context)
     }
 
     @discardableResult
     private func write(_ response: Response, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         var buffer = context.channel.allocator.buffer(capacity: Response.headerLength + 4 + response.fields.encodedLength)
         buffer.writeFrame(response)
-        let written = context.writeAndFlush(wrapOutboundOut(buffer))
+        let written: EventLoopFuture<Void>
+        if inReadBurst {
+            written = context.write(wrapOutboundOut(buffer))
+            unflushed = true
+        } else {
+            written = context.writeAndFlush(wrapOutboundOut(buffer))
+        }
         lastWrite = written
         return written
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBurst = false
+        if unflushed {
+            unflushed = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -107,6 +142,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         if let tooLarge = error as? FrameTooLargeError {
             logger.notice("frame too large; closing connection", metadata: ["frame.length": "\(tooLarge.length)", "frame.maximum": "\(tooLarge.maximum)"])
             service.statistics.record(Opcode(0), .tooLarge)
+            inReadBurst = false
             draining = true
             updateReading(context: context)
             // The reply must reach the client before the close; requests already received

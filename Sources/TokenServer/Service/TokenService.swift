@@ -48,21 +48,37 @@ public final class TokenService: Sendable {
         }
     }
 
-    /// Answers one request.
-    public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+    /// Answers one request: `reply` is called once, on `eventLoop`'s thread when the store
+    /// completes there. A callback rather than another future: a request is on the hot path,
+    /// and every future costs an allocation and a type-metadata lookup.
+    public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop, reply: @escaping @Sendable (Response) -> Void) {
         let outcome: EventLoopFuture<Outcome>
         do throws(ProtocolError) {
             outcome = try dispatch(request, peer: peer, on: eventLoop)
         } catch {
-            outcome = eventLoop.makeSucceededFuture(.refused(error.status, error.reason))
+            return finish(request, .refused(error.status, error.reason), reply)
         }
-        return outcome.flatMapErrorThrowing { error in
-            self.logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
-            return .refused(.internalError, "internal error")
-        }.map { outcome in
-            self.statistics.record(request.opcode, outcome.status)
-            return Response(opcode: request.opcode, id: request.id, status: outcome.status, fields: outcome.fields)
+        outcome.whenComplete { result in
+            switch result {
+            case .success(let outcome):
+                self.finish(request, outcome, reply)
+            case .failure(let error):
+                self.logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
+                self.finish(request, .refused(.internalError, "internal error"), reply)
+            }
         }
+    }
+
+    /// The future-returning form, for tests and callers off the hot path.
+    public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        let promise = eventLoop.makePromise(of: Response.self)
+        handle(request, peer: peer, on: eventLoop) { promise.succeed($0) }
+        return promise.futureResult
+    }
+
+    private func finish(_ request: Request, _ outcome: Outcome, _ reply: (Response) -> Void) {
+        statistics.record(request.opcode, outcome.status)
+        reply(Response(opcode: request.opcode, id: request.id, status: outcome.status, fields: outcome.fields))
     }
 
     private func dispatch(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) throws(ProtocolError) -> EventLoopFuture<Outcome> {

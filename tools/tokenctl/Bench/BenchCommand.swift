@@ -99,14 +99,22 @@ struct BenchCommand: AsyncParsableCommand {
             throw options.report(error)
         }
 
+        // ping and verify send one request over and over: they run on raw event-loop lanes,
+        // so that the load generator costs as little per request as it can.
+        let fixedRequest = try await plan.fixedRequest(on: clients)
+        let control = BenchControl(limit: duration == nil ? requests ?? Self.defaultRequests : nil, duration: duration)
+        let raw: RawDriver?
+        if let fixedRequest {
+            raw = try await RawDriver.connect(socket: options.socket, connections: connections, pipeline: pipeline,
+                                              request: fixedRequest, control: control)
+        } else {
+            raw = nil
+        }
         let progress = BenchProgress(operation: op)
         let start = BenchClock.now()
-        let control = BenchControl(
-            limit: duration == nil ? requests ?? Self.defaultRequests : nil,
-            deadline: duration.map { start + $0 }
-        )
+        control.start(at: start)
         let reporter = Task { await progress.run(control: control, start: start) }
-        let tally = await BenchDriver.run(lanes, on: clients, control: control)
+        let tally = if let raw { await raw.run() } else { await BenchDriver.run(lanes, on: clients, control: control) }
         let elapsed = BenchClock.now() - start
         reporter.cancel()
         await reporter.value

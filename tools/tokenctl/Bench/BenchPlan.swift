@@ -56,4 +56,13 @@ struct BenchPlan: Sendable {
     private func issueRequest(lane: Int) -> Request {
         Request(opcode: .issue, id: 0, fields: IssueRequest(mode: .session, subject: "bench-\(lane)", fingerprint: fingerprint).fields)
     }
+
+    /// The one request `ping` and `verify` send every time; nil for the other operations.
+    func fixedRequest(on clients: [TokenClient]) async throws -> Request? {
+        switch operation {
+        case .ping: Request(opcode: .ping, id: 0)
+        case .verify: try await verifyRequest(on: clients[0])
+        default: nil
+        }
+    }
 }

@@ -9,12 +9,17 @@ import NIOCore
 /// Unknown tags are skipped by readers, so new optional fields never break old peers. A tag
 /// that is not repeatable may appear once; a second copy is a `bad_request`.
 public struct Fields: Sendable, Hashable {
-    public struct Field: Sendable, Hashable {
-        public var tag: FieldTag
-        public var value: ByteBuffer
-    }
+    /// Every value lives in one buffer (the received body, or one built up by `append`);
+    /// entries locate them. Parsing copies nothing and building allocates one buffer, not one
+    /// per field: the response path runs for every request.
+    private var storage = ByteBuffer()
+    private var entries: [Entry] = []
 
-    public private(set) var entries: [Field] = []
+    private struct Entry: Sendable, Hashable {
+        var tag: FieldTag
+        var offset: Int
+        var length: Int
+    }
 
     public init() {}
 
@@ -23,15 +28,36 @@ public struct Fields: Sendable, Hashable {
 
     /// Parses every field in `buffer`, which must end exactly at the last field.
     public init(parsing buffer: ByteBuffer) throws(ProtocolError) {
-        var buffer = buffer
-        while buffer.readableBytes > 0 {
-            guard let tag = buffer.readInteger(as: UInt8.self), let length = buffer.readInteger(as: UInt32.self) else {
+        storage = buffer
+        var cursor = buffer
+        while cursor.readableBytes > 0 {
+            guard let tag = cursor.readInteger(as: UInt8.self), let length = cursor.readInteger(as: UInt32.self) else {
                 throw .badRequest("truncated field header")
             }
-            guard let value = buffer.readSlice(length: Int(length)) else {
-                throw .badRequest("field \(tag) claims \(length) bytes but only \(buffer.readableBytes) remain")
+            guard Int(length) <= cursor.readableBytes else {
+                throw .badRequest("field \(tag) claims \(length) bytes but only \(cursor.readableBytes) remain")
             }
-            entries.append(Field(tag: FieldTag(tag), value: value))
+            entries.append(Entry(tag: FieldTag(tag), offset: cursor.readerIndex, length: Int(length)))
+            cursor.moveReaderIndex(forwardBy: Int(length))
+        }
+    }
+
+    private func slice(_ entry: Entry) -> ByteBuffer {
+        storage.getSlice(at: entry.offset, length: entry.length)!
+    }
+
+    /// The tags present, in order (repeats included).
+    public var tags: [FieldTag] { entries.map(\.tag) }
+
+    public static func == (a: Fields, b: Fields) -> Bool {
+        a.entries.count == b.entries.count
+            && zip(a.entries, b.entries).allSatisfy { $0.tag == $1.tag && a.slice($0) == b.slice($1) }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        for entry in entries {
+            hasher.combine(entry.tag)
+            hasher.combine(slice(entry))
         }
     }
 
@@ -39,12 +65,12 @@ public struct Fields: Sendable, Hashable {
 
     /// The value of a non-repeatable field, or nil when absent.
     public func value(_ tag: FieldTag) throws(ProtocolError) -> ByteBuffer? {
-        var found: ByteBuffer?
+        var found: Entry?
         for entry in entries where entry.tag == tag {
             guard found == nil else { throw .badRequest("field \(tag.rawValue) appears more than once") }
-            found = entry.value
+            found = entry
         }
-        return found
+        return found.map(slice)
     }
 
     public func contains(_ tag: FieldTag) -> Bool { entries.contains { $0.tag == tag } }
@@ -104,38 +130,44 @@ public struct Fields: Sendable, Hashable {
     public func records(_ tag: FieldTag) throws(ProtocolError) -> [Fields] {
         var records: [Fields] = []
         for entry in entries where entry.tag == tag {
-            records.append(try Fields(parsing: entry.value))
+            records.append(try Fields(parsing: slice(entry)))
         }
         return records
     }
 
     /// Every value of a repeatable field, in order.
     public func values(_ tag: FieldTag) -> [ByteBuffer] {
-        entries.filter { $0.tag == tag }.map(\.value)
+        entries.filter { $0.tag == tag }.map(slice)
     }
 
     // MARK: Writing
 
+    /// Appends a value written by `write` into the shared storage.
+    private mutating func append(_ tag: FieldTag, _ write: (inout ByteBuffer) -> Int) {
+        let offset = storage.writerIndex
+        let length = write(&storage)
+        entries.append(Entry(tag: tag, offset: offset, length: length))
+    }
+
     public mutating func append(_ tag: FieldTag, buffer: ByteBuffer) {
-        entries.append(Field(tag: tag, value: buffer))
+        var buffer = buffer
+        append(tag) { $0.writeBuffer(&buffer) }
     }
 
     public mutating func append(_ tag: FieldTag, string: String) {
-        append(tag, buffer: ByteBuffer(string: string))
+        append(tag) { $0.writeString(string) }
     }
 
     public mutating func append(_ tag: FieldTag, bytes: some Collection<UInt8>) {
-        append(tag, buffer: ByteBuffer(bytes: bytes))
+        append(tag) { $0.writeBytes(bytes) }
     }
 
     public mutating func append(_ tag: FieldTag, uint64: UInt64) {
-        var buffer = ByteBuffer()
-        buffer.writeInteger(uint64)
-        append(tag, buffer: buffer)
+        append(tag) { $0.writeInteger(uint64) }
     }
 
     public mutating func append(_ tag: FieldTag, uint8: UInt8) {
-        append(tag, buffer: ByteBuffer(bytes: [uint8]))
+        append(tag) { $0.writeInteger(uint8) }
     }
 
     public mutating func append(_ tag: FieldTag, bool: Bool) {
@@ -149,14 +181,16 @@ public struct Fields: Sendable, Hashable {
     }
 
     /// The encoded size in bytes.
-    public var encodedLength: Int { entries.reduce(0) { $0 + Self.overhead + $1.value.readableBytes } }
+    public var encodedLength: Int { entries.reduce(0) { $0 + Self.overhead + $1.length } }
 
     public func write(to buffer: inout ByteBuffer) {
         for entry in entries {
             buffer.writeInteger(entry.tag.rawValue)
-            buffer.writeInteger(UInt32(entry.value.readableBytes))
-            var value = entry.value
-            buffer.writeBuffer(&value)
+            buffer.writeInteger(UInt32(entry.length))
+            storage.withUnsafeReadableBytes { bytes in
+                let start = entry.offset - storage.readerIndex
+                _ = buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<start + entry.length]))
+            }
         }
     }
 }

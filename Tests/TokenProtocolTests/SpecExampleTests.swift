@@ -255,7 +255,7 @@ import TokenProtocol
         guard response.status.isSuccess else {
             // A refusal: a message and no other defined field.
             #expect(response.message != nil, "\(label): a refusal without message")
-            #expect(response.fields.entries.allSatisfy { $0.tag == .message }, "\(label): a refusal with other fields")
+            #expect(response.fields.tags.allSatisfy { $0 == .message }, "\(label): a refusal with other fields")
             return response
         }
         // The typed decoders the daemon and TokenClient use; re-encoding the decoded value must

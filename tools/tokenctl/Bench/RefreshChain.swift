@@ -9,14 +9,14 @@ struct RefreshChain: Sendable {
     private(set) var request: Request
     /// The `issue` that starts a new family when a refresh is refused.
     private let login: IssueRequest
-    /// The fingerprint field every refresh repeats; nil when the family is not bound.
-    private let fingerprint: Fields.Field?
+    /// The fingerprint every refresh repeats; empty when the family is not bound.
+    private let fingerprint: [UInt8]
 
     private init(login: IssueRequest, refreshToken: String) {
         self.login = login
         let fields = TokenRequest(token: refreshToken, fingerprint: login.fingerprint).fields
         request = Request(opcode: .refresh, id: 0, fields: fields)
-        fingerprint = fields.entries.first { $0.tag == .fingerprint }
+        fingerprint = login.fingerprint
     }
 
     /// Issues a pair on `client` (`login` must ask for one) and prepares its first refresh.
@@ -36,7 +36,7 @@ struct RefreshChain: Sendable {
         guard let token = try? response.fields.value(.refreshToken), token.readableBytes > 0 else { return false }
         var fields = Fields()
         fields.append(.token, bytes: token.readableBytesView)
-        if let fingerprint { fields.append(fingerprint.tag, buffer: fingerprint.value) }
+        if !fingerprint.isEmpty { fields.append(.fingerprint, bytes: fingerprint) }
         request.fields = fields
         return true
     }

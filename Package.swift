@@ -31,11 +31,13 @@ let package = Package(
         .target(name: "TokenStore", dependencies: [
             "TokenCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TokenServer", dependencies: [
             "TokenJWT", "TokenProtocol", "TokenStore",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -79,6 +81,7 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: [
             "TokenClient", "TokenProtocol", "TestSupport", "TokenJWT",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "TokenProtocolTests", dependencies: [

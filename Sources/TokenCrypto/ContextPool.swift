@@ -1,15 +1,17 @@
 internal import COpenSSL
-import Synchronization
+import Foundation
 
 /// A small pool of prepared `EVP_PKEY_CTX` verification contexts for one key.
 ///
 /// A context is not safe to use from two threads at once, and making one costs as much as
 /// the operation it serves; so each caller borrows one (making it on first need) and gives it
 /// back. The pool holds at most as many contexts as ever ran at the same time.
-final class ContextPool: Sendable {
+final class ContextPool: @unchecked Sendable {
     private let make: @Sendable () -> OpaquePointer?
-    /// Idle contexts, kept as addresses so that the mutex holds only Sendable values.
-    private let idle = Mutex<[UInt]>([])
+    /// A pthread mutex (NSLock), which ThreadSanitizer understands; guards `contexts`.
+    private let lock = NSLock()
+    /// Idle contexts.
+    private var contexts: [OpaquePointer] = []
 
     init(make: @escaping @Sendable () -> OpaquePointer?) {
         self.make = make
@@ -17,21 +19,20 @@ final class ContextPool: Sendable {
 
     /// Runs `body` with a context, or returns 0 (failure) when none can be made.
     func withContext(_ body: (OpaquePointer) -> Int32) -> Int32 {
-        let borrowed = idle.withLock { $0.popLast() }.flatMap { OpaquePointer(bitPattern: $0) } ?? make()
+        let borrowed = lock.withLock { contexts.popLast() } ?? make()
         guard let context = borrowed else {
             OpenSSLErrorQueue.clear()
             return 0
         }
         let result = body(context)
-        let address = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(context)))
-        idle.withLock { $0.append(address) }
+        lock.withLock { contexts.append(context) }
         return result
     }
 
     /// Frees the idle contexts; called when the key goes away.
     func drain() {
-        idle.withLock { contexts in
-            for context in contexts { EVP_PKEY_CTX_free(OpaquePointer(bitPattern: context)) }
+        lock.withLock {
+            for context in contexts { EVP_PKEY_CTX_free(context) }
             contexts.removeAll()
         }
     }

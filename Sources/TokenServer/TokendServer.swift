@@ -5,7 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 import TokenJWT
 import TokenProtocol
 import TokenStore
@@ -19,7 +19,7 @@ public final class TokendServer: Service, Sendable {
     private let snapshots: SnapshotScheduler
     private let logger: Logger
     private let group: any EventLoopGroup
-    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
     public init(configuration: TokendConfiguration, logger: Logger, clock: any TokenClock = SystemClock(),
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
@@ -133,17 +133,17 @@ public final class TokendServer: Service, Sendable {
 
     private func track(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
-        connections.withLock { $0[id] = channel }
+        connections.withLockedValue { $0[id] = channel }
         channel.closeFuture.whenComplete { [weak self] _ in
             guard let self else { return }
-            self.connections.withLock { _ = $0.removeValue(forKey: id) }
+            self.connections.withLockedValue { _ = $0.removeValue(forKey: id) }
             self.service.statistics.connectionClosed()
         }
     }
 
     /// Asks every connection to finish its requests in flight and close; waits up to 10 s.
     private func drainConnections() async {
-        let open = connections.withLock { Array($0.values) }
+        let open = connections.withLockedValue { Array($0.values) }
         guard !open.isEmpty else { return }
         for channel in open { channel.pipeline.fireUserInboundEventTriggered(ShutdownEvent()) }
         let deadline = ContinuousClock.now + .seconds(10)

@@ -1,6 +1,6 @@
 /// The embedded store's state and every rule that changes it, as plain synchronous code with
 /// the time passed in. `EmbeddedStore` serializes access; tests drive this directly.
-struct EmbeddedState {
+struct EmbeddedState: Sendable {
     var policy: RenewalPolicy
     private(set) var logins: [SessionKey: LoginRecord] = [:]
     private(set) var bySubject: [String: Set<SessionKey>] = [:]

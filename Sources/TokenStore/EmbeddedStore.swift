@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The default store: all state in this process's memory, persisted to a snapshot and a
 /// journal in the state directory when one is given.
@@ -12,14 +12,14 @@ import Synchronization
 /// signing, verification and all file I/O happen elsewhere (the journal on its own thread,
 /// snapshots on the caller's). A change's reply waits until its journal record is written.
 public final class EmbeddedStore: TokenStateStore {
-    private struct Guarded {
+    private struct Guarded: Sendable {
         var state: EmbeddedState
         var nextSequence: UInt64
         var changesSinceSnapshot = 0
     }
 
-    private let guarded: Mutex<Guarded>
-    private let snapshotting = Mutex(false)
+    private let guarded: NIOLockedValueBox<Guarded>
+    private let snapshotting = NIOLockedValueBox(false)
     public let clock: any TokenClock
     private let persistence: Persistence?
     private let logger: Logger
@@ -59,13 +59,13 @@ public final class EmbeddedStore: TokenStateStore {
             try journal.start(sequence: loaded.nextSequence, createdAt: now)
             self.journal = journal
             self.replayedJournal = loaded.replayedJournal
-            guarded = Mutex(Guarded(state: loaded.state, nextSequence: loaded.nextSequence + 1))
+            guarded = NIOLockedValueBox(Guarded(state: loaded.state, nextSequence: loaded.nextSequence + 1))
         } else {
             var state = EmbeddedState(policy: policy, now: now)
             state.recordsChanges = false
             journal = nil
             replayedJournal = false
-            guarded = Mutex(Guarded(state: state, nextSequence: 1))
+            guarded = NIOLockedValueBox(Guarded(state: state, nextSequence: 1))
         }
     }
 
@@ -73,7 +73,7 @@ public final class EmbeddedStore: TokenStateStore {
     private func run<R: Sendable>(on eventLoop: any EventLoop, _ body: (inout EmbeddedState, Int64) -> R) -> EventLoopFuture<R> {
         let now = clock.now()
         let journal = journal
-        let (result, ticket) = guarded.withLock { guarded -> (R, UInt64?) in
+        let (result, ticket) = guarded.withLockedValue { guarded -> (R, UInt64?) in
             guarded.state.expire(now: now, budget: 256)
             let result = body(&guarded.state, now)
             guard let journal, !guarded.state.changes.isEmpty else { return (result, nil) }
@@ -91,11 +91,11 @@ public final class EmbeddedStore: TokenStateStore {
     @discardableResult
     public func sweep(budget: Int = 10_000) -> Int {
         let now = clock.now()
-        return guarded.withLock { $0.state.expire(now: now, budget: budget) }
+        return guarded.withLockedValue { $0.state.expire(now: now, budget: budget) }
     }
 
     /// Changes since the last snapshot.
-    public var changesSinceSnapshot: Int { guarded.withLock { $0.changesSinceSnapshot } }
+    public var changesSinceSnapshot: Int { guarded.withLockedValue { $0.changesSinceSnapshot } }
 
     public struct SnapshotReport: Sendable {
         public var records: Int
@@ -109,15 +109,15 @@ public final class EmbeddedStore: TokenStateStore {
     /// event loops. Returns nil when the store is not persistent or a snapshot is under way.
     public func snapshot() throws -> SnapshotReport? {
         guard let persistence, let journal else { return nil }
-        guard snapshotting.withLock({ running in
+        guard snapshotting.withLockedValue({ running in
             if running { return false }
             running = true
             return true
         }) else { return nil }
-        defer { snapshotting.withLock { $0 = false } }
+        defer { snapshotting.withLockedValue { $0 = false } }
         let started = ContinuousClock.now
         let now = clock.now()
-        let (copy, sequence) = guarded.withLock { guarded -> (EmbeddedState, UInt64) in
+        let (copy, sequence) = guarded.withLockedValue { guarded -> (EmbeddedState, UInt64) in
             let sequence = guarded.nextSequence
             guarded.nextSequence += 1
             guarded.changesSinceSnapshot = 0

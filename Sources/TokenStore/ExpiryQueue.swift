@@ -3,7 +3,7 @@
 /// Draining costs work proportional to what expires (plus one lookup per elapsed second),
 /// never a scan of the table, and it can stop after a budget so that a mass expiry is spread
 /// over several calls instead of stalling everything else.
-struct ExpiryQueue<Key: Hashable> {
+struct ExpiryQueue<Key: Hashable & Sendable>: Sendable {
     private var buckets: [Int64: [Key]] = [:]
     /// The earliest second that may still hold keys.
     private var cursor: Int64

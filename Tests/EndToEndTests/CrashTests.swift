@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 import TokenClient
 import TokenProtocol
@@ -16,7 +16,7 @@ import TokenProtocol
             var revoked: [String] = []
         }
 
-        let entries = Mutex(Entries())
+        let entries = NIOLockedValueBox(Entries())
     }
 
     /// One client's load until the daemon dies: issue sessions and pairs, rotate, revoke.
@@ -28,16 +28,16 @@ import TokenProtocol
                 switch index % 4 {
                 case 0, 1:
                     let issued = try await client.issue(IssueRequest(mode: .session, subject: "w\(worker)"))
-                    ledger.entries.withLock { $0.sessions.append(issued.sessionToken!) }
+                    ledger.entries.withLockedValue { $0.sessions.append(issued.sessionToken!) }
                 case 2:
                     let issued = try await client.issue(IssueRequest(mode: .pair, subject: "w\(worker)"))
-                    ledger.entries.withLock { $0.families[issued.sessionID] = (issued.accessToken!, issued.refreshToken!, nil) }
+                    ledger.entries.withLockedValue { $0.families[issued.sessionID] = (issued.accessToken!, issued.refreshToken!, nil) }
                     let rotated = try await client.refresh(token: issued.refreshToken!)
-                    ledger.entries.withLock { $0.families[issued.sessionID] = (rotated.accessToken!, rotated.refreshToken!, issued.refreshToken!) }
+                    ledger.entries.withLockedValue { $0.families[issued.sessionID] = (rotated.accessToken!, rotated.refreshToken!, issued.refreshToken!) }
                 default:
                     let victim = try await client.issue(IssueRequest(mode: .session, subject: "w\(worker)"))
                     _ = try await client.revoke(.token(victim.sessionToken!))
-                    ledger.entries.withLock { $0.revoked.append(victim.sessionToken!) }
+                    ledger.entries.withLockedValue { $0.revoked.append(victim.sessionToken!) }
                 }
             } catch {
                 return // The daemon was killed.
@@ -67,7 +67,7 @@ import TokenProtocol
 
         let daemon = try DaemonProcess(["--fsync", "always", "--dedup-window", "1s"], stateDirectory: directory)
         let client = try await daemon.client()
-        let entries = ledger.entries.withLock { $0 }
+        let entries = ledger.entries.withLockedValue { $0 }
         #expect(entries.sessions.count > 100, "the load did run: \(entries.sessions.count) sessions")
         for token in entries.sessions {
             #expect(try await client.verify(token: token).status == .ok)

@@ -45,12 +45,17 @@ public func runProcess(_ path: String, _ arguments: [String], input: String? = n
     try process.run()
     if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
     try stdin.fileHandleForWriting.close()
-    // Read both pipes concurrently so that a full stderr pipe cannot block the child.
+    // Read both pipes concurrently so that a full stderr pipe cannot block the child; the
+    // semaphore orders the reader's write of errorData before this thread's read of it.
     nonisolated(unsafe) var errorData = Data()
-    let reader = Thread { errorData = error.fileHandleForReading.readDataToEndOfFile() }
+    let done = DispatchSemaphore(value: 0)
+    let reader = Thread {
+        errorData = error.fileHandleForReading.readDataToEndOfFile()
+        done.signal()
+    }
     reader.start()
     let outputData = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    while !reader.isFinished { usleep(1000) }
+    done.wait()
     return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
 }

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 import TokenJWT
 
 /// The live key ring: which key signs, which keys verify. Swapped whole on rotation, so a
@@ -10,16 +10,16 @@ public final class SigningKeys: Sendable {
         var signing: JWTKey
     }
 
-    private let ring: Mutex<Ring>
+    private let ring: NIOLockedValueBox<Ring>
     /// Held across a whole rotation, so that two at once cannot pick the same file name.
-    private let rotation = Mutex(())
+    private let rotation = NIOLockedValueBox(())
     let directory: KeyDirectory
     let policy: JWTValidationPolicy
 
     init(directory: KeyDirectory, entries: [KeyDirectory.Entry], policy: JWTValidationPolicy) {
         self.directory = directory
         self.policy = policy
-        self.ring = Mutex(Self.makeRing(entries, policy: policy))
+        self.ring = NIOLockedValueBox(Self.makeRing(entries, policy: policy))
     }
 
     private static func makeRing(_ entries: [KeyDirectory.Entry], policy: JWTValidationPolicy) -> Ring {
@@ -27,16 +27,16 @@ public final class SigningKeys: Sendable {
         return Ring(entries: entries, verifier: JWTVerifier(keyRing: keyRing, policy: policy), signing: entries.last!.key)
     }
 
-    var verifier: JWTVerifier { ring.withLock { $0.verifier } }
-    var signingKey: JWTKey { ring.withLock { $0.signing } }
-    var entries: [KeyDirectory.Entry] { ring.withLock { $0.entries } }
+    var verifier: JWTVerifier { ring.withLockedValue { $0.verifier } }
+    var signingKey: JWTKey { ring.withLockedValue { $0.signing } }
+    var entries: [KeyDirectory.Entry] { ring.withLockedValue { $0.entries } }
 
     /// Writes a new key of `algorithm`, which signs from now on.
     func rotate(algorithm: JWSAlgorithm, now: Int64) throws -> KeyDirectory.Entry {
-        try rotation.withLock { _ in
-            let newest = ring.withLock { $0.entries.last?.createdAt ?? 0 }
+        try rotation.withLockedValue { _ in
+            let newest = ring.withLockedValue { $0.entries.last?.createdAt ?? 0 }
             let entry = try directory.create(algorithm: algorithm, now: max(now, newest + 1))
-            ring.withLock { $0 = Self.makeRing($0.entries + [entry], policy: policy) }
+            ring.withLockedValue { $0 = Self.makeRing($0.entries + [entry], policy: policy) }
             return entry
         }
     }

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 import TokenProtocol
 
 /// Counters for `stats`: requests per operation and per status, connections, uptime.
@@ -11,13 +11,13 @@ final class ServerStatistics: Sendable {
         var connectionsTotal: UInt64 = 0
     }
 
-    private let counts = Mutex(Counts())
+    private let counts = NIOLockedValueBox(Counts())
     let startedAt: Int64
 
     init(startedAt: Int64) { self.startedAt = startedAt }
 
     func record(_ opcode: Opcode, _ status: Status) {
-        counts.withLock {
+        counts.withLockedValue {
             $0.requests += 1
             $0.operations[opcode.rawValue, default: 0] += 1
             $0.statuses[status.rawValue, default: 0] += 1
@@ -25,20 +25,20 @@ final class ServerStatistics: Sendable {
     }
 
     func connectionOpened() -> Int {
-        counts.withLock {
+        counts.withLockedValue {
             $0.connections += 1
             $0.connectionsTotal += 1
             return $0.connections
         }
     }
 
-    func connectionClosed() { counts.withLock { $0.connections -= 1 } }
+    func connectionClosed() { counts.withLockedValue { $0.connections -= 1 } }
 
-    var connections: Int { counts.withLock { $0.connections } }
+    var connections: Int { counts.withLockedValue { $0.connections } }
 
     /// (name, value) pairs as `stats` reports them.
     func snapshot(now: Int64) -> [(String, UInt64)] {
-        counts.withLock { counts in
+        counts.withLockedValue { counts in
             var rows: [(String, UInt64)] = [
                 ("connections", UInt64(counts.connections)),
                 ("connections_total", counts.connectionsTotal),

@@ -1,6 +1,6 @@
 import Dispatch
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 import TokenStore
 
 /// Decides when to write a snapshot (on a timer, after a number of changes, on request, at
@@ -11,7 +11,7 @@ public final class SnapshotScheduler: Sendable {
     private let changes: Int
     private let logger: Logger
     private let queue = DispatchQueue(label: "tokend.snapshot")
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     private struct State {
         var secondsSinceSnapshot: Int64 = 0
@@ -29,7 +29,7 @@ public final class SnapshotScheduler: Sendable {
 
     /// Called every second.
     func tick() {
-        let due = state.withLock { state -> Bool in
+        let due = state.withLockedValue { state -> Bool in
             state.secondsSinceSnapshot += 1
             let pending = store.changesSinceSnapshot
             return !state.running && pending > 0
@@ -40,7 +40,7 @@ public final class SnapshotScheduler: Sendable {
 
     /// Starts a snapshot in the background unless one is running.
     func request() {
-        guard state.withLock({ state in
+        guard state.withLockedValue({ state in
             if state.running { return false }
             state.running = true
             return true
@@ -53,7 +53,7 @@ public final class SnapshotScheduler: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(with: Result { try self.store.snapshot() })
-                self.state.withLock { $0.secondsSinceSnapshot = 0 }
+                self.state.withLockedValue { $0.secondsSinceSnapshot = 0 }
             }
         }
     }
@@ -74,7 +74,7 @@ public final class SnapshotScheduler: Sendable {
         } catch {
             logger.error("snapshot failed; the journal keeps every change", metadata: ["error": "\(error)"])
         }
-        state.withLock {
+        state.withLockedValue {
             $0.running = false
             $0.secondsSinceSnapshot = 0
         }

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 import TokenCrypto
 import TokenStore
 
@@ -24,11 +24,11 @@ final class VerifiedTokenCache: Sendable {
     }
 
     let capacity: Int
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
 
     init(capacity: Int) {
         self.capacity = capacity
-        state = Mutex(State(order: Array(repeating: nil, count: max(capacity, 1))))
+        state = NIOLockedValueBox(State(order: Array(repeating: nil, count: max(capacity, 1))))
     }
 
     static func key(_ token: String) -> Digest128 {
@@ -38,7 +38,7 @@ final class VerifiedTokenCache: Sendable {
 
     func lookup(_ key: Digest128, now: Int64) -> Entry? {
         guard capacity > 0 else { return nil }
-        return state.withLock { state in
+        return state.withLockedValue { state in
             guard let entry = state.entries[key] else {
                 state.misses += 1
                 return nil
@@ -55,7 +55,7 @@ final class VerifiedTokenCache: Sendable {
 
     func insert(_ key: Digest128, _ entry: Entry) {
         guard capacity > 0 else { return }
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state.entries.updateValue(entry, forKey: key) == nil else { return }
             if let evicted = state.order[state.next] { state.entries[evicted] = nil }
             state.order[state.next] = key
@@ -64,6 +64,6 @@ final class VerifiedTokenCache: Sendable {
     }
 
     var statistics: (entries: Int, hits: UInt64, misses: UInt64) {
-        state.withLock { ($0.entries.count, $0.hits, $0.misses) }
+        state.withLockedValue { ($0.entries.count, $0.hits, $0.misses) }
     }
 }

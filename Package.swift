@@ -69,6 +69,15 @@ let package = Package(
             ],
             path: "tools/tokenctl"
         ),
+        .target(name: "CFuzzSupport"),
+        .executableTarget(
+            name: "tokend-fuzz",
+            dependencies: [
+                "CFuzzSupport", "TokenProtocol", "TokenJWT", "TokenStore", "TokenCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "tools/fuzz-driver"
+        ),
         .executableTarget(
             name: "tokenbench",
             dependencies: ["TokenJWT", "TokenStore", .product(name: "NIOEmbedded", package: "swift-nio")],

@@ -93,6 +93,64 @@ import TokenProtocol
         #expect(ids.count == 1000)
     }
 
+    @Test func aClientThatNeverReadsIsHeldBackAndOthersAreServed() async throws {
+        let daemon = try DaemonProcess(["--max-in-flight", "8"])
+        let greedy = try RawConnection(daemon.socketPath)
+        var bytes = ByteBuffer()
+        for id in 1...1000 { bytes.writeFrame(Request(opcode: .keysJWKS, id: UInt32(id))) }
+        greedy.send(Array(bytes.readableBytesView))
+        // While the greedy client reads nothing, another is served promptly.
+        let bystander = try await daemon.client()
+        for _ in 0..<20 { try await bystander.ping() }
+        // Then every one of the thousand is answered, in full.
+        var ids = Set<UInt32>()
+        while ids.count < 1000, let response = try greedy.readResponse() {
+            #expect(response.status == .ok)
+            ids.insert(response.id)
+        }
+        #expect(ids.count == 1000)
+        await bystander.close()
+    }
+
+    @Test func aFrameSentOneByteAtATimeIsAnsweredAndDelaysNoOne() async throws {
+        let daemon = try DaemonProcess()
+        let slow = try RawConnection(daemon.socketPath)
+        let bystander = try await daemon.client()
+        var frame = ByteBuffer()
+        frame.writeFrame(Request(opcode: .ping, id: 77))
+        for byte in frame.readableBytesView {
+            slow.send([byte])
+            let started = ContinuousClock.now
+            try await bystander.ping()
+            #expect(ContinuousClock.now - started < .seconds(1))
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let response = try #require(try slow.readResponse())
+        #expect(response.id == 77 && response.status == .ok)
+        await bystander.close()
+    }
+
+    @Test func connectionLimitAndIdleTimeout() async throws {
+        let daemon = try DaemonProcess(["--max-connections", "3", "--idle-timeout", "1s"])
+        // Let the daemon see the start-up probe's connection close before counting.
+        try await Task.sleep(for: .milliseconds(300))
+        let held = try (0..<3).map { _ in try RawConnection(daemon.socketPath) }
+        for connection in held {
+            connection.send(Request(opcode: .ping, id: 1))
+            #expect(try connection.readResponse()?.status == .ok)
+        }
+        // The fourth is closed at once.
+        let extra = try RawConnection(daemon.socketPath)
+        #expect(extra.isClosedByPeer())
+        // Silent connections are closed after the idle timeout; then there is room again.
+        try await Task.sleep(for: .milliseconds(2500))
+        #expect(held[0].isClosedByPeer())
+        let later = try RawConnection(daemon.socketPath)
+        later.send(Request(opcode: .ping, id: 2))
+        #expect(try later.readResponse()?.status == .ok)
+        #expect(daemon.log.contains("connection limit reached"))
+    }
+
     @Test func peersOutsideTheRolesAreForbidden() async throws {
         // Neither role for our uid (tests run as root or a developer's uid, never 4242).
         let daemon = try DaemonProcess(["--issue-uids", "4242", "--admin-uids", "4242"])

@@ -19,6 +19,12 @@ public struct RecordReader {
     public let path: String
     public let bytes: [UInt8]
 
+    /// Bytes already in memory (`path` only names them in problems).
+    public init(path: String, bytes: [UInt8]) {
+        self.path = path
+        self.bytes = bytes
+    }
+
     public init(path: String) throws {
         var info = stat()
         if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {

@@ -68,8 +68,14 @@ struct EmbeddedState: Sendable {
     /// A login still held: records outlive their maximum lifetime by `tombstoneGrace`, so
     /// that a late caller hears "maximum lifetime reached" instead of "unknown".
     private func live(_ key: SessionKey, now: Int64) -> LoginRecord? {
-        guard let record = logins[key], now < record.maxExpiresAt + policy.tombstoneGrace else { return nil }
+        guard let record = logins[key], now < forgetAt(record) else { return nil }
         return record
+    }
+
+    /// When a login is forgotten: after its maximum lifetime, by as long again as it could
+    /// live, at most `tombstoneGrace`.
+    private func forgetAt(_ record: LoginRecord) -> Int64 {
+        record.maxExpiresAt + min(policy.tombstoneGrace, max(0, record.maxExpiresAt - record.createdAt))
     }
 
     private mutating func insertDedup(_ put: JournalRecord.DedupPut, now: Int64) {
@@ -106,7 +112,7 @@ struct EmbeddedState: Sendable {
                 adjustCounts(previous, by: -1)
             } else {
                 bySubject[record.subject, default: []].insert(key)
-                loginExpiry.insert(key, at: record.maxExpiresAt + policy.tombstoneGrace)
+                loginExpiry.insert(key, at: forgetAt(record))
             }
             adjustCounts(record, by: 1)
             if let dedup { insertDedup(dedup, now: now) }

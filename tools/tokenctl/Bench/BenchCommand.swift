@@ -72,6 +72,13 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Issue the verified session with a \(BenchPlan.renewingSessionTTL)s idle TTL so that verifies renew it (see below).")
     var ttlRenew = false
 
+    @Option(name: .customLong("issued-lifetime"), help: "Maximum lifetime of the logins this run issues (issue, refresh, mix), e.g. 60s; default the daemon's. Keeps a long run's state bounded.",
+            transform: { text in
+                guard let seconds = DurationText.seconds(text), seconds > 0 else { throw ValidationError("--issued-lifetime takes whole seconds, e.g. 60s") }
+                return UInt64(seconds)
+            })
+    var issuedLifetime: UInt64?
+
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("-c/--connections must be at least 1") }
         guard pipeline >= 1 else { throw ValidationError("-P/--pipeline must be at least 1") }
@@ -84,11 +91,12 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let plan = BenchPlan(
+        var plan = BenchPlan(
             operation: op, connections: connections, pipeline: pipeline,
             fingerprint: Array((fingerprint ?? "").utf8),
             sessionTTL: ttlRenew ? BenchPlan.renewingSessionTTL : nil
         )
+        plan.issuedLifetime = issuedLifetime
         let clients = try await connect()
         let lanes: [[BenchLane]]
         do {

@@ -14,6 +14,9 @@ struct BenchPlan: Sendable {
     var fingerprint: [UInt8]
     /// The idle TTL of the verified session (`--ttl-renew`); nil for the daemon's own.
     var sessionTTL: UInt64?
+    /// The maximum lifetime asked for the logins the run issues (`issue`, `refresh`, `mix`);
+    /// nil for the daemon's. Short lifetimes keep a long run's state bounded.
+    var issuedLifetime: UInt64? = nil
 
     /// Issues what the operation needs and returns the lanes of each connection, `pipeline`
     /// to a client: the one session token every verify presents (issued on the first
@@ -28,7 +31,7 @@ struct BenchPlan: Sendable {
                         let index = connection * pipeline + slot
                         let issue = operation.issues ? issueRequest(lane: index) : nil
                         let chain = operation.refreshes
-                            ? try await RefreshChain.start(IssueRequest(mode: .pair, subject: "bench", fingerprint: fingerprint), on: client)
+                            ? try await RefreshChain.start(IssueRequest(mode: .pair, subject: "bench", fingerprint: fingerprint, maxLifetime: issuedLifetime), on: client)
                             : nil
                         lanes.append(BenchLane(operation: operation, index: index, verify: verify, issue: issue, chain: chain))
                     }
@@ -54,7 +57,7 @@ struct BenchPlan: Sendable {
 
     /// A new session for subject `bench-N`, N the lane's number.
     private func issueRequest(lane: Int) -> Request {
-        Request(opcode: .issue, id: 0, fields: IssueRequest(mode: .session, subject: "bench-\(lane)", fingerprint: fingerprint).fields)
+        Request(opcode: .issue, id: 0, fields: IssueRequest(mode: .session, subject: "bench-\(lane)", fingerprint: fingerprint, maxLifetime: issuedLifetime).fields)
     }
 
     /// The one request `ping` and `verify` send every time; nil for the other operations.

@@ -2,7 +2,7 @@
 /// the time passed in. `EmbeddedStore` serializes access; tests drive this directly.
 struct EmbeddedState: Sendable {
     var policy: RenewalPolicy
-    private(set) var logins: [SessionKey: LoginRecord] = [:]
+    private(set) var logins = LoginTable()
     private(set) var bySubject: [String: Set<SessionKey>] = [:]
     private(set) var dedup: [Digest128: DedupEntry] = [:]
     private var loginExpiry: ExpiryQueue<SessionKey>
@@ -137,10 +137,7 @@ struct EmbeddedState: Sendable {
         if recordsChanges { changes.append(change) }
     }
 
-    /// Every login and live dedup entry as records, for a snapshot.
-    func snapshotRecords(now: Int64) -> (logins: [(SessionKey, LoginRecord)], dedup: [JournalRecord.DedupPut]) {
-        (logins.map { ($0.key, $0.value) }, dedup.compactMap { $0.value.expiresAt > now ? JournalRecord.DedupPut(digest: $0.key, entry: $0.value) : nil })
-    }
+
 
     mutating func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, now: Int64) -> SessionOutcome {
         guard var record = live(key, now: now) else { return .unknown }

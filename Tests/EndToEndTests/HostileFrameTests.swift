@@ -31,10 +31,17 @@ import TokenProtocol
             try await bystander.ping()
         }
 
-        // A zero-length frame.
+        // Frames of length 0 and 1: bodies too short for a request header.
         let empty = try RawConnection(daemon.socketPath)
         empty.send([0, 0, 0, 0])
         #expect(try empty.readResponse()?.status == .badRequest)
+        empty.send([0, 0, 0, 1, 1])
+        #expect(try empty.readResponse()?.status == .badRequest)
+        // A request header cut short inside a frame that is otherwise well formed.
+        empty.send([0, 0, 0, 5, 1, Opcode.ping.rawValue, 0, 0, 0])
+        #expect(try empty.readResponse()?.status == .badRequest)
+        empty.send(Request(opcode: .ping, id: 3))
+        #expect(try empty.readResponse()?.id == 3)
 
         // Unknown operation and unsupported version: answered by id, connection stays open.
         let strange = try RawConnection(daemon.socketPath)

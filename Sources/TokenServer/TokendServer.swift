@@ -45,6 +45,11 @@ public final class TokendServer: Service, Sendable {
     }
 
     public func run() async throws {
+        if configuration.repair {
+            // A repair is made durable before serving: the valid part of a damaged file now
+            // lives only in memory.
+            _ = try await snapshots.writeNow()
+        }
         let path = configuration.resolvedSocketPath
         try SocketFile.prepare(path, logger: logger)
         // Bind with a tight umask so that the socket is never, even briefly, open to all.
@@ -61,7 +66,7 @@ public final class TokendServer: Service, Sendable {
             try? await channel.close()
             throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
         }
-        if store.replayedJournal { snapshots.request() }
+        if store.replayedJournal && !configuration.repair { snapshots.request() }
         // Expiry in small steps (1,000 logins, about a millisecond of the store's lock, ten
         // times a second), so that a mass expiry never stalls verifies for long.
         let sweeper = channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [store] _ in

@@ -112,7 +112,9 @@ struct EmbeddedState: Sendable {
                 adjustCounts(previous, by: -1)
             } else {
                 bySubject[record.subject, default: []].insert(key)
-                loginExpiry.insert(key, at: forgetAt(record))
+                // From the stored record, whose times the table keeps within 32 bits, so that
+                // hostile values from a state file cannot overflow the arithmetic.
+                loginExpiry.insert(key, at: forgetAt(logins[key]!))
             }
             adjustCounts(record, by: 1)
             if let dedup { insertDedup(dedup, now: now) }

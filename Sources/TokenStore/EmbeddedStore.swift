@@ -16,6 +16,10 @@ public final class EmbeddedStore: TokenStateStore {
         var state: EmbeddedState
         var nextSequence: UInt64
         var changesSinceSnapshot = 0
+        /// The journal ticket of the latest change. A reply that changed nothing still waits
+        /// for it: what it reports (a rotated pair from the dedup map, "already revoked") may
+        /// rest on a change another request made and has not yet made durable.
+        var lastTicket: UInt64?
     }
 
     private let guarded: NIOLockedValueBox<Guarded>
@@ -76,10 +80,12 @@ public final class EmbeddedStore: TokenStateStore {
         let (result, ticket) = guarded.withLockedValue { guarded -> (R, UInt64?) in
             guarded.state.expire(now: now, budget: 256)
             let result = body(&guarded.state, now)
-            guard let journal, !guarded.state.changes.isEmpty else { return (result, nil) }
+            guard let journal else { return (result, nil) }
+            guard !guarded.state.changes.isEmpty else { return (result, guarded.lastTicket) }
             guarded.changesSinceSnapshot += guarded.state.changes.count
             let ticket = journal.append(guarded.state.changes)
             guarded.state.changes.removeAll(keepingCapacity: true)
+            guarded.lastTicket = ticket
             return (result, ticket)
         }
         guard let ticket, let journal else { return eventLoop.makeSucceededFuture(result) }

@@ -139,6 +139,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The rest of an oversized frame keeps arriving while the connection drains.
+        if draining, error is ByteToMessageDecoderError { return }
         if let tooLarge = error as? FrameTooLargeError {
             logger.notice("frame too large; closing connection", metadata: ["frame.length": "\(tooLarge.length)", "frame.maximum": "\(tooLarge.maximum)"])
             service.statistics.record(Opcode(0), .tooLarge)

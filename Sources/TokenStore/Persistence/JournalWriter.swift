@@ -117,7 +117,9 @@ public final class JournalWriter: @unchecked Sendable {
 
             var lastTicket: UInt64 = 0
             var error: (any Error)?
-            for item in batch {
+            // After a failure nothing more is written: a record half on disk stays the last.
+            let failed = condition.withLock { failure != nil }
+            for item in batch where !failed {
                 do {
                     switch item {
                     case .bytes(let bytes, let ticket):
@@ -126,6 +128,7 @@ public final class JournalWriter: @unchecked Sendable {
                     case .switchTo(let sequence, let createdAt):
                         try sync()
                         close(fd)
+                        fd = -1
                         try openFile(sequence: sequence, createdAt: createdAt)
                     }
                 } catch let failure {
@@ -134,12 +137,13 @@ public final class JournalWriter: @unchecked Sendable {
                 }
             }
             do {
-                if policy == .always || stop || (policy == .everysec && ContinuousClock.now - lastSync >= .seconds(1)) {
+                if !failed, policy == .always || stop || (policy == .everysec && ContinuousClock.now - lastSync >= .seconds(1)) {
                     try sync()
                 }
             } catch let failure {
                 error = error ?? failure
             }
+            if failed { error = condition.withLock { failure } }
             complete(through: lastTicket, error: error)
             if stop {
                 close(fd)
@@ -183,6 +187,7 @@ public final class JournalWriter: @unchecked Sendable {
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {
+        guard fd >= 0 else { throw PersistenceError("the journal file is not open") }
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -194,7 +199,7 @@ public final class JournalWriter: @unchecked Sendable {
     }
 
     private func sync() throws {
-        guard dirty else { return }
+        guard dirty, fd >= 0 else { return }
         guard fdatasync(fd) == 0 else { throw PersistenceError("journal fsync failed: \(String(cString: strerror(errno)))") }
         dirty = false
         lastSync = ContinuousClock.now

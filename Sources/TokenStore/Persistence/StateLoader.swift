@@ -35,6 +35,9 @@ enum StateLoader {
             let reader = try RecordReader(path: snapshotPath)
             do {
                 firstJournal = try reader.header(.snapshot).sequence
+                guard firstJournal < UInt64(1) << 62 else {
+                    throw RecordReader.Problem(file: snapshotPath, offset: 0, reason: "implausible journal sequence \(firstJournal)", looksTorn: false)
+                }
                 try reader.forEachRecord(snapshot: true) { record, _ in
                     state.apply(record, now: now)
                     snapshotRecords += 1
@@ -95,8 +98,10 @@ enum StateLoader {
     /// Journal sequence numbers present, ascending.
     static func journalSequences(_ directory: String) throws -> [UInt64] {
         try FileManager.default.contentsOfDirectory(atPath: directory).compactMap { name -> UInt64? in
-            guard name.hasPrefix("journal-"), name.hasSuffix(".tkj") else { return nil }
-            return UInt64(name.dropFirst(8).dropLast(4), radix: 16)
+            guard name.hasPrefix("journal-"), name.hasSuffix(".tkj"), name.count == 28,
+                  let sequence = UInt64(name.dropFirst(8).dropLast(4), radix: 16), sequence < UInt64(1) << 62
+            else { return nil }
+            return sequence
         }.sorted()
     }
 
@@ -125,7 +130,11 @@ enum StateLoader {
     }
 
     static func truncate(_ path: String, at offset: Int) throws {
-        guard Foundation.truncate(path, off_t(offset)) == 0 else {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw PersistenceError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        // Synced, so that the cut tail cannot come back after a power loss.
+        guard ftruncate(fd, off_t(offset)) == 0, fsync(fd) == 0 else {
             throw PersistenceError("cannot cut the torn tail of \(path): \(String(cString: strerror(errno)))")
         }
     }

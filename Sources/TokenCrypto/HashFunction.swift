@@ -13,14 +13,6 @@ public enum HashFunction: Sendable, Hashable {
         }
     }
 
-    var openSSLName: String {
-        switch self {
-        case .sha256: "SHA256"
-        case .sha384: "SHA384"
-        case .sha512: "SHA512"
-        }
-    }
-
     var evpMD: OpaquePointer {
         switch self {
         case .sha256: EVP_sha256()

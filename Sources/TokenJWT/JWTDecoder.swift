@@ -4,21 +4,14 @@
 /// signature and the claims' meaning go unchecked. Never base a decision on the result.
 public enum JWTDecoder {
     public static func decodeUnverified(_ token: String, maximumSize: Int = JWTValidationPolicy().maximumTokenSize) throws(JWTError) -> (header: JSONObject, payload: JSONObject) {
-        var token = token
-        let result: Result<(JSONObject, JSONObject), JWTError> = token.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            do throws(JWTError) {
-                guard bytes.count <= maximumSize else { throw JWTError(.tooLarge, "the token is \(bytes.count) bytes, more than the \(maximumSize) allowed") }
-                let jws = try CompactJWS(splitting: bytes)
-                let header = try bytes.withDecodedSegment(jws.header, name: "header") { raw throws(JWTError) in try parse(raw, "header") }
-                let payload = try bytes.withDecodedSegment(jws.payload, name: "payload") { raw throws(JWTError) in try parse(raw, "payload") }
-                _ = try bytes.withDecodedSegment(jws.signature, name: "signature") { _ throws(JWTError) in () }
-                return .success((header, payload))
-            } catch {
-                return .failure(error)
-            }
+        try token.withJWTBytes { bytes throws(JWTError) in
+            guard bytes.count <= maximumSize else { throw JWTError(.tooLarge, "the token is \(bytes.count) bytes, more than the \(maximumSize) allowed") }
+            let jws = try CompactJWS(splitting: bytes)
+            let header = try bytes.withDecodedSegment(jws.header, name: "header") { raw throws(JWTError) in try parse(raw, "header") }
+            let payload = try bytes.withDecodedSegment(jws.payload, name: "payload") { raw throws(JWTError) in try parse(raw, "payload") }
+            _ = try bytes.withDecodedSegment(jws.signature, name: "signature") { _ throws(JWTError) in () }
+            return (header, payload)
         }
-        return try result.get()
     }
 
     static func parse(_ raw: UnsafeRawBufferPointer, _ name: String, maximumDepth: Int = 16) throws(JWTError) -> JSONObject {

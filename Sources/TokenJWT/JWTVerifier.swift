@@ -24,11 +24,7 @@ public struct JWTVerifier: Sendable {
 
     /// Verifies `token` at `now` (seconds since the Unix epoch).
     public func verify(_ token: String, now: Int64) throws(JWTError) -> VerifiedJWT {
-        var token = token
-        let result: Result<VerifiedJWT, JWTError> = token.withUTF8 { utf8 in
-            do throws(JWTError) { return .success(try verify(bytes: UnsafeRawBufferPointer(utf8), now: now)) } catch { return .failure(error) }
-        }
-        return try result.get()
+        try token.withJWTBytes { bytes throws(JWTError) in try verify(bytes: bytes, now: now) }
     }
 
     public func verify(bytes token: UnsafeRawBufferPointer, now: Int64) throws(JWTError) -> VerifiedJWT {
@@ -49,11 +45,7 @@ public struct JWTVerifier: Sendable {
     }
 
     public func verifyIgnoringTime(_ token: String) throws(JWTError) -> VerifiedJWT {
-        var token = token
-        let result: Result<VerifiedJWT, JWTError> = token.withUTF8 { utf8 in
-            do throws(JWTError) { return .success(try verifyIgnoringTime(bytes: UnsafeRawBufferPointer(utf8))) } catch { return .failure(error) }
-        }
-        return try result.get()
+        try token.withJWTBytes { bytes throws(JWTError) in try verifyIgnoringTime(bytes: bytes) }
     }
 
     /// Checks size, shape, header and signature only, returning the decoded payload; for JWS
@@ -116,5 +108,16 @@ public struct JWTVerifier: Sendable {
         if let notBefore = claims.notBefore, now + policy.leeway < notBefore {
             throw JWTError(.notYetValid, "the token is not valid yet")
         }
+    }
+}
+
+extension String {
+    /// Runs `body` over the string's UTF-8 bytes in place, keeping the typed error.
+    func withJWTBytes<R>(_ body: (UnsafeRawBufferPointer) throws(JWTError) -> R) throws(JWTError) -> R {
+        var string = self
+        let result: Result<R, JWTError> = string.withUTF8 { utf8 in
+            do throws(JWTError) { return .success(try body(UnsafeRawBufferPointer(utf8))) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 }

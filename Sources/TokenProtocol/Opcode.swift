@@ -43,9 +43,4 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     }
 
     public var description: String { name }
-
-    /// Operations that mint tokens or change state on a caller's behalf (issue role).
-    public var needsIssueRole: Bool { self == .issue }
-    /// Operations for operators only (admin role).
-    public var needsAdminRole: Bool { [.stats, .sessions, .keysList, .keysRotate, .snapshot].contains(self) }
 }

@@ -73,12 +73,13 @@ public final class EmbeddedStore: TokenStateStore {
         }
     }
 
-    /// Runs `body` on the state; the reply waits for the journal when it changed anything.
+    /// Runs `body` on the state; the reply waits for the journal up to the latest change.
+    /// Expiry is not done here: `sweep` does it in small steps off the request path, and every
+    /// rule checks times itself, so a login or dedup entry past its time is never honoured.
     private func run<R: Sendable>(on eventLoop: any EventLoop, _ body: (inout EmbeddedState, Int64) -> R) -> EventLoopFuture<R> {
         let now = clock.now()
         let journal = journal
         let (result, ticket) = guarded.withLockedValue { guarded -> (R, UInt64?) in
-            guarded.state.expire(now: now, budget: 256)
             let result = body(&guarded.state, now)
             guard let journal else { return (result, nil) }
             guard !guarded.state.changes.isEmpty else { return (result, guarded.lastTicket) }
@@ -92,7 +93,7 @@ public final class EmbeddedStore: TokenStateStore {
         return journal.whenWritten(ticket, on: eventLoop).map { result }
     }
 
-    /// Drops what has expired, at most `budget` logins; the server calls this every second so
+    /// Drops what has expired, at most `budget` logins; the server calls this ten times a second so
     /// that idle tables shrink too. Returns the number of logins removed.
     @discardableResult
     public func sweep(budget: Int = 10_000) -> Int {

@@ -34,8 +34,6 @@ final class ServerStatistics: Sendable {
 
     func connectionClosed() { counts.withLockedValue { $0.connections -= 1 } }
 
-    var connections: Int { counts.withLockedValue { $0.connections } }
-
     /// (name, value) pairs as `stats` reports them.
     func snapshot(now: Int64) -> [(String, UInt64)] {
         counts.withLockedValue { counts in

@@ -172,10 +172,11 @@ extension TokenService {
                 case .reuseDetected:
                     self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
                     return .refused(.reuseDetected, "this refresh token was already used; its family is now revoked")
-                case .revoked: return .refused(.revoked, "the token's family was revoked")
-                case .maxLifetimeReached: return .refused(.maxLifetimeReached, "the login reached its maximum lifetime; log in again")
-                case .unknown: return .refused(.sessionUnknown, "no such token family")
-                case .fingerprintMismatch: return .refused(.fingerprintMismatch, "the fingerprint does not match the one the tokens were issued for")
+                // The family's own refusals, worded once in `refusal(_:)`.
+                case .revoked: return Self.refusal(FamilyOutcome.revoked)
+                case .maxLifetimeReached: return Self.refusal(FamilyOutcome.maxLifetimeReached)
+                case .unknown: return Self.refusal(FamilyOutcome.unknown)
+                case .fingerprintMismatch: return Self.refusal(FamilyOutcome.fingerprintMismatch)
                 }
             }
         }

@@ -34,9 +34,6 @@ public final class JournalWriter: @unchecked Sendable {
         case switchTo(sequence: UInt64, createdAt: Int64)
     }
 
-    /// Statistics for `stats`.
-    public private(set) var fsyncCount: UInt64 = 0
-
     public init(directory: String, policy: FsyncPolicy, logger: Logger) {
         self.directory = directory
         self.policy = policy
@@ -203,7 +200,6 @@ public final class JournalWriter: @unchecked Sendable {
         guard fdatasync(fd) == 0 else { throw PersistenceError("journal fsync failed: \(String(cString: strerror(errno)))") }
         dirty = false
         lastSync = ContinuousClock.now
-        fsyncCount += 1
     }
 }
 

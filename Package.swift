@@ -34,8 +34,20 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "RedisClient", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "TokenRedisStore", dependencies: [
+            "RedisClient", "TokenStore", "TokenCrypto",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "TokenServer", dependencies: [
-            "TokenJWT", "TokenProtocol", "TokenStore",
+            "TokenJWT", "TokenProtocol", "TokenStore", "TokenRedisStore", "RedisClient",
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -87,6 +99,11 @@ let package = Package(
         .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto", "TestSupport"]),
         .testTarget(name: "TokenJWTTests", dependencies: ["TokenJWT", "TestSupport"], exclude: ["Interop"]),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", .product(name: "NIOEmbedded", package: "swift-nio")]),
+        .testTarget(name: "RedisClientTests", dependencies: [
+            "RedisClient", "TestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "TokenClient", "TokenProtocol", "TestSupport", "TokenJWT",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -71,7 +71,17 @@ extension TokenClient {
 
     /// The signing and verifying keys the daemon holds.
     public func keysList() async throws -> [KeyInfo] {
-        let response = try await call(.keysList)
+        try await keys(.keysList)
+    }
+
+    /// Makes the daemon read its key directory again (as SIGHUP does) (admin).
+    /// - Returns: The keys it now holds.
+    public func keysReload() async throws -> [KeyInfo] {
+        try await keys(.keysReload)
+    }
+
+    private func keys(_ opcode: Opcode) async throws -> [KeyInfo] {
+        let response = try await call(opcode)
         return try parse(response) { fields throws(ProtocolError) in
             var keys: [KeyInfo] = []
             for record in try fields.records(.keyRecord) {

@@ -19,8 +19,10 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let keysRotate = Opcode(0x14)
     /// Write a snapshot of the state now (admin).
     public static let snapshot = Opcode(0x15)
+    /// Read the key directory again (admin), as SIGHUP does.
+    public static let keysReload = Opcode(0x16)
 
-    public static let known: [Opcode] = [.hello, .ping, .issue, .verify, .renew, .refresh, .revoke, .stats, .sessions, .keysList, .keysJWKS, .keysRotate, .snapshot]
+    public static let known: [Opcode] = [.hello, .ping, .issue, .verify, .renew, .refresh, .revoke, .stats, .sessions, .keysList, .keysJWKS, .keysRotate, .snapshot, .keysReload]
 
     /// Lower snake case, as the spec and logs name it.
     public var name: String {
@@ -38,6 +40,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
         case .keysJWKS: "keys_jwks"
         case .keysRotate: "keys_rotate"
         case .snapshot: "snapshot"
+        case .keysReload: "keys_reload"
         default: "unknown_\(rawValue)"
         }
     }

@@ -6,17 +6,20 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import NIOConcurrencyHelpers
+import RedisClient
 import TokenJWT
 import TokenProtocol
+import TokenRedisStore
 import TokenStore
+import UnixSignals
 
 /// The daemon: loads keys, listens on the Unix socket, serves until told to stop, then stops
 /// accepting, answers what is in flight, and removes its socket file.
 public final class TokendServer: Service, Sendable {
     public let configuration: TokendConfiguration
     public let service: TokenService
-    private let store: EmbeddedStore
-    private let snapshots: SnapshotScheduler
+    private let backend: Backend
+    private let keys: SigningKeys
     private let logger: Logger
     private let group: any EventLoopGroup
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
@@ -29,23 +32,45 @@ public final class TokendServer: Service, Sendable {
         // 0700; an operator may open it to a group (0710/0750) so that the group reaches the socket.
         try FileSystem.makeDirectory(configuration.stateDirectory, mode: 0o700, allowed: 0o750)
         let directory = KeyDirectory(path: configuration.keysDirectory)
-        let (entries, secret) = try directory.loadOrCreate(algorithm: configuration.algorithm, now: clock.now(), logger: logger)
-        let keys = SigningKeys(directory: directory, entries: entries, policy: JWTValidationPolicy(leeway: configuration.leeway))
+        let (entries, secret) = try directory.loadOrCreate(algorithm: configuration.algorithm, now: clock.now(),
+                                                           create: !configuration.store.isShared || configuration.initKeys, logger: logger)
+        keys = SigningKeys(directory: directory, entries: entries, policy: JWTValidationPolicy(leeway: configuration.leeway), now: clock.now())
         let policy = RenewalPolicy(renewBelow: configuration.renewBelow, renewBy: configuration.renewBy, dedupWindow: configuration.dedupWindow)
-        let persistence = EmbeddedStore.Persistence(directory: configuration.stateDirectory, fsync: configuration.fsync, repair: configuration.repair)
-        do {
-            store = try EmbeddedStore(policy: policy, clock: clock, persistence: persistence, logger: logger)
-        } catch let error as PersistenceError {
-            throw ConfigurationError(error.description)
+        let store: any TokenStateStore
+        var snapshots: SnapshotScheduler?
+        switch configuration.store {
+        case .embedded:
+            let persistence = EmbeddedStore.Persistence(directory: configuration.stateDirectory, fsync: configuration.fsync, repair: configuration.repair)
+            let embedded: EmbeddedStore
+            do {
+                embedded = try EmbeddedStore(policy: policy, clock: clock, persistence: persistence, logger: logger)
+            } catch let error as PersistenceError {
+                throw ConfigurationError(error.description)
+            }
+            let scheduler = SnapshotScheduler(store: embedded, configuration: configuration, logger: logger)
+            backend = .embedded(embedded, scheduler)
+            store = embedded
+            snapshots = scheduler
+        case .redis(let endpoint):
+            let redis = RedisStore(configuration: RedisClient.Configuration(endpoint: endpoint, password: configuration.redisPassword,
+                                                                             timeout: .milliseconds(configuration.storeTimeout)),
+                                   policy: policy, clock: clock, logger: logger)
+            backend = .redis(redis)
+            store = redis
+            logger.info("state in a shared Redis store", metadata: ["store.endpoint": "\(endpoint)"])
         }
-        snapshots = SnapshotScheduler(store: store, configuration: configuration, logger: logger)
         service = TokenService(configuration: configuration, store: store, keys: keys, digester: try Digester(secret: secret),
                                clock: clock, logger: logger, snapshots: snapshots)
         logger.info("keys loaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)", "key.alg": "\(keys.signingKey.algorithm.name)"])
     }
 
+    private enum Backend: Sendable {
+        case embedded(EmbeddedStore, SnapshotScheduler)
+        case redis(RedisStore)
+    }
+
     public func run() async throws {
-        if configuration.repair {
+        if configuration.repair, case .embedded(_, let snapshots) = backend {
             // A repair is made durable before serving: the valid part of a damaged file now
             // lives only in memory.
             _ = try await snapshots.writeNow()
@@ -66,14 +91,28 @@ public final class TokendServer: Service, Sendable {
             try? await channel.close()
             throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
         }
-        if store.replayedJournal && !configuration.repair { snapshots.request() }
-        // Expiry in small steps (1,000 logins, about a millisecond of the store's lock, ten
-        // times a second), so that a mass expiry never stalls verifies for long.
-        let sweeper = channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [store] _ in
-            store.sweep(budget: 1000)
+        var repeating: [RepeatedTask] = []
+        if case .embedded(let store, let snapshots) = backend {
+            if store.replayedJournal && !configuration.repair { snapshots.request() }
+            // Expiry in small steps (1,000 logins, about a millisecond of the store's lock, ten
+            // times a second), so that a mass expiry never stalls verifies for long.
+            repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
+                store.sweep(budget: 1000)
+            })
+            repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                snapshots.tick()
+            })
         }
-        let ticker = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [snapshots] _ in
-            snapshots.tick()
+        // A key dated in the future starts signing when its time comes.
+        repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [keys, service, logger] _ in
+            if let entry = keys.activate(now: service.clock.now()) {
+                logger.notice("a new key signs from now on", metadata: ["key.kid": "\(entry.key.kid)", "key.alg": "\(entry.key.algorithm.name)"])
+            }
+        })
+        let reloads = Task { [service] in
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                _ = service.keysReload()
+            }
         }
         logger.notice("tokend listening", metadata: ["socket.path": "\(path)", "socket.mode": "\(String(configuration.socketMode, radix: 8))"])
         await withGracefulShutdownHandler {
@@ -82,13 +121,18 @@ public final class TokendServer: Service, Sendable {
             self.logger.notice("shutting down: no new connections; finishing requests in flight")
             channel.close(promise: nil)
         }
-        sweeper.cancel()
-        ticker.cancel()
+        for task in repeating { task.cancel() }
+        reloads.cancel()
         await drainConnections()
         unlink(path)
-        // A clean stop leaves a snapshot and an empty journal: the next start replays nothing.
-        await snapshots.finish()
-        store.close()
+        switch backend {
+        case .embedded(let store, let snapshots):
+            // A clean stop leaves a snapshot and an empty journal: the next start replays nothing.
+            await snapshots.finish()
+            store.close()
+        case .redis(let store):
+            store.close()
+        }
         logger.notice("tokend stopped")
     }
 

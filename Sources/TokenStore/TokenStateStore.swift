@@ -75,6 +75,12 @@ public struct LoginInfo: Sendable, Hashable {
     public var subject: String
     public var expiresAt: Int64
     public var maxExpiresAt: Int64
+
+    public init(subject: String, expiresAt: Int64, maxExpiresAt: Int64) {
+        self.subject = subject
+        self.expiresAt = expiresAt
+        self.maxExpiresAt = maxExpiresAt
+    }
 }
 
 public enum SessionOutcome: Sendable, Hashable {
@@ -158,20 +164,51 @@ public struct ListedLogin: Sendable, Hashable {
     public var record: LoginRecord
     /// Whether a session has gone idle, or a family's current refresh token has expired.
     public var idleExpired: Bool
+
+    public init(key: SessionKey, record: LoginRecord, idleExpired: Bool) {
+        self.key = key
+        self.record = record
+        self.idleExpired = idleExpired
+    }
 }
 
 public struct ListPage: Sendable, Hashable {
     public var logins: [ListedLogin]
     /// Pass as `after` for the next page; nil on the last.
     public var next: SessionKey?
+
+    public init(logins: [ListedLogin], next: SessionKey?) {
+        self.logins = logins
+        self.next = next
+    }
 }
 
 public struct StoreStatistics: Sendable, Hashable {
-    /// Sessions held and not revoked (idle ones included until they are forgotten).
-    public var sessionsActive: Int
+    /// Sessions held and not revoked (idle ones included until they are forgotten); nil when
+    /// the store cannot count cheaply (a shared store).
+    public var sessionsActive: Int?
     /// Families held and not revoked.
-    public var familiesActive: Int
-    public var revoked: Int
-    public var dedupEntries: Int
-    public var records: Int
+    public var familiesActive: Int?
+    public var revoked: Int?
+    public var dedupEntries: Int?
+    public var records: Int?
+    /// Further rows for `stats`, by name (a shared store's health).
+    public var extra: [String: UInt64]
+
+    public init(sessionsActive: Int? = nil, familiesActive: Int? = nil, revoked: Int? = nil, dedupEntries: Int? = nil, records: Int? = nil,
+                extra: [String: UInt64] = [:]) {
+        self.sessionsActive = sessionsActive
+        self.familiesActive = familiesActive
+        self.revoked = revoked
+        self.dedupEntries = dedupEntries
+        self.records = records
+        self.extra = extra
+    }
+}
+
+/// The store could not answer in time (a shared store that is unreachable or refusing):
+/// nothing may be assumed, and the request fails closed with `store_unavailable`.
+public struct StoreUnavailable: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -10,6 +10,7 @@ struct Settings {
     private var values: [String: String] = [:]
     /// Where each value came from, for error messages.
     private var sources: [String: String] = [:]
+    private var redisPassword: String?
 
     init(command: Tokend, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let flags: [String: String?] = [
@@ -22,6 +23,8 @@ struct Settings {
             "max-in-flight": command.maxInFlight, "idle-timeout": command.idleTimeout, "log-level": command.logLevel,
             "fsync": command.fsync, "snapshot-interval": command.snapshotInterval, "snapshot-changes": command.snapshotChanges,
             "repair": command.repair ? "true" : nil, "verified-cache-size": command.verifiedCacheSize,
+            "store": command.store, "redis-password-file": command.redisPasswordFile, "store-timeout": command.storeTimeout,
+            "init-keys": command.initKeys ? "true" : nil,
         ]
         let configPath = command.config ?? environment["TOKEND_CONFIG"]
         if let configPath {
@@ -39,6 +42,8 @@ struct Settings {
                 sources[parts[0]] = "\(configPath):\(number + 1)"
             }
         }
+        // The one secret setting: from the environment only (a flag would show in ps).
+        redisPassword = environment["TOKEND_REDIS_PASSWORD"]
         for name in flags.keys {
             let variable = "TOKEND_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
             if let value = environment[variable] {
@@ -118,11 +123,39 @@ struct Settings {
             }
             configuration.fsync = policy
         }
-        if let repair = values["repair"] {
-            guard let flag = Bool(repair) else { throw SettingsError("\(sources["repair"]!): \"\(repair)\" is not true or false") }
-            configuration.repair = flag
+        configuration.repair = try flag("repair")
+        configuration.initKeys = try flag("init-keys")
+        if let store = values["store"] {
+            do {
+                configuration.store = try StoreConfiguration(store)
+            } catch {
+                throw SettingsError("\(sources["store"]!): \(error.description)")
+            }
+        }
+        if let text = values["store-timeout"] {
+            guard let milliseconds = DurationText.milliseconds(text), milliseconds >= 1 else {
+                throw SettingsError("\(sources["store-timeout"]!): \"\(text)\" is not a duration such as 250ms or 2s")
+            }
+            configuration.storeTimeout = milliseconds
+        }
+        configuration.redisPassword = redisPassword
+        if let file = values["redis-password-file"] {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw SettingsError("\(sources["redis-password-file"]!): cannot read \(file)")
+            }
+            // One line; a trailing newline is not part of the password.
+            configuration.redisPassword = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+        }
+        if configuration.redisPassword != nil, !configuration.store.isShared {
+            throw SettingsError("a Redis password is set but --store is embedded")
         }
         return configuration
+    }
+
+    private func flag(_ name: String) throws -> Bool {
+        guard let text = values[name] else { return false }
+        guard let flag = Bool(text) else { throw SettingsError("\(sources[name]!): \"\(text)\" is not true or false") }
+        return flag
     }
 
     func logLevel() throws -> Logger.Level {

@@ -51,6 +51,10 @@ struct Tokend: AsyncParsableCommand {
     @Option(help: "Write a snapshot this often when anything changed; 0 disables. Default 5m.") var snapshotInterval: String?
     @Option(help: "Write a snapshot after this many changes; 0 disables. Default 100000.") var snapshotChanges: String?
     @Option(help: "Verified tokens remembered so that repeated verifies skip the signature check; 0 disables. Default 10000.") var verifiedCacheSize: String?
+    @Option(help: "Where state lives: embedded (this process, persisted to the state directory), redis://[USER@]HOST[:PORT][/DB] or redis+unix://[USER@]/PATH[?db=N] (shared by every host's tokend; a Redis Cluster is detected). Default embedded.") var store: String?
+    @Option(help: "File holding the Redis password (or set TOKEND_REDIS_PASSWORD); never a flag value, which ps would show.") var redisPasswordFile: String?
+    @Option(help: "How long the shared store may take before a request fails with store_unavailable. Default 500ms.") var storeTimeout: String?
+    @Flag(help: "With a shared store, create the key directory if it is empty (the first host only; copy it to the others).") var initKeys = false
     @Flag(help: "Start despite damaged state files: keep the valid part and move the damaged file aside as *.broken.") var repair = false
 
     func run() async throws {

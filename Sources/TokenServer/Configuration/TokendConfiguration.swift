@@ -1,5 +1,20 @@
+import RedisClient
 import TokenJWT
 import TokenStore
+
+/// Where state lives: in this process (persisted to the state directory), or in Redis, shared
+/// by every host's daemon.
+public enum StoreConfiguration: Sendable, Hashable {
+    case embedded
+    case redis(RedisEndpoint)
+
+    /// Parses `embedded`, `redis://...` or `redis+unix://...`.
+    public init(_ text: String) throws(RedisEndpointError) {
+        self = text == "embedded" ? .embedded : .redis(try RedisEndpoint(url: text))
+    }
+
+    public var isShared: Bool { self != .embedded }
+}
 
 /// Everything tokend is told at start-up. Defaults follow DESIGN.md.
 public struct TokendConfiguration: Sendable {
@@ -46,6 +61,16 @@ public struct TokendConfiguration: Sendable {
     public var snapshotChanges: Int = 100_000
     /// Start despite damaged state files: keep the valid part, move the damaged file aside.
     public var repair: Bool = false
+
+    /// Where state lives.
+    public var store: StoreConfiguration = .embedded
+    /// The Redis password (from a file or the environment, never a flag).
+    public var redisPassword: String?
+    /// How long a shared store may take to answer (milliseconds) before a request fails with
+    /// `store_unavailable`.
+    public var storeTimeout: Int64 = 500
+    /// With a shared store, create the key directory when it is empty (first host only).
+    public var initKeys: Bool = false
 
     /// Verified tokens remembered so that repeated verifies skip the signature; 0 disables.
     public var verifiedTokenCacheSize: Int = 10_000

@@ -7,8 +7,8 @@ import TokenJWT
 /// 0600): `<created-unix-time>-<ALG>.key` (a PEM private key, or a raw secret for HS*), and
 /// `digest.secret`, the key of the fingerprint and refresh-token digests.
 ///
-/// The newest key file signs; every key verifies. Rotation writes a new file, so a restart or
-/// another host reading the same directory agrees on the ring.
+/// The newest key file whose time has come signs; every key verifies. Rotation writes a new
+/// file, so a restart or another host with the same files agrees on the ring.
 public struct KeyDirectory: Sendable {
     public struct Entry: Sendable {
         public let key: JWTKey
@@ -23,9 +23,24 @@ public struct KeyDirectory: Sendable {
     /// Loads every key, creating the directory, the digest secret and a first key of
     /// `algorithm` when missing. When the newest key has another algorithm, a key of
     /// `algorithm` is added and signs from now on.
-    public func loadOrCreate(algorithm: JWSAlgorithm, now: Int64, logger: Logger) throws -> (entries: [Entry], digestSecret: [UInt8]) {
+    ///
+    /// With `create` false (a shared store, whose hosts must all hold the same files), nothing
+    /// is created: missing files are an error that says how to provision them.
+    public func loadOrCreate(algorithm: JWSAlgorithm, now: Int64, create: Bool = true, logger: Logger) throws -> (entries: [Entry], digestSecret: [UInt8]) {
         try FileSystem.makeDirectory(path, mode: 0o700)
         let secretPath = path + "/digest.secret"
+        let provision = "with a shared store every host needs the same key files: copy \(path)/ from a host that has them, or create them on the first host with --init-keys"
+        if !create {
+            guard FileManager.default.fileExists(atPath: secretPath) else { throw ConfigurationError("\(secretPath) is missing; \(provision)") }
+            let entries = try load()
+            guard !entries.isEmpty else { throw ConfigurationError("\(path) holds no key files; \(provision)") }
+            let secret = try FileSystem.read(secretPath)
+            guard secret.count >= 32 else { throw ConfigurationError("\(secretPath) holds \(secret.count) bytes; it needs 32 or more") }
+            if !entries.contains(where: { $0.key.algorithm == algorithm }) {
+                logger.warning("no key of the configured algorithm; the provisioned keys are used", metadata: ["key.alg": "\(algorithm.name)"])
+            }
+            return (entries, secret)
+        }
         if !FileManager.default.fileExists(atPath: secretPath) {
             try FileSystem.writeNew(SecureRandom.bytes(32), to: secretPath)
             logger.info("created digest secret", metadata: ["file": "\(secretPath)"])
@@ -34,7 +49,7 @@ public struct KeyDirectory: Sendable {
         guard secret.count >= 32 else { throw ConfigurationError("\(secretPath) holds \(secret.count) bytes; it needs 32 or more") }
         var entries = try load()
         if entries.last?.key.algorithm != algorithm {
-            entries.append(try create(algorithm: algorithm, now: max(now, (entries.last?.createdAt ?? 0) + 1)))
+            entries.append(try self.create(algorithm: algorithm, now: max(now, (entries.last?.createdAt ?? 0) + 1)))
             logger.notice("created signing key", metadata: ["key.kid": "\(entries.last!.key.kid)", "key.alg": "\(algorithm.name)"])
         }
         return (entries, secret)

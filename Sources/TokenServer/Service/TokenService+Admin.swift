@@ -31,14 +31,13 @@ extension TokenService {
 
     func stats(on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
         store.statistics(on: eventLoop).map { store in
-            var rows: [(String, UInt64)] = [
-                ("sessions_active", UInt64(store.sessionsActive)),
-                ("families_active", UInt64(store.familiesActive)),
-                ("revoked", UInt64(store.revoked)),
-                ("dedup_entries", UInt64(store.dedupEntries)),
-                ("records", UInt64(store.records)),
-                ("keys", UInt64(self.keys.entries.count)),
+            let counts: [(String, Int?)] = [
+                ("sessions_active", store.sessionsActive), ("families_active", store.familiesActive), ("revoked", store.revoked),
+                ("dedup_entries", store.dedupEntries), ("records", store.records),
             ]
+            var rows = counts.compactMap { name, value in value.map { (name, UInt64($0)) } }
+            rows += store.extra.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            rows.append(("keys", UInt64(self.keys.entries.count)))
             let cache = self.cache.statistics
             rows += [("cache_entries", UInt64(cache.entries)), ("cache_hits", cache.hits), ("cache_misses", cache.misses)]
             rows += self.statistics.snapshot(now: self.clock.now())
@@ -87,13 +86,29 @@ extension TokenService {
     }
 
     func keysList() -> Outcome {
+        .ok(keyRecords(keys.entries))
+    }
+
+    private func keyRecords(_ entries: [KeyDirectory.Entry]) -> Fields {
         var fields = Fields()
-        let entries = keys.entries
-        for (index, entry) in entries.enumerated() {
-            let info = KeyInfo(kid: entry.key.kid, algorithm: entry.key.algorithm.name, signing: index == entries.count - 1, createdAt: UInt64(entry.createdAt))
+        let signing = keys.signingKey.kid
+        for entry in entries {
+            let info = KeyInfo(kid: entry.key.kid, algorithm: entry.key.algorithm.name, signing: entry.key.kid == signing, createdAt: UInt64(entry.createdAt))
             fields.append(.keyRecord, record: info.fields)
         }
-        return .ok(fields)
+        return fields
+    }
+
+    /// Reads the key directory again (`keys reload`, SIGHUP).
+    func keysReload() -> Outcome {
+        do {
+            let entries = try keys.reload(now: clock.now())
+            logger.notice("keys reloaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)"])
+            return .ok(keyRecords(entries))
+        } catch {
+            logger.error("key reload failed; keeping the keys in use", metadata: ["error": "\(error)"])
+            return .refused(.internalError, "key reload failed, the keys in use are kept: \(error)")
+        }
     }
 
     func keysJWKS() -> Outcome {
@@ -108,6 +123,14 @@ extension TokenService {
     }
 
     func keysRotate() -> Outcome {
+        guard !configuration.store.isShared else {
+            return .refused(.badRequest, """
+                with a shared store a key must reach every host before any host signs with it, so tokend does not rotate \
+                on its own: create the key once (tokenctl jwt keygen --alg ALG > KEY), copy it to <state-dir>/keys/<T>-<ALG>.key \
+                on every host with T a Unix time a few minutes ahead, then run tokenctl keys reload (or send SIGHUP) on each; \
+                every host starts signing with it at T
+                """)
+        }
         do {
             let entry = try keys.rotate(algorithm: configuration.algorithm, now: clock.now())
             logger.notice("rotated signing key", metadata: ["key.kid": "\(entry.key.kid)", "key.alg": "\(entry.key.algorithm.name)"])
@@ -124,7 +147,9 @@ extension TokenService {
 extension TokenService {
     /// Writes a snapshot now and answers when it is durable.
     func snapshot(on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
-        guard let snapshots else { return eventLoop.makeSucceededFuture(.refused(.internalError, "this daemon keeps no state files")) }
+        guard let snapshots else {
+            return eventLoop.makeSucceededFuture(.refused(.badRequest, "this daemon keeps its state in a shared store, not in snapshot files"))
+        }
         let promise = eventLoop.makePromise(of: Outcome.self)
         promise.completeWithTask {
             guard let report = try await snapshots.writeNow() else {

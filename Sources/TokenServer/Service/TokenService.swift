@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import TokenJWT
 import TokenProtocol
@@ -19,6 +20,7 @@ public final class TokenService: Sendable {
     let logger: Logger
     let snapshots: SnapshotScheduler?
     let cache: VerifiedTokenCache
+    let storeFailures = StoreFailureLog()
 
     init(configuration: TokendConfiguration, store: any TokenStateStore, keys: SigningKeys, digester: Digester,
          clock: any TokenClock, logger: Logger, snapshots: SnapshotScheduler? = nil) {
@@ -62,6 +64,9 @@ public final class TokenService: Sendable {
             switch result {
             case .success(let outcome):
                 self.finish(request, outcome, reply)
+            case .failure(let error as StoreUnavailable):
+                self.storeFailures.warn(self.logger, error)
+                self.finish(request, .refused(.storeUnavailable, "the state store is unavailable: \(error)"), reply)
             case .failure(let error):
                 self.logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
                 self.finish(request, .refused(.internalError, "internal error"), reply)
@@ -128,8 +133,31 @@ public final class TokenService: Sendable {
         case .snapshot:
             try requireAdmin()
             return snapshot(on: eventLoop)
+        case .keysReload:
+            try requireAdmin()
+            return eventLoop.makeSucceededFuture(keysReload())
         default:
             throw ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)")
         }
+    }
+}
+
+/// Logs store failures at most once a second: an outage fails every request, and one line per
+/// request would bury everything else.
+final class StoreFailureLog: Sendable {
+    private let state = NIOLockedValueBox((lastLogged: ContinuousClock.Instant?.none, suppressed: 0))
+
+    func warn(_ logger: Logger, _ error: StoreUnavailable) {
+        let now = ContinuousClock.now
+        let suppressed = state.withLockedValue { state -> Int? in
+            if let last = state.lastLogged, now - last < .seconds(1) {
+                state.suppressed += 1
+                return nil
+            }
+            defer { state = (now, 0) }
+            return state.suppressed
+        }
+        guard let suppressed else { return }
+        logger.warning("state store unavailable; failing closed", metadata: ["error": "\(error)", "store.failures_suppressed": "\(suppressed)"])
     }
 }

@@ -4,7 +4,7 @@ import ArgumentParser
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
-        abstract: "List, publish and rotate the daemon's signing keys.",
-        subcommands: [KeysList.self, KeysJWKS.self, KeysRotate.self]
+        abstract: "List, publish, rotate and reload the daemon's signing keys.",
+        subcommands: [KeysList.self, KeysJWKS.self, KeysRotate.self, KeysReload.self]
     )
 }

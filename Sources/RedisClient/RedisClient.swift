@@ -1,0 +1,288 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A small Redis client on SwiftNIO: pipelined connections (one per event loop and node),
+/// timeouts on every command, reconnection with backoff, EVALSHA with script loading, and
+/// Redis Cluster (slot map from CLUSTER SLOTS, MOVED and ASK redirections).
+///
+/// Whether the endpoint is a cluster is found out on first use: a node with cluster support
+/// disabled answers CLUSTER SLOTS with an error, and is then used alone.
+public final class RedisClient: Sendable {
+    public struct Configuration: Sendable {
+        public var endpoint: RedisEndpoint
+        public var password: String?
+        /// The bound on connecting and on every command's reply.
+        public var timeout: TimeAmount
+        public var maximumBackoff: TimeAmount
+        public var scripts: [RedisScript]
+
+        public init(endpoint: RedisEndpoint, password: String? = nil, timeout: TimeAmount = .milliseconds(500),
+                    maximumBackoff: TimeAmount = .seconds(1), scripts: [RedisScript] = []) {
+            self.endpoint = endpoint
+            self.password = password
+            self.timeout = timeout
+            self.maximumBackoff = maximumBackoff
+            self.scripts = scripts
+        }
+    }
+
+    public enum Mode: String, Sendable {
+        case unknown, single, cluster
+    }
+
+    private struct Topology {
+        var mode = Mode.unknown
+        /// Cluster: the master serving each slot.
+        var slots: [RedisAddress?] = Array(repeating: nil, count: HashSlot.count)
+        var nodes: [RedisAddress: RedisNode] = [:]
+        var discovery: EventLoopFuture<Void>?
+    }
+
+    /// What `stats` reports about the store's health.
+    public struct Health: Sendable {
+        public var mode: Mode
+        public var nodes: Int
+        public var healthy: Bool
+        public var commands: UInt64
+        public var failures: UInt64
+        public var redirections: UInt64
+        public var lastError: String?
+    }
+
+    private struct Counters {
+        var commands: UInt64 = 0
+        var failures: UInt64 = 0
+        var redirections: UInt64 = 0
+        var consecutiveFailures = 0
+        var lastError: String?
+    }
+
+    public let configuration: Configuration
+    private let topology = NIOLockedValueBox(Topology())
+    private let counters = NIOLockedValueBox(Counters())
+    private let logger: Logger
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        let seed = RedisNode(address: configuration.endpoint.address, settings: configuration)
+        topology.withLockedValue { topology in
+            topology.nodes[seed.address] = seed
+            if case .unix = configuration.endpoint.address { topology.mode = .single }
+        }
+    }
+
+    public var health: Health {
+        let (mode, nodes) = topology.withLockedValue { ($0.mode, $0.nodes.count) }
+        return counters.withLockedValue {
+            Health(mode: mode, nodes: nodes, healthy: $0.consecutiveFailures == 0, commands: $0.commands, failures: $0.failures,
+                   redirections: $0.redirections, lastError: $0.lastError)
+        }
+    }
+
+    public func close() {
+        for node in topology.withLockedValue({ Array($0.nodes.values) }) { node.close() }
+    }
+
+    // MARK: Commands
+
+    /// Runs `command` on the node serving `key` (any key of the command; on a cluster all of its
+    /// keys must share a slot). Error replies come back as `.error` values; a missing reply
+    /// fails the future with a `RedisError`.
+    public func send(_ command: RedisCommand, key: [UInt8]?, on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        let slot = key.map { HashSlot.of($0) }
+        return ready(on: loop).flatMap { self.execute(command, slot: slot, on: loop, redirections: 0, asking: nil) }
+            .always { self.count($0) }
+    }
+
+    /// Runs a script with EVALSHA (EVAL when the node lost it). Keys route the call.
+    public func evaluate(_ script: RedisScript, keys: [[UInt8]], arguments: [RedisArgument], on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        let tail: [RedisArgument] = [.integer(Int64(keys.count))] + keys.map { .bytes($0) } + arguments
+        guard let sha = script.sha else {
+            return send(RedisCommand([.string("EVAL"), .string(script.source)] + tail), key: keys.first, on: loop)
+        }
+        return send(RedisCommand([.string("EVALSHA"), .string(sha)] + tail), key: keys.first, on: loop).flatMap { reply in
+            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+                return self.send(RedisCommand([.string("EVAL"), .string(script.source)] + tail), key: keys.first, on: loop)
+            }
+            return loop.makeSucceededFuture(reply)
+        }
+    }
+
+    /// Runs `command` on every master (SCAN, DBSIZE...), in no particular order.
+    public func sendToMasters(_ command: RedisCommand, on loop: any EventLoop) -> EventLoopFuture<[(RedisAddress, RESPValue)]> {
+        ready(on: loop).flatMap {
+            let masters = self.masters()
+            let replies = masters.map { address in
+                self.node(address).connection(on: loop).flatMap { $0.send(command, timeout: self.configuration.timeout) }.map { (address, $0) }
+            }
+            return EventLoopFuture.whenAllSucceed(replies, on: loop)
+        }.always { self.count($0) }
+    }
+
+    /// Runs `command` on one node.
+    public func send(_ command: RedisCommand, to address: RedisAddress, on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        node(address).connection(on: loop).flatMap { $0.send(command, timeout: self.configuration.timeout) }.always { self.count($0) }
+    }
+
+    private func masters() -> [RedisAddress] {
+        topology.withLockedValue { topology in
+            switch topology.mode {
+            case .cluster: Array(Set(topology.slots.compactMap { $0 }))
+            default: [configuration.endpoint.address]
+            }
+        }
+    }
+
+    private func count<T>(_ result: Result<T, any Error>) {
+        counters.withLockedValue { counters in
+            counters.commands += 1
+            switch result {
+            case .success:
+                counters.consecutiveFailures = 0
+            case .failure(let error):
+                counters.failures += 1
+                counters.consecutiveFailures += 1
+                counters.lastError = "\(error)"
+            }
+        }
+    }
+
+    private func node(_ address: RedisAddress) -> RedisNode {
+        topology.withLockedValue { topology in
+            if let node = topology.nodes[address] { return node }
+            let node = RedisNode(address: address, settings: configuration)
+            topology.nodes[address] = node
+            return node
+        }
+    }
+
+    private func execute(_ command: RedisCommand, slot: Int?, on loop: any EventLoop, redirections: Int, asking: RedisAddress?) -> EventLoopFuture<RESPValue> {
+        let address = asking ?? route(slot)
+        guard let address else { return loop.makeFailedFuture(RedisError.clusterDown("no node serves slot \(slot ?? -1)")) }
+        let timeout = configuration.timeout
+        let sent = node(address).connection(on: loop).flatMap { connection in
+            asking == nil ? connection.send(command, timeout: timeout) : connection.send([RedisCommand("ASKING"), command], timeout: timeout)[1]
+        }
+        return sent.flatMap { reply in
+            guard case .error(let message) = reply else { return loop.makeSucceededFuture(reply) }
+            let words = message.split(separator: " ")
+            switch words.first {
+            case "MOVED", "ASK":
+                guard words.count == 3, let target = RedisAddress.parse(hostPort: String(words[2])), let movedSlot = Int(words[1]) else {
+                    return loop.makeFailedFuture(RedisError.protocolViolation("bad redirection: \(message)"))
+                }
+                guard redirections < 5 else { return loop.makeFailedFuture(RedisError.tooManyRedirections) }
+                self.counters.withLockedValue { $0.redirections += 1 }
+                if words[0] == "ASK" {
+                    return self.execute(command, slot: slot, on: loop, redirections: redirections + 1, asking: target)
+                }
+                // The slot moved for good: note it, and fetch the whole map again in the background.
+                self.topology.withLockedValue { topology in
+                    topology.mode = .cluster
+                    topology.slots[movedSlot] = target
+                }
+                self.refreshSlots(on: loop)
+                return self.execute(command, slot: slot, on: loop, redirections: redirections + 1, asking: nil)
+            case "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN":
+                return loop.makeFailedFuture(RedisError.clusterDown(message))
+            default:
+                return loop.makeSucceededFuture(reply)
+            }
+        }
+    }
+
+    private func route(_ slot: Int?) -> RedisAddress? {
+        topology.withLockedValue { topology in
+            guard topology.mode == .cluster else { return configuration.endpoint.address }
+            guard let slot else { return topology.slots.lazy.compactMap { $0 }.first }
+            return topology.slots[slot]
+        }
+    }
+
+    // MARK: Topology
+
+    /// Completes once the mode is known (discovering it on first use).
+    private func ready(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let pending = discover(on: loop, onlyIfUnknown: true) else { return loop.makeSucceededVoidFuture() }
+        return pending.hop(to: loop)
+    }
+
+    private func refreshSlots(on loop: any EventLoop) {
+        _ = discover(on: loop, onlyIfUnknown: false)
+    }
+
+    /// Starts (or joins) a CLUSTER SLOTS round, asking the seed and then the known masters in
+    /// turn; nil when `onlyIfUnknown` and the mode is known.
+    private func discover(on loop: any EventLoop, onlyIfUnknown: Bool) -> EventLoopFuture<Void>? {
+        let seed = configuration.endpoint.address
+        enum Step {
+            case done
+            case join(EventLoopFuture<Void>)
+            case start(EventLoopPromise<Void>, [RedisAddress])
+        }
+        let step = topology.withLockedValue { topology -> Step in
+            if onlyIfUnknown, topology.mode != .unknown { return .done }
+            if let running = topology.discovery { return .join(running) }
+            let promise = loop.makePromise(of: Void.self)
+            topology.discovery = promise.futureResult
+            return .start(promise, [seed] + Set(topology.slots.compactMap { $0 }).subtracting([seed]))
+        }
+        switch step {
+        case .done:
+            return nil
+        case .join(let future):
+            return future
+        case .start(let promise, let candidates):
+            promise.futureResult.whenComplete { _ in self.topology.withLockedValue { $0.discovery = nil } }
+            askSlots(candidates[...], on: loop, lastError: nil, promise: promise)
+            return promise.futureResult
+        }
+    }
+
+    private func askSlots(_ candidates: ArraySlice<RedisAddress>, on loop: any EventLoop, lastError: (any Error)?, promise: EventLoopPromise<Void>) {
+        guard let address = candidates.first else {
+            return promise.fail(lastError ?? RedisError.clusterDown("no node to ask for the slot map"))
+        }
+        node(address).connection(on: loop).flatMap { $0.send(RedisCommand("CLUSTER", "SLOTS"), timeout: self.configuration.timeout) }
+            .whenComplete { result in
+                switch result {
+                case .success(.error(let message)) where message.contains("cluster support disabled"):
+                    self.topology.withLockedValue { $0.mode = .single }
+                    promise.succeed()
+                case .success(let reply):
+                    guard let map = Self.slotMap(reply, default: address) else {
+                        return self.askSlots(candidates.dropFirst(), on: loop, lastError: RedisError.protocolViolation("unexpected CLUSTER SLOTS reply"), promise: promise)
+                    }
+                    self.topology.withLockedValue { topology in
+                        topology.mode = .cluster
+                        topology.slots = map
+                    }
+                    self.logger.info("redis cluster slot map loaded", metadata: ["redis.masters": "\(Set(map.compactMap { $0 }).count)"])
+                    promise.succeed()
+                case .failure(let error):
+                    self.askSlots(candidates.dropFirst(), on: loop, lastError: error, promise: promise)
+                }
+            }
+    }
+
+    /// CLUSTER SLOTS: `[[start, end, [host, port, id...], replicas...]...]`.
+    static func slotMap(_ reply: RESPValue, default seed: RedisAddress) -> [RedisAddress?]? {
+        guard let ranges = reply.array else { return nil }
+        var map = [RedisAddress?](repeating: nil, count: HashSlot.count)
+        for range in ranges {
+            guard let fields = range.array, fields.count >= 3, let start = fields[0].integer, let end = fields[1].integer,
+                  let master = fields[2].array, master.count >= 2, let port = master[1].integer,
+                  start >= 0, end < HashSlot.count, start <= end
+            else { return nil }
+            var host = master[0].string ?? ""
+            if host.isEmpty || host == "?" {
+                guard case .tcp(let seedHost, _) = seed else { return nil }
+                host = seedHost
+            }
+            for slot in Int(start)...Int(end) { map[slot] = .tcp(host: host, port: Int(port)) }
+        }
+        return map
+    }
+}

@@ -1,0 +1,100 @@
+import RedisClient
+
+/// The store's read-modify-write steps, each one Lua script over the keys of one login (which
+/// share a hash tag, so the script runs on one Redis Cluster node). The rules are the embedded
+/// store's (`EmbeddedState`), line for line; times come from the daemon as ARGV[1].
+///
+/// A login is a hash: k kind (1 session, 2 family), s subject, f fingerprint digest (absent when
+/// unbound), c created, t ttl, e expires, m max-expires, r refresh ttl, n current refresh id,
+/// v revoked (0/1). The key expires when the login is forgotten (its tombstone time).
+enum RedisScripts {
+    /// KEYS: login. ARGV: field/value pairs..., forget-at.
+    static let create = RedisScript(name: "create", source: """
+        local n = #ARGV
+        redis.call('HSET', KEYS[1], unpack(ARGV, 1, n - 1))
+        redis.call('EXPIREAT', KEYS[1], ARGV[n])
+        return 1
+        """)
+
+    /// KEYS: subject index. ARGV: login key, forget-at. The index lives as long as its longest login.
+    static let index = RedisScript(name: "index", source: """
+        redis.call('SADD', KEYS[1], ARGV[1])
+        local t = redis.call('EXPIRETIME', KEYS[1])
+        if t < tonumber(ARGV[2]) then redis.call('EXPIREAT', KEYS[1], ARGV[2]) end
+        return 1
+        """)
+
+    /// KEYS: login. ARGV: now, fingerprint ('' for none), explicit (1/0), renew-below, renew-by.
+    /// Returns {status} or {'active', subject, expires, max-expires, renewed}.
+    static let touch = RedisScript(name: "touch", source: """
+        local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 't', 'e', 'm', 'v')
+        if not r[1] then return {'unknown'} end
+        if r[1] ~= '1' then return {'wrong_kind'} end
+        if r[7] == '1' then return {'revoked'} end
+        local now = tonumber(ARGV[1])
+        local m = tonumber(r[6])
+        if now >= m then return {'max_lifetime'} end
+        if r[3] and r[3] ~= ARGV[2] then return {'fingerprint'} end
+        local e = tonumber(r[5])
+        if now >= e then return {'idle'} end
+        local target = e
+        if ARGV[3] == '1' then
+            target = math.min(now + tonumber(r[4]), m)
+        elseif e - now < tonumber(ARGV[4]) then
+            target = math.min(e + tonumber(ARGV[5]), m)
+        end
+        local renewed = 0
+        if target > e then
+            redis.call('HSET', KEYS[1], 'e', target)
+            e = target
+            renewed = 1
+        end
+        return {'active', r[2], e, m, renewed}
+        """)
+
+    /// KEYS: login. ARGV: now, fingerprint. Returns {status} or {'active', s, f, c, t, e, m, r, n}.
+    static let check = RedisScript(name: "check", source: """
+        local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 'c', 't', 'e', 'm', 'r', 'n', 'v')
+        if not r[1] then return {'unknown'} end
+        if r[1] ~= '2' then return {'wrong_kind'} end
+        if r[10] == '1' then return {'revoked'} end
+        if tonumber(ARGV[1]) >= tonumber(r[7]) then return {'max_lifetime'} end
+        if r[3] and r[3] ~= ARGV[2] then return {'fingerprint'} end
+        return {'active', r[2], r[3] or '', r[4], r[5], r[6], r[7], r[8], r[9] or ''}
+        """)
+
+    /// KEYS: login, dedup entry. ARGV: now, fingerprint, presented refresh id, new refresh id,
+    /// new refresh expiry, sealed pair, window (ms), dedup tag (who may have the pair again).
+    /// Returns {'rotated'}, {'dedup', sealed}, or a refusal.
+    static let rotate = RedisScript(name: "rotate", source: """
+        local r = redis.call('HMGET', KEYS[1], 'k', 'f', 'm', 'n', 'v')
+        if r[1] ~= '2' then return {'unknown'} end
+        if r[5] == '1' then return {'revoked'} end
+        if tonumber(ARGV[1]) >= tonumber(r[3]) then return {'max_lifetime'} end
+        if r[2] and r[2] ~= ARGV[2] then return {'fingerprint'} end
+        local d = redis.call('GET', KEYS[2])
+        if d then
+            local tag = string.sub(d, 1, 1) == '1' and 17 or 1
+            if string.sub(d, 1, tag) ~= ARGV[8] then return {'fingerprint'} end
+            return {'dedup', string.sub(d, tag + 1)}
+        end
+        if r[4] ~= ARGV[3] then
+            redis.call('HSET', KEYS[1], 'v', '1')
+            return {'reuse'}
+        end
+        redis.call('HSET', KEYS[1], 'n', ARGV[4], 'e', ARGV[5])
+        redis.call('SET', KEYS[2], ARGV[8] .. ARGV[6], 'PX', ARGV[7])
+        return {'rotated'}
+        """)
+
+    /// KEYS: login. Returns -1 when unknown, 0 when already revoked, 1 when revoked now.
+    static let revoke = RedisScript(name: "revoke", source: """
+        local v = redis.call('HGET', KEYS[1], 'v')
+        if not v then return -1 end
+        if v == '1' then return 0 end
+        redis.call('HSET', KEYS[1], 'v', '1')
+        return 1
+        """)
+
+    static let all = [create, index, touch, check, rotate, revoke]
+}

@@ -27,7 +27,7 @@ VERSION = 1
 OPCODES = {
     "hello": 0x01, "ping": 0x02, "issue": 0x03, "verify": 0x04, "renew": 0x05,
     "refresh": 0x06, "revoke": 0x07, "stats": 0x10, "sessions": 0x11,
-    "keys_list": 0x12, "keys_jwks": 0x13, "keys_rotate": 0x14, "snapshot": 0x15,
+    "keys_list": 0x12, "keys_jwks": 0x13, "keys_rotate": 0x14, "snapshot": 0x15, "keys_reload": 0x16,
 }
 
 STATUSES = [
@@ -215,6 +215,7 @@ ALICE_SID = "FmV0Pq3zX8sRkT2aYbW4nA"
 BOB_SID = "Tr5Kc0wLx9HdMvE7uJq1gQ"
 KID_1 = "Yz4rN8aQw2LcJt6Vx0Hk1g"
 KID_2 = "b3Kd9WmP5sEf2TqRz7UyXA"
+KID_3 = "Q8nVt1ZcLr4XyHs0Wd6EjA"
 ALICE_CLAIMS = ('{"iss":"tokend","sub":"alice","iat":1767225600,"exp":1767268800,'
                 '"jti":"9xQ2vL0mWc8RtZy4KbNe3w","sid":"' + ALICE_SID + '","role":"admin"}')
 BOB_CLAIMS = ('{"iss":"tokend","sub":"bob","aud":"api","iat":1767225600,"exp":1767226500,'
@@ -290,20 +291,23 @@ EXAMPLES = [
      response(OPCODES["revoke"], 9, STATUS["ok"], [("count", 1)])),
 
     ("stats",
-     "At T0 + 7200, after the requests above, from a peer with the admin role; the daemon started at T0. "
+     "At T0 + 7200, after the requests above, from a peer with the admin role; the daemon started at T0, "
+     "loading the state of its previous run, which held Carol's session (issued at T0 - 3600; 17.20 finds it "
+     "idle, and 18.14.1 shows it in the snapshot). "
      "Abridged: shown are the first thirteen records, in the order the daemon writes them; the real reply goes on "
      "with an `op.<name>` record for every operation and a `status.<name>` record for every status (section 12.8). "
      "Alice's session is revoked; Bob's family is still held (its refresh token has expired, but it counts until "
-     "the daemon forgets it); the dedup entry of the refresh has expired. The verified-token cache holds Alice's "
+     "the daemon forgets it); Carol's idle session is held and not revoked, so it counts in `sessions_active`; "
+     "the dedup entry of the refresh has expired. The verified-token cache holds Alice's "
      "session token and Bob's first access token (expired, but not evicted yet); of the four token checks "
      "(17.5 to 17.8) only the renew found its token there, and a refresh token is never cached.",
      request(OPCODES["stats"], 10),
      response(OPCODES["stats"], 10, STATUS["ok"], [
-         ("stat", [("name", "sessions_active"), ("value", 0)]),
+         ("stat", [("name", "sessions_active"), ("value", 1)]),
          ("stat", [("name", "families_active"), ("value", 1)]),
          ("stat", [("name", "revoked"), ("value", 1)]),
          ("stat", [("name", "dedup_entries"), ("value", 0)]),
-         ("stat", [("name", "records"), ("value", 2)]),
+         ("stat", [("name", "records"), ("value", 3)]),
          ("stat", [("name", "keys"), ("value", 1)]),
          ("stat", [("name", "cache_entries"), ("value", 2)]),
          ("stat", [("name", "cache_hits"), ("value", 1)]),
@@ -386,6 +390,15 @@ EXAMPLES = [
     ("unknown tag", "A ping carrying a field with tag 200, which this version does not define: it is ignored.",
      request(OPCODES["ping"], 22, [(200, b"x")]),
      response(OPCODES["ping"], 22, STATUS["ok"])),
+
+    ("keys_reload",
+     "At T0 + 7500, after an operator copied a key file dated T0 + 9000 into the key directory (18.13): both keys "
+     "of 17.14 and the new one verify; the one of 17.14 still signs until T0 + 9000.",
+     request(OPCODES["keys_reload"], 24),
+     response(OPCODES["keys_reload"], 24, STATUS["ok"], [
+         ("key", [("kid", KID_1), ("algorithm", "HS256"), ("signing", False), ("created_at", T0 - 86400)]),
+         ("key", [("kid", KID_2), ("algorithm", "HS256"), ("signing", True), ("created_at", T0 + 7300)]),
+         ("key", [("kid", KID_3), ("algorithm", "HS256"), ("signing", False), ("created_at", T0 + 9000)])])),
 ]
 
 

@@ -6,35 +6,36 @@ import TokenProtocol
 /// Scheme 1 against the real daemon, with short TTLs on the real clock.
 @Suite struct SlidingSessionTests {
     @Test func renewsBelowTheThresholdByTheStepAndNeverPastTheMaximum() async throws {
-        // idle 4 s, renew when under 2 s remain, by 2 s; the login lasts 7 s at most.
-        let daemon = try DaemonProcess(["--session-idle", "4s", "--renew-below", "2s", "--renew-by", "2s", "--max-lifetime", "7s"])
+        // idle 8 s, renew when under 4 s remain, by 4 s; the login lasts 14 s at most. Each step
+        // below lands in the middle of a 4 s window, so a loaded machine does not flip it.
+        let daemon = try DaemonProcess(["--session-idle", "8s", "--renew-below", "4s", "--renew-by", "4s", "--max-lifetime", "14s"])
         let client = try await daemon.client()
         let issued = try await client.issue(IssueRequest(mode: .session, subject: "alice", fingerprint: .text("ua-1")))
         let token = try #require(issued.sessionToken)
-        let start = Double(issued.maxExpiresAt) - 7
-        #expect(issued.expiresAt == issued.maxExpiresAt - 3)
+        let start = Double(issued.maxExpiresAt) - 14
+        #expect(issued.expiresAt == issued.maxExpiresAt - 6)
 
         // Plenty left: verified, not renewed.
         let fresh = try await client.verify(token: token, fingerprint: .text("ua-1"))
         #expect(fresh.status == .ok && !fresh.renewed && fresh.result.expiresAt == issued.expiresAt)
         #expect(fresh.result.subject == "alice" && fresh.result.sessionID == issued.sessionID)
 
-        // The daemon counts whole seconds. 3 s in, 1 s remains: renewed by exactly the step.
-        try await sleep(until: start + 3.2)
+        // The daemon counts whole seconds. 6 s in, 2 s remain: renewed by exactly the step.
+        try await sleep(until: start + 6.2)
         let renewed = try await client.verify(token: token, fingerprint: .text("ua-1"))
         #expect(renewed.status == .renewed && renewed.renewed)
-        #expect(renewed.result.expiresAt == issued.expiresAt + 2)
-        // Right after, 3 s remain: not renewed again.
+        #expect(renewed.result.expiresAt == issued.expiresAt + 4)
+        // Right after, 6 s remain: not renewed again.
         let again = try await client.verify(token: token, fingerprint: .text("ua-1"))
-        #expect(again.status == .ok && again.result.expiresAt == issued.expiresAt + 2)
+        #expect(again.status == .ok && again.result.expiresAt == issued.expiresAt + 4)
 
-        // 5 s in, 1 s remains: the step would pass the maximum, so it stops there.
-        try await sleep(until: start + 5.2)
+        // 10 s in, 2 s remain: the step would pass the maximum, so it stops there.
+        try await sleep(until: start + 10.2)
         let capped = try await client.verify(token: token, fingerprint: .text("ua-1"))
         #expect(capped.status == .renewed && capped.result.expiresAt == issued.maxExpiresAt)
 
         // Past the maximum lifetime nothing renews.
-        try await sleep(until: start + 7.2)
+        try await sleep(until: start + 14.2)
         #expect(await refusal { try await client.verify(token: token, fingerprint: .text("ua-1")) } == .maxLifetimeReached)
         await client.close()
     }

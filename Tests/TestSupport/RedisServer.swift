@@ -44,17 +44,25 @@ public final class RedisServer: @unchecked Sendable {
         self.process = process
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
+            guard process.isRunning else { break }
             // A password-protected server answers NOAUTH: it is up too.
             if let reply = try? cli(["PING"]), reply.contains("PONG") || reply.contains("NOAUTH") { return }
             usleep(20_000)
         }
-        throw RedisServerError("redis-server did not answer within 10 s: \(log)")
+        throw RedisServerError("redis-server did not start: \(log.suffix(2000))")
     }
 
-    /// Stops the server: SIGKILL when `kill`, else SIGTERM; waits for the exit.
+    /// Stops the server: SIGKILL when `kill`, else a SHUTDOWN command (which syncs the
+    /// append-only file); waits for the exit. Not SIGTERM: a child of the test process
+    /// inherits its blocked signal mask, and would never see it.
     public func stop(kill: Bool = false) {
         guard let process, process.isRunning else { return }
-        if kill { Glibc.kill(process.processIdentifier, SIGKILL) } else { process.terminate() }
+        if !kill {
+            _ = try? cli(["SHUTDOWN"])
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning, Date() < deadline { usleep(10_000) }
+        }
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         self.process = nil
     }
@@ -74,20 +82,26 @@ public final class RedisServer: @unchecked Sendable {
         unlink(socketPath)
     }
 
-    /// A TCP port nothing listens on now.
+    /// A TCP port nothing listens on now, below 50000: a cluster node also listens on its
+    /// port + 10000.
     static func freePort() throws -> Int {
+        for _ in 0..<100 {
+            let port = Int.random(in: 20000..<50000)
+            if portIsFree(port) && portIsFree(port + 10000) { return port }
+        }
+        throw RedisServerError("cannot find a free port")
+    }
+
+    private static func portIsFree(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard bound else { throw RedisServerError("cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

@@ -34,7 +34,7 @@ struct Tokend: AsyncParsableCommand {
     @Option(help: "A verify renews a session when less than this remains. Default 1h.") var renewBelow: String?
     @Option(help: "...by this much. Default 1h.") var renewBy: String?
     @Option(help: "Absolute maximum lifetime of a login. Default 12h.") var maxLifetime: String?
-    @Option(help: "How long a refresh's result is handed out again. Default 5s.") var dedupWindow: String?
+    @Option(help: "How long the result of a refresh, or of an issue with an idempotency key, is handed out again to a repeat. Default 5s.") var dedupWindow: String?
     @Option(help: "Signing algorithm: HS256, HS384, HS512, ES256, Ed25519, EdDSA or RS256. Default HS256.") var alg: String?
     @Option(help: "The iss claim. Default tokend.") var issuer: String?
     @Option(help: "Clock skew tolerated on exp. Default 0s.") var leeway: String?

@@ -126,9 +126,9 @@ extension TokenService {
         guard !configuration.store.isShared else {
             return .refused(.badRequest, """
                 with a shared store a key must reach every host before any host signs with it, so tokend does not rotate \
-                on its own: create the key once (tokenctl jwt keygen --alg ALG > KEY), copy it to <state-dir>/keys/<T>-<ALG>.key \
-                on every host with T a Unix time a few minutes ahead, then run tokenctl keys reload (or send SIGHUP) on each; \
-                every host starts signing with it at T
+                on its own: create the key once with tokenctl jwt keygen --alg ALG --out <state-dir>/keys/<T>-<ALG>.key, \
+                T being a Unix time a few minutes ahead, copy that file to the same place on every host, then run \
+                tokenctl keys reload (or send SIGHUP) on each; the new key verifies at once and every host signs with it from T
                 """)
         }
         do {

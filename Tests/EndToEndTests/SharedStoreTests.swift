@@ -1,0 +1,266 @@
+import Foundation
+import TestSupport
+import Testing
+import TokenClient
+import TokenProtocol
+
+/// Three real tokend processes sharing one Redis (a single server, then a 3-master Redis
+/// Cluster), as three hosts behind a load balancer would.
+final class SharedStore: @unchecked Sendable {
+    enum Kind: String, CaseIterable, CustomStringConvertible, Sendable {
+        case single, cluster
+        var description: String { rawValue }
+    }
+
+    let server: RedisServer?
+    let cluster: RedisCluster?
+    let daemons: [DaemonProcess]
+    let url: String
+
+    /// Starts Redis and three daemons: the first creates the keys (`--init-keys`), the others
+    /// get copies, as an operator provisions hosts.
+    init(_ kind: Kind, daemons count: Int = 3, appendOnly: Bool = false, arguments: [String] = []) throws {
+        switch kind {
+        case .single:
+            let server = try RedisServer(appendOnly: appendOnly)
+            self.server = server
+            cluster = nil
+            url = server.unixURL
+        case .cluster:
+            let cluster = try RedisCluster()
+            self.cluster = cluster
+            server = nil
+            url = cluster.url
+        }
+        let directories = (0..<count).map { _ in DaemonProcess.temporaryStateDirectory() }
+        var daemons = [try DaemonProcess(["--store", url, "--init-keys", "--store-timeout", "300ms"] + arguments, stateDirectory: directories[0])]
+        for directory in directories.dropFirst() {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let copied = try runProcess("/bin/cp", ["-a", directories[0].appendingPathComponent("keys").path, directory.path])
+            guard copied.status == 0 else { throw DaemonError("cannot copy keys: \(copied.error)") }
+            daemons.append(try DaemonProcess(["--store", url, "--store-timeout", "300ms"] + arguments, stateDirectory: directory))
+        }
+        self.daemons = daemons
+    }
+
+    func clients() async throws -> [TokenClient] {
+        var clients: [TokenClient] = []
+        for daemon in daemons { clients.append(try await daemon.client()) }
+        return clients
+    }
+
+    deinit {
+        for daemon in daemons {
+            daemon.stop()
+            try? FileManager.default.removeItem(at: daemon.stateDirectory)
+        }
+    }
+}
+
+@Suite(.serialized, .enabled(if: RedisServer.installed, "redis-server is not installed (tools/test installs it)"))
+struct SharedStoreTests {
+    @Test(arguments: SharedStore.Kind.allCases)
+    func issueOnAVerifyAndRenewOnBRevokeOnCSeenByAAtOnce(kind: SharedStore.Kind) async throws {
+        let store = try SharedStore(kind)
+        let clients = try await store.clients()
+        let (a, b, c) = (clients[0], clients[1], clients[2])
+
+        let session = try await a.issue(IssueRequest(mode: .session, subject: "alice", fingerprint: .text("fp")))
+        let token = try #require(session.sessionToken)
+        #expect(try await b.verify(token: token, fingerprint: .text("fp")).result.subject == "alice")
+        // A renew a second later moves the idle expiry, on another daemon than the issue.
+        try await Task.sleep(for: .milliseconds(1100))
+        let renewed = try await b.renew(token: token, fingerprint: .text("fp"))
+        #expect(renewed.status == .renewed && renewed.result.expiresAt > session.expiresAt)
+        #expect(await refusal { try await b.verify(token: token, fingerprint: .text("other")) } == .fingerprintMismatch)
+        // A has the token in its verified-token cache before the revoke.
+        #expect(try await a.verify(token: token, fingerprint: .text("fp")).status == .ok)
+        #expect(try await c.revoke(.token(token)) == 1)
+        let revokedAt = ContinuousClock.now
+        #expect(await refusal { try await a.verify(token: token, fingerprint: .text("fp")) } == .revoked)
+        #expect(ContinuousClock.now - revokedAt < .milliseconds(100))
+
+        // Pairs, and revoke by subject reaching logins issued elsewhere.
+        let pair = try await a.issue(IssueRequest(mode: .pair, subject: "bob"))
+        let other = try await b.issue(IssueRequest(mode: .session, subject: "bob"))
+        #expect(try await c.verify(token: pair.accessToken!).result.mode == .pair)
+        let listed = try await c.sessions(SessionsRequest(subject: "bob"))
+        #expect(Set(listed.sessions.map(\.sessionID)) == [pair.sessionID, other.sessionID])
+        #expect(try await c.revoke(.subject("bob")) == 2)
+        #expect(await refusal { try await a.verify(token: pair.accessToken!) } == .revoked)
+        #expect(await refusal { try await b.verify(token: other.sessionToken!) } == .revoked)
+        #expect(await refusal { try await a.refresh(token: pair.refreshToken!) } == .revoked)
+        #expect(try await c.revoke(.subject("bob")) == 0)
+        #expect(await refusal { try await c.revoke(.session("AAAAAAAAAAAAAAAAAAAAAA")) } == .sessionUnknown)
+
+        // Every daemon reports a healthy shared store.
+        for client in clients {
+            let stats = Dictionary(try await client.stats().map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+            #expect(stats["store_redis_healthy"] == 1)
+            #expect(stats["store_redis_cluster"] == (kind == .cluster ? 1 : 0))
+            #expect(stats["store_redis_masters"] == (kind == .cluster ? 3 : 1))
+        }
+        for client in clients { await client.close() }
+    }
+
+    @Test(arguments: SharedStore.Kind.allCases)
+    func fiftyConcurrentRefreshesOverThreeDaemonsRotateOnce(kind: SharedStore.Kind) async throws {
+        let store = try SharedStore(kind, arguments: ["--dedup-window", "2s"])
+        var clients: [TokenClient] = []
+        for _ in 0..<2 { clients += try await store.clients() }
+        let issued = try await clients[0].issue(IssueRequest(mode: .pair, subject: "dave", fingerprint: .text("fp")))
+        let refresh = try #require(issued.refreshToken)
+        let results = try await withThrowingTaskGroup(of: IssueResult.self) { group in
+            for index in 0..<50 {
+                let client = clients[index % clients.count]
+                group.addTask { try await client.refresh(token: refresh, fingerprint: .text("fp")) }
+            }
+            var results: [IssueResult] = []
+            for try await result in group { results.append(result) }
+            return results
+        }
+        #expect(results.count == 50)
+        #expect(Set(results.map(\.accessToken)).count == 1, "every caller, on every daemon, gets the same access token")
+        #expect(Set(results.map(\.refreshToken)).count == 1, "every caller, on every daemon, gets the same refresh token")
+        let rotated = results[0]
+        #expect(rotated.refreshToken != refresh)
+        // The one new pair works everywhere; the presented refresh token is spent.
+        for client in clients.prefix(3) { #expect(try await client.verify(token: rotated.accessToken!, fingerprint: .text("fp")).status == .ok) }
+        #expect(await refusal { try await clients[1].refresh(token: refresh, fingerprint: .text("other")) } == .fingerprintMismatch)
+        for client in clients { await client.close() }
+    }
+
+    @Test(arguments: SharedStore.Kind.allCases)
+    func reuseOnOneDaemonRevokesTheFamilyOnAll(kind: SharedStore.Kind) async throws {
+        let store = try SharedStore(kind, arguments: ["--dedup-window", "1s"])
+        let clients = try await store.clients()
+        let (a, b, c) = (clients[0], clients[1], clients[2])
+        let issued = try await a.issue(IssueRequest(mode: .pair, subject: "erin"))
+        let rotated = try await a.refresh(token: issued.refreshToken!)
+        // Within the window, another daemon hands out the same pair.
+        let repeated = try await b.refresh(token: issued.refreshToken!)
+        #expect(repeated.accessToken == rotated.accessToken && repeated.refreshToken == rotated.refreshToken)
+        try await Task.sleep(for: .milliseconds(2100))
+        #expect(await refusal { try await b.refresh(token: issued.refreshToken!) } == .reuseDetected)
+        #expect(await refusal { try await c.verify(token: rotated.accessToken!) } == .revoked)
+        #expect(await refusal { try await a.refresh(token: rotated.refreshToken!) } == .revoked)
+        for client in clients { await client.close() }
+    }
+
+    @Test(arguments: SharedStore.Kind.allCases)
+    func idempotentIssuesOnTwoDaemonsGiveOneLogin(kind: SharedStore.Kind) async throws {
+        let store = try SharedStore(kind, daemons: 2)
+        let clients = try await store.clients()
+        let request = IssueRequest(mode: .pair, subject: "frank", idempotencyKey: .text("login-42"))
+        async let first = clients[0].issue(request)
+        async let second = clients[1].issue(request)
+        let (one, two) = try await (first, second)
+        #expect(one.sessionID == two.sessionID && one.accessToken == two.accessToken && one.refreshToken == two.refreshToken)
+        #expect(try await clients[1].sessions(SessionsRequest(subject: "frank")).sessions.count == 1)
+        let conflicting = IssueRequest(mode: .session, subject: "frank", idempotencyKey: .text("login-42"))
+        #expect(await refusal { try await clients[0].issue(conflicting) } == .badRequest)
+        for client in clients { await client.close() }
+    }
+
+    @Test func redisRestartedMidRunFailsClosedThenRecovers() async throws {
+        let store = try SharedStore(.single, daemons: 2, appendOnly: true)
+        let server = try #require(store.server)
+        let clients = try await store.clients()
+        let issued = try await clients[0].issue(IssueRequest(mode: .session, subject: "gina"))
+        let token = try #require(issued.sessionToken)
+        #expect(try await clients[1].verify(token: token).status == .ok)
+
+        server.stop()
+        for client in clients {
+            let started = ContinuousClock.now
+            #expect(await refusal { try await client.verify(token: token) } == .storeUnavailable)
+            #expect(await refusal { try await client.issue(IssueRequest(mode: .session, subject: "gina")) } == .storeUnavailable)
+            #expect(ContinuousClock.now - started < .seconds(2), "fails within the store timeout, not hanging")
+            try await client.ping()
+        }
+        let stats = Dictionary(try await clients[0].stats().map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+        #expect(stats["store_redis_healthy"] == 0)
+
+        try server.start()
+        // Both daemons reconnect by themselves; the session survived in Redis's append-only file.
+        for client in clients {
+            var status: Status?
+            let deadline = ContinuousClock.now + .seconds(10)
+            repeat {
+                status = try? await client.verify(token: token).status
+                if status == nil { try await Task.sleep(for: .milliseconds(50)) }
+            } while status == nil && ContinuousClock.now < deadline
+            #expect(status == .ok)
+        }
+        for client in clients { await client.close() }
+    }
+
+    @Test func redisKilledFailsClosedAndTheDaemonStaysUp() async throws {
+        let store = try SharedStore(.single, daemons: 1)
+        let server = try #require(store.server)
+        let client = try await store.daemons[0].client()
+        let issued = try await client.issue(IssueRequest(mode: .pair, subject: "hank"))
+        server.stop(kill: true)
+        var elapsed: [Duration] = []
+        for _ in 0..<20 {
+            let started = ContinuousClock.now
+            #expect(await refusal { try await client.verify(token: issued.accessToken!) } == .storeUnavailable)
+            #expect(await refusal { try await client.refresh(token: issued.refreshToken!) } == .storeUnavailable)
+            elapsed.append(ContinuousClock.now - started)
+        }
+        #expect(elapsed.allSatisfy { $0 < .seconds(2) })
+        // Bad input is still answered as before; the daemon serves what needs no store.
+        #expect(await refusal { try await client.verify(token: "not.a.token") } == .malformedToken)
+        try await client.ping()
+        #expect(store.daemons[0].process.isRunning)
+        #expect(store.daemons[0].log.contains("state store unavailable"))
+        await client.close()
+    }
+
+    @Test func sharedModeNeedsProvisionedKeysAndRollsThemOutByDate() async throws {
+        let server = try RedisServer()
+        // No keys and no --init-keys: a clear refusal, not a host with a keyring of its own.
+        let empty = DaemonProcess.temporaryStateDirectory()
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let refused = try #require(try DaemonProcess.startFailure(stateDirectory: empty, arguments: ["--store", server.unixURL]))
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("--init-keys") && refused.output.contains("every host needs the same key files"))
+
+        let store = try SharedStore(.single, daemons: 2)
+        let clients = try await store.clients()
+        #expect(await refusal { try await clients[0].keysRotate() } == .badRequest)
+        let before = try await clients[0].keysList()
+        #expect(before.count == 1 && before[0].signing)
+
+        // A new key dated 2 s ahead, copied to both hosts, reloaded by tokenctl on one and SIGHUP on the other.
+        let activation = Int(wallClock()) + 2
+        let name = "keys/\(activation)-HS256.key"
+        let made = try runProcess(DaemonProcess.executable("tokenctl"),
+                                  ["jwt", "keygen", "--alg", "HS256", "--out", store.daemons[0].stateDirectory.appendingPathComponent(name).path])
+        #expect(made.status == 0, "\(made.error)")
+        let copied = try runProcess("/bin/cp", ["-p", store.daemons[0].stateDirectory.appendingPathComponent(name).path,
+                                                store.daemons[1].stateDirectory.appendingPathComponent(name).path])
+        #expect(copied.status == 0)
+        let reloaded = try store.daemons[0].tokenctl(["keys", "reload"])
+        #expect(reloaded.status == 0, "\(reloaded.error)")
+        kill(store.daemons[1].process.processIdentifier, SIGHUP)
+        var afterReload: [KeyInfo] = []
+        for _ in 0..<50 {
+            afterReload = try await clients[1].keysList()
+            if afterReload.count == 2 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(afterReload.count == 2)
+        // Both verify with it now; neither signs with it before its time.
+        #expect(afterReload.first { $0.signing }?.kid == before[0].kid)
+        try await sleep(until: Double(activation) + 1.5)
+        for client in clients {
+            let keys = try await client.keysList()
+            #expect(keys.first { $0.signing }?.kid != before[0].kid, "the new key signs from its time on")
+        }
+        // Tokens signed by either host with the new key verify on the other.
+        let issued = try await clients[0].issue(IssueRequest(mode: .session, subject: "ivy"))
+        #expect(try await clients[1].verify(token: issued.sessionToken!).status == .ok)
+        for client in clients { await client.close() }
+    }
+}

@@ -1,0 +1,471 @@
+"""End-to-end tests of the client against the real tokend.
+
+The daemon binary is ``$TOKEND_BIN`` (default ``<repo>/.build/debug/tokend``). Each test starts
+it on a temporary state directory and socket, as the same uid as the tests (so this process has
+the issue and admin roles), and kills it in tearDown.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+from tokend_client import (
+    Client,
+    ConnectionLostError,
+    RequestTooLargeError,
+    Status,
+    TokendError,
+    messages,
+    status_name,
+)
+from tokend_client.protocol import Opcode, Request, Tag, encode_string
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_BIN = REPO / ".build" / "debug" / "tokend"
+MAX_FRAME_SIZE = 32768  # not the default, so that a test can see hello report it
+
+
+def tokend_binary() -> Path:
+    configured = os.environ.get("TOKEND_BIN")
+    binary = Path(configured) if configured else DEFAULT_BIN
+    if not binary.exists():
+        if configured:
+            raise FileNotFoundError(f"TOKEND_BIN={configured} does not exist")
+        raise unittest.SkipTest(f"no tokend binary at {DEFAULT_BIN}; set TOKEND_BIN")
+    return binary
+
+
+class Daemon:
+    """A tokend process on a temporary state directory and socket."""
+
+    def __init__(self, extra_args: list[str]) -> None:
+        self.dir = tempfile.mkdtemp(prefix="tokend-py-", dir="/tmp")
+        self.socket_path = os.path.join(self.dir, "tokend.sock")
+        self.log_path = os.path.join(self.dir, "tokend.log")
+        args = [str(tokend_binary()), "--state-dir", os.path.join(self.dir, "state"),
+                "--socket", self.socket_path, "--dedup-window", "1s",
+                "--max-frame-size", str(MAX_FRAME_SIZE), "--log-level", "notice", *extra_args]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tokend exited with {self.process.returncode}:\n{self.log()}")
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(self.socket_path)
+                return
+            except OSError:
+                time.sleep(0.02)
+            finally:
+                probe.close()
+        self.stop()
+        raise RuntimeError(f"tokend did not open {self.socket_path} in time:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_of_a_second(margin: float = 0.6) -> None:
+    """Sleep until early in a wall-clock second, so that the next ``margin`` seconds stay in it.
+
+    The daemon counts the dedup window in whole Unix seconds: with ``--dedup-window 1s`` a
+    repeat is replayed only within the same second as the first refresh."""
+    fraction = time.time() % 1
+    if fraction > 1 - margin:
+        time.sleep(1 - fraction + 0.01)
+
+
+def tamper_signature(token: str) -> str:
+    header, payload, signature = token.split(".")
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw[0] ^= 0x01
+    return f"{header}.{payload}.{base64.urlsafe_b64encode(bytes(raw)).rstrip(b'=').decode()}"
+
+
+def session_id_bytes(session_id: str) -> bytes:
+    return base64.urlsafe_b64decode(session_id + "=" * (-len(session_id) % 4))
+
+
+class DaemonTestCase(unittest.TestCase):
+    daemon_args: list[str] = []
+
+    def setUp(self) -> None:
+        self.daemon = Daemon(self.daemon_args)
+        self.client = Client(self.daemon.socket_path, timeout=10.0, client_name="tests 1")
+
+    def tearDown(self) -> None:
+        self.client.close()
+        self.daemon.stop()
+
+    def assertRefused(self, name: str) -> "unittest.case._AssertRaisesContext[TokendError]":
+        """Expect a TokendError and check that its name and code agree with section 9."""
+        test = self
+
+        class Context:
+            def __enter__(self) -> None:
+                return None
+
+            def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                         tb: object) -> bool:
+                test.assertIsNotNone(exc, f"expected a {name} refusal, got success")
+                test.assertIsInstance(exc, TokendError)
+                assert isinstance(exc, TokendError)
+                test.assertEqual(exc.name, name, exc.message)
+                test.assertEqual(exc.status, Status[name.upper()])
+                test.assertEqual(status_name(exc.status), exc.name)
+                test.assertTrue(exc.message, "refusals carry a message")
+                return True
+
+        return Context()  # type: ignore[return-value]
+
+
+class TokendTest(DaemonTestCase):
+    def test_hello_negotiation(self) -> None:
+        self.client.connect()
+        self.assertIsNotNone(self.client.server)
+        info = self.client.hello("tests 2")
+        self.assertEqual(info.protocol_version, 1)
+        self.assertTrue(info.server_name.startswith("tokend "), info.server_name)
+        self.assertEqual(info.max_frame_size, MAX_FRAME_SIZE)
+        self.assertEqual(self.client.max_frame_size, MAX_FRAME_SIZE)
+        self.assertEqual(self.client.server, info)
+        self.client.ping()
+
+    def test_issue_and_verify_session(self) -> None:
+        before = int(time.time())
+        login = self.client.issue("alice", fingerprint="Mozilla/5.0", audience="api",
+                                  claims={"role": "admin", "n": [1, 2]})
+        self.assertEqual(login.mode_name, "session")
+        self.assertIsNotNone(login.session_token)
+        self.assertIsNone(login.access_token)
+        self.assertEqual(len(login.session_id), 22)
+        self.assertAlmostEqual(login.expires_at, before + 7200, delta=2)
+        self.assertAlmostEqual(login.max_expires_at, before + 43200, delta=2)
+
+        check = self.client.verify(login.token, fingerprint="Mozilla/5.0")
+        self.assertEqual((check.status_name, check.renewed), ("ok", False))
+        self.assertEqual((check.mode, check.subject, check.session_id), (1, "alice", login.session_id))
+        self.assertEqual(check.expires_at, login.expires_at)
+        self.assertEqual(check.token_expires_at, login.max_expires_at)
+        self.assertEqual(check.claims["role"], "admin")
+        self.assertEqual(check.claims["n"], [1, 2])
+        self.assertEqual((check.claims["sub"], check.claims["sid"], check.claims["aud"]),
+                         ("alice", login.session_id, "api"))
+
+        with self.assertRefused("fingerprint_mismatch"):
+            self.client.verify(login.token, fingerprint="curl/8")
+        with self.assertRefused("fingerprint_mismatch"):
+            self.client.verify(login.token)
+
+        unbound = self.client.issue("bob")
+        self.assertEqual(self.client.verify(unbound.token, fingerprint="anything").subject, "bob")
+
+    def test_verify_slides_and_renew_extends(self) -> None:
+        login = self.client.issue("carol", ttl=60)  # idle expiry in 60 s < renew-below (3600 s)
+        slid = self.client.verify(login.token)
+        self.assertTrue(slid.renewed)
+        self.assertEqual(slid.status, Status.RENEWED)
+        self.assertEqual(slid.expires_at, login.expires_at + 3600)  # moved by renew-by
+        # Now 3660 s remain, more than renew-below: no slide.
+        again = self.client.verify(login.token)
+        self.assertEqual((again.status_name, again.renewed, again.expires_at),
+                         ("ok", False, slid.expires_at))
+
+        # renew sets the idle expiry to now + the session's idle TTL (60 s): earlier than the
+        # slid expiry, so it does not move and the answer is ok.
+        kept = self.client.renew(login.token)
+        self.assertEqual((kept.status_name, kept.renewed, kept.expires_at),
+                         ("ok", False, again.expires_at))
+
+        fresh = self.client.issue("carol", ttl=60)
+        time.sleep(1.05 - time.time() % 1)  # into the next second, so now + 60 is later
+        moved = self.client.renew(fresh.token)
+        self.assertTrue(moved.renewed)
+        self.assertGreater(moved.expires_at, fresh.expires_at)
+        self.assertLessEqual(moved.expires_at, int(time.time()) + 60)
+
+        pair = self.client.issue("carol", "pair")
+        with self.assertRefused("wrong_token_type"):
+            self.client.renew(pair.token)
+
+    def test_pair_refresh_dedup_and_reuse(self) -> None:
+        pair = self.client.issue("dave", "pair", fingerprint=b"\x00device-1\xff", ttl=600)
+        self.assertEqual(pair.mode_name, "pair")
+        assert pair.access_token and pair.refresh_token and pair.refresh_expires_at
+        self.assertIsNone(pair.session_token)
+        self.assertEqual(pair.expires_at + 3000, pair.refresh_expires_at)  # 600 s vs 3600 s
+        access = self.client.verify(pair.access_token, b"\x00device-1\xff")
+        self.assertEqual((access.mode_name, access.renewed), ("pair", False))
+        self.assertEqual(access.token_expires_at, pair.expires_at)
+        with self.assertRefused("wrong_token_type"):
+            self.client.verify(pair.refresh_token, b"\x00device-1\xff")
+        with self.assertRefused("fingerprint_mismatch"):
+            self.client.refresh(pair.refresh_token, b"device-2")
+
+        start_of_a_second()
+        rotated = self.client.refresh(pair.refresh_token, b"\x00device-1\xff")
+        repeat = self.client.refresh(pair.refresh_token, b"\x00device-1\xff")
+        self.assertEqual(rotated.session_id, pair.session_id)
+        self.assertNotEqual(rotated.access_token, pair.access_token)
+        self.assertNotEqual(rotated.refresh_token, pair.refresh_token)
+        self.assertEqual(repeat, rotated)  # within the dedup window: the very same pair
+        self.assertEqual((repeat.access_token, repeat.refresh_token),
+                         (rotated.access_token, rotated.refresh_token))
+        assert rotated.access_token and rotated.refresh_token
+        self.assertEqual(self.client.verify(rotated.access_token, b"\x00device-1\xff").subject, "dave")
+
+        time.sleep(2.1 - time.time() % 1)  # two whole seconds later: past the 1 s window
+        with self.assertRefused("reuse_detected"):
+            self.client.refresh(pair.refresh_token, b"\x00device-1\xff")
+        with self.assertRefused("revoked"):
+            self.client.verify(rotated.access_token, b"\x00device-1\xff")
+        with self.assertRefused("revoked"):
+            self.client.refresh(rotated.refresh_token, b"\x00device-1\xff")
+
+    def test_revoke(self) -> None:
+        login = self.client.issue("erin")
+        self.assertEqual(self.client.revoke(login.token).count, 1)
+        with self.assertRefused("revoked"):
+            self.client.verify(login.token)
+        self.assertEqual(self.client.revoke(login.token).count, 0)  # already revoked
+
+        a, b = self.client.issue("frank"), self.client.issue("frank", "pair")
+        other = self.client.issue("grace")
+        self.assertEqual(self.client.revoke(subject="frank").count, 2)
+        assert b.access_token
+        with self.assertRefused("revoked"):
+            self.client.verify(b.access_token)
+        with self.assertRefused("revoked"):
+            self.client.verify(a.token)
+        self.assertEqual(self.client.revoke(session_id=other.session_id).count, 1)
+        self.assertEqual(self.client.revoke(subject="nobody").count, 0)
+        with self.assertRefused("session_unknown"):
+            self.client.revoke(session_id="AAAAAAAAAAAAAAAAAAAAAA")
+        with self.assertRaises(ValueError):
+            self.client.revoke(login.token, subject="erin")
+
+    def test_stats_counters(self) -> None:
+        login = self.client.issue("heidi")
+        self.client.verify(login.token)
+        with self.assertRefused("malformed_token"):
+            self.client.verify("x")
+        stats = self.client.stats()
+        self.assertEqual(stats["sessions_active"], 1)
+        self.assertEqual(stats["records"], 1)
+        self.assertEqual(stats["keys"], 1)
+        self.assertEqual(stats["connections"], 1)
+        # hello (on connect), issue, two verifies; the stats reply does not count itself.
+        self.assertEqual((stats.op("hello"), stats.op("issue"), stats.op("verify")), (1, 1, 2))
+        self.assertEqual(stats["requests_total"], 4)
+        self.assertEqual(stats.status("ok"), 3)
+        self.assertEqual(stats.status(Status.MALFORMED_TOKEN), 1)
+        # Every operation and every status of this client's tables has its row, so the
+        # daemon's names are this client's names.
+        for op in Opcode:
+            self.assertIn(f"op.{op.wire_name}", stats)
+        for status in Status:
+            self.assertIn(f"status.{status.wire_name}", stats)
+        later = self.client.stats()
+        self.assertEqual(later["requests_total"], 5)
+        self.assertEqual(later.op("stats"), 1)
+
+    def test_bad_tokens(self) -> None:
+        login = self.client.issue("ivan")
+        for garbage in ("", "not-a-token", "a.b.c", "e30.e30.", login.token + "x"):
+            with self.subTest(token=garbage), self.assertRaises(TokendError) as caught:
+                self.client.verify(garbage)
+            self.assertIn(caught.exception.name, ("malformed_token", "bad_signature"))
+            self.assertEqual(caught.exception.name, status_name(caught.exception.status))
+        with self.assertRefused("bad_signature"):
+            self.client.verify(tamper_signature(login.token))
+        with self.assertRefused("bad_signature"):
+            self.client.refresh(tamper_signature(login.token))
+
+    def test_pipelining_100_verifies(self) -> None:
+        with self.client.pipeline() as issuing:
+            logins = [issuing.issue(f"user-{n}", fingerprint=f"fp-{n}") for n in range(100)]
+        tokens = [p.result().token for p in logins]
+        self.assertEqual(len(set(tokens)), 100)
+
+        with self.client.pipeline() as pipe:
+            checks = []
+            for n, token in enumerate(tokens):
+                # every seventh with the wrong fingerprint; a ping and a bad token in between
+                checks.append(pipe.verify(token, f"fp-{n}" if n % 7 else "wrong"))
+                if n % 25 == 0:
+                    pipe.ping()
+                    pipe.verify("garbage")
+        self.assertEqual(len(pipe), 100 + 4 + 4)
+        for n, check in enumerate(checks):
+            if n % 7 == 0:
+                self.assertIsInstance(check.error, TokendError)
+                assert isinstance(check.error, TokendError)
+                self.assertEqual(check.error.name, "fingerprint_mismatch")
+            else:
+                result = check.result()
+                self.assertEqual(result.subject, f"user-{n}")
+                self.assertEqual(result.session_id, logins[n].result().session_id)
+        self.assertEqual(self.client.stats().op("verify"), 104)
+
+    def test_pipelining_thousands_without_reading_in_between(self) -> None:
+        # Far beyond --max-in-flight (256) and the socket buffers: the client must read
+        # while it writes (section 13), or both sides block.
+        token = self.client.issue("judy").token
+        count = 3000
+        responses = self.client.send_many([messages.verify(token).request] * count)
+        self.assertEqual(len(responses), count)
+        self.assertEqual(len({r.request_id for r in responses}), count)
+        self.assertTrue(all(r.ok and r.fields.string(Tag.SUBJECT) == "judy" for r in responses))
+
+    def test_error_names(self) -> None:
+        with self.assertRefused("bad_request"):
+            self.client.issue("")
+        with self.assertRefused("bad_request"):
+            self.client.issue("kate", ttl=10**9)  # above the daemon's idle TTL
+        with self.assertRefused("bad_request"):
+            self.client.issue("kate", claims={"sub": "someone else"})
+        with self.assertRefused("unknown_operation"):
+            self.client.call(0x7F).raise_for_status()
+        other = Daemon([])
+        try:
+            with Client(other.socket_path) as elsewhere:
+                foreign = elsewhere.issue("kate").token
+        finally:
+            other.stop()
+        with self.assertRefused("bad_signature"):
+            self.client.verify(foreign)  # signed by another daemon's key
+        response = self.client.call("ping")
+        self.assertEqual((response.status, response.status_name, response.ok), (0, "ok", True))
+
+    def test_unsupported_version_keeps_the_connection(self) -> None:
+        connections = self.client.stats()["connections_total"]
+        (reply,) = self.client.send_many([Request(Opcode.PING, version=2)])
+        self.assertEqual((reply.opcode, reply.status_name), (Opcode.PING, "unsupported_version"))
+        self.assertIn("2", reply.message)
+        self.client.ping()
+        self.assertEqual(self.client.stats()["connections_total"], connections)
+
+    def test_oversized_requests(self) -> None:
+        connections = self.client.stats()["connections_total"]
+        huge = {"blob": "x" * MAX_FRAME_SIZE}
+        with self.assertRaises(RequestTooLargeError):
+            self.client.issue("leo", claims=huge)
+        self.client.ping()  # nothing was sent; same connection
+        self.assertEqual(self.client.stats()["connections_total"], connections)
+
+        # A client that skipped hello and assumed a larger limit gets too_large and a close.
+        blind = Client(self.daemon.socket_path, negotiate=False)
+        self.addCleanup(blind.close)
+        blind.max_frame_size = 10 * MAX_FRAME_SIZE
+        with self.assertRaises(ConnectionLostError) as caught:
+            blind.call("ping", [(Tag.CLIENT_NAME, encode_string("x" * MAX_FRAME_SIZE))])
+        self.assertIn("too_large", str(caught.exception))
+        blind.ping()  # on a new connection
+        self.assertGreaterEqual(self.client.stats().status("too_large"), 1)
+
+    def test_idempotent_issue(self) -> None:
+        start_of_a_second()
+        first = self.client.issue("mallory", claims={"a": 1}, idempotency_key="login-42")
+        again = self.client.issue("mallory", claims={"a": 1}, idempotency_key="login-42")
+        self.assertEqual(first, again)
+        self.assertEqual(first.session_token, again.session_token)
+        with self.assertRefused("bad_request"):
+            self.client.issue("mallory", claims={"a": 2}, idempotency_key="login-42")
+        other = self.client.issue("mallory", claims={"a": 1})
+        self.assertNotEqual(other.session_id, first.session_id)
+
+    def test_admin_operations(self) -> None:
+        logins = [self.client.issue(f"s{n}") for n in range(5)]
+        self.client.revoke(logins[0].token)
+        mine = self.client.sessions("s1")
+        self.assertEqual([s.session_id for s in mine.sessions], [logins[1].session_id])
+        self.assertEqual(mine.sessions[0].state_name, "active")
+        everything = self.client.all_sessions(limit=2)
+        self.assertEqual(sorted(s.session_id for s in everything),
+                         sorted(l.session_id for l in logins))
+        # "Session-id order" is the order of the ids' 16 bytes, not of their base64url text.
+        self.assertEqual([s.session_id for s in everything],
+                         sorted((s.session_id for s in everything), key=session_id_bytes))
+        states = {s.session_id: s.state_name for s in everything}
+        self.assertEqual(states[logins[0].session_id], "revoked")
+
+        keys = self.client.keys_list()
+        self.assertEqual([k.signing for k in keys], [True])
+        self.assertEqual(keys[0].algorithm, "HS256")
+        self.assertEqual(self.client.keys_jwks(), {"keys": []})
+        new_key = self.client.keys_rotate()
+        self.assertTrue(new_key.signing)
+        self.assertNotEqual(new_key.kid, keys[0].kid)
+        self.assertEqual({k.kid: k.signing for k in self.client.keys_list()},
+                         {keys[0].kid: False, new_key.kid: True})
+        self.assertEqual(self.client.verify(logins[2].token).subject, "s2")  # old key verifies
+
+        snap = self.client.snapshot()
+        self.assertEqual(snap.count, 5)
+        self.assertTrue(snap.message)
+
+
+class IdleTimeoutTest(DaemonTestCase):
+    daemon_args = ["--idle-timeout", "1s"]
+
+    def test_reconnects_after_the_daemon_closed_an_idle_connection(self) -> None:
+        connections = self.client.stats()["connections_total"]
+        time.sleep(2.5)
+        self.client.ping()  # the closed connection is noticed before sending
+        self.assertEqual(self.client.stats()["connections_total"], connections + 1)
+
+
+class ExampleWsgiTest(DaemonTestCase):
+    def test_example_app(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        self.addCleanup(sys.path.remove, sys.path[0])
+        import example_wsgi
+
+        original = example_wsgi.TOKEND
+        example_wsgi.TOKEND = self.client
+        self.addCleanup(setattr, example_wsgi, "TOKEND", original)
+
+        def get(headers: dict[str, str]) -> tuple[str, dict[str, str], str]:
+            seen: dict[str, object] = {}
+
+            def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
+                seen["status"], seen["headers"] = status, dict(response_headers)
+
+            body = b"".join(example_wsgi.app(dict(headers), start_response)).decode()
+            return str(seen["status"]), seen["headers"], body  # type: ignore[return-value]
+
+        token = self.client.issue("olivia", fingerprint="UA/1").token
+        ok = {"HTTP_AUTHORIZATION": f"Bearer {token}", "HTTP_USER_AGENT": "UA/1"}
+        self.assertEqual(get(ok)[::2], ("200 OK", "hello olivia\n"))
+        status, headers, body = get({**ok, "HTTP_USER_AGENT": "UA/2"})
+        self.assertEqual((status, body), ("401 Unauthorized", "fingerprint_mismatch\n"))
+        self.assertIn('error_description="fingerprint_mismatch"', headers["WWW-Authenticate"])
+        self.assertEqual(get({})[::2], ("401 Unauthorized", "malformed_token\n"))
+        self.client.revoke(token)
+        self.assertEqual(get(ok)[::2], ("401 Unauthorized", "revoked\n"))
+
+
+if __name__ == "__main__":
+    unittest.main()

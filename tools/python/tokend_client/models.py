@@ -1,0 +1,179 @@
+"""Result types of the operations (proto-spec.md section 12).
+
+Times are Unix seconds. ``mode`` and ``state`` are kept as the numbers the daemon sent, so that
+a value this client does not know still decodes (section 8); ``mode_name`` and ``state_name``
+give the spec's names, or the number as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+from .protocol import MODE_NAMES, STATE_NAMES, Status, status_name
+
+__all__ = [
+    "HelloInfo",
+    "IssueResult",
+    "KeyInfo",
+    "RevokeResult",
+    "SessionInfo",
+    "SessionsPage",
+    "SnapshotResult",
+    "Stats",
+    "VerifyResult",
+]
+
+
+def _mode_name(mode: int) -> str:
+    return MODE_NAMES.get(mode, str(mode))
+
+
+@dataclass(frozen=True)
+class HelloInfo:
+    """The ``hello`` reply (12.1)."""
+
+    protocol_version: int
+    server_name: str
+    max_frame_size: int
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    """The ``issue`` reply (12.3), also the ``refresh`` reply (12.6, always pair mode).
+
+    Session mode fills ``session_token``; pair mode ``access_token``, ``refresh_token`` and
+    ``refresh_expires_at``. ``expires_at`` is the idle expiry (session) or the access token's
+    ``exp`` (pair).
+    """
+
+    mode: int
+    session_id: str
+    expires_at: int
+    max_expires_at: int
+    session_token: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    refresh_expires_at: int | None = None
+
+    @property
+    def mode_name(self) -> str:
+        return _mode_name(self.mode)
+
+    @property
+    def token(self) -> str:
+        """The token to hand to the user agent: the session token, else the access token."""
+        token = self.session_token if self.session_token is not None else self.access_token
+        if token is None:
+            raise ValueError(f"no token in an issue result of mode {self.mode_name}")
+        return token
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """An accepted ``verify`` or ``renew`` (12.4, 12.5): status ``ok`` or ``renewed``.
+
+    ``renewed`` is true exactly when this call moved the session's idle expiry. ``claims`` is
+    ``claims_json`` parsed; ``expires_at`` is the idle expiry after this call (session token) or
+    the token's ``exp`` (access token); ``token_expires_at`` is the token's own ``exp``.
+    """
+
+    status: int
+    renewed: bool
+    mode: int
+    subject: str
+    session_id: str
+    claims: Mapping[str, Any] = field(repr=False)
+    claims_json: str = field(repr=False)
+    expires_at: int
+    token_expires_at: int
+
+    @property
+    def status_name(self) -> str:
+        return status_name(self.status)
+
+    @property
+    def mode_name(self) -> str:
+        return _mode_name(self.mode)
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    """The ``revoke`` reply (12.7): how many sessions and families this call newly revoked."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The ``stats`` reply (12.8): counters by name. Names this client does not know are kept."""
+
+    counters: Mapping[str, int]
+
+    def __getitem__(self, name: str) -> int:
+        return self.counters[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.counters
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.counters)
+
+    def get(self, name: str, default: int = 0) -> int:
+        return self.counters.get(name, default)
+
+    def op(self, operation: str) -> int:
+        """Responses sent for an operation, refusals included (``op.<name>``)."""
+        return self.get(f"op.{operation}")
+
+    def status(self, status: str | Status) -> int:
+        """Responses sent with a status (``status.<name>``)."""
+        name = status.wire_name if isinstance(status, Status) else status
+        return self.get(f"status.{name}")
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A ``session(48)`` record of the ``sessions`` reply (12.9): a session or a family."""
+
+    session_id: str
+    subject: str
+    mode: int
+    state: int
+    created_at: int
+    expires_at: int
+    max_expires_at: int
+
+    @property
+    def mode_name(self) -> str:
+        return _mode_name(self.mode)
+
+    @property
+    def state_name(self) -> str:
+        return STATE_NAMES.get(self.state, str(self.state))
+
+
+@dataclass(frozen=True)
+class SessionsPage:
+    """One page of ``sessions``; ``next_cursor`` is None on the last page."""
+
+    sessions: list[SessionInfo]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A ``key(50)`` record (12.10, 12.12)."""
+
+    kid: str
+    algorithm: str
+    signing: bool
+    created_at: int
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    """The ``snapshot`` reply (12.13): records written, and a summary for people."""
+
+    count: int
+    message: str

@@ -136,16 +136,21 @@ public final class RedisClient: Sendable {
     }
 
     private func count<T>(_ result: Result<T, any Error>) {
-        counters.withLockedValue { counters in
+        let recovered = counters.withLockedValue { counters -> Int? in
             counters.commands += 1
             switch result {
             case .success:
-                counters.consecutiveFailures = 0
+                defer { counters.consecutiveFailures = 0 }
+                return counters.consecutiveFailures > 0 ? counters.consecutiveFailures : nil
             case .failure(let error):
                 counters.failures += 1
                 counters.consecutiveFailures += 1
                 counters.lastError = "\(error)"
+                return nil
             }
+        }
+        if let recovered {
+            logger.notice("Redis answers again", metadata: ["redis.failed_commands": "\(recovered)"])
         }
     }
 

@@ -264,3 +264,48 @@ struct SharedStoreTests {
         for client in clients { await client.close() }
     }
 }
+
+@Suite(.enabled(if: RedisServer.installed, "redis-server is not installed (tools/test installs it)"))
+struct SharedStoreSettingsTests {
+    @Test func thePasswordComesFromAFileAndNeverShows() async throws {
+        let password = "pw-\(UUID().uuidString)"
+        let server = try RedisServer(extra: ["--requirepass", password])
+        let directory = DaemonProcess.temporaryStateDirectory()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let file = directory.appendingPathComponent("redis.password")
+        try Data((password + "\n").utf8).write(to: file)
+        let daemon = try DaemonProcess(["--store", server.unixURL, "--init-keys", "--redis-password-file", file.path], stateDirectory: directory)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let client = try await daemon.client()
+        let issued = try await client.issue(IssueRequest(mode: .session, subject: "kim"))
+        #expect(try await client.verify(token: issued.sessionToken!).status == .ok)
+        await client.close()
+
+        // A wrong password (from the environment this time): every store call fails closed.
+        let wrong = try DaemonProcess(["--store", server.unixURL, "--init-keys"], environment: ["TOKEND_REDIS_PASSWORD": "not-it"])
+        let refused = try await wrong.client()
+        #expect(await refusal { try await refused.issue(IssueRequest(mode: .session, subject: "kim")) } == .storeUnavailable)
+        await refused.close()
+        for log in [daemon.log, wrong.log] {
+            #expect(!log.contains(password) && !log.contains("not-it"))
+        }
+        #expect(wrong.log.contains("AUTH refused"))
+    }
+
+    @Test func badStoreSettingsStopTheStartWithAReason() throws {
+        let directory = DaemonProcess.temporaryStateDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cases: [([String], String)] = [
+            (["--store", "memcached://x"], "redis://HOST:PORT"),
+            (["--store", "redis://alice:secret@localhost"], "--redis-password-file"),
+            (["--store", "redis://localhost", "--store-timeout", "soon"], "store-timeout"),
+            (["--redis-password-file", "/nonexistent/file", "--store", "redis://localhost"], "cannot read"),
+        ]
+        for (arguments, expected) in cases {
+            let failure = try #require(try DaemonProcess.startFailure(stateDirectory: directory, arguments: arguments), "\(arguments)")
+            #expect(failure.status != 0)
+            #expect(failure.output.contains(expected), "\(arguments): \(failure.output)")
+            #expect(!failure.output.contains("secret"))
+        }
+    }
+}

@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "tokend-fuzz",
             dependencies: [
-                "CFuzzSupport", "TokenProtocol", "TokenJWT", "TokenStore", "TokenCrypto",
+                "CFuzzSupport", "TokenProtocol", "TokenJWT", "TokenStore", "TokenCrypto", "RedisClient", "TokenRedisStore",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "tools/fuzz-driver"

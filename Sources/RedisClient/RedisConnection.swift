@@ -27,8 +27,18 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         var buffer = context.channel.allocator.buffer(capacity: 64 * batch.commands.count)
         for command in batch.commands { command.encode(into: &buffer) }
         waiting.append(contentsOf: batch.promises)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
+        context.write(wrapOutboundOut(buffer), promise: promise)
+        // One flush (one syscall) for every command written in this turn of the event loop: the
+        // verifies of one read burst from a client reach Redis together.
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.context?.flush()
+        }
     }
+
+    private var flushScheduled = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let value = unwrapInboundIn(data)

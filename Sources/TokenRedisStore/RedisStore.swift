@@ -233,6 +233,7 @@ public final class RedisStore: TokenStateStore {
             }
             if let after = query.after { sessionKeys = sessionKeys.filter { $0 > after } }
             sessionKeys.sort()
+            let more = sessionKeys.count > max(1, query.limit)
             let limit = max(1, query.limit)
             let page = Array(sessionKeys.prefix(limit))
             let now = self.clock.now()
@@ -242,7 +243,7 @@ public final class RedisStore: TokenStateStore {
                 }
             }
             return EventLoopFuture.whenAllSucceed(reads, on: eventLoop).map { logins in
-                ListPage(logins: logins.compactMap { $0 }, next: sessionKeys.count > limit ? page.last : nil)
+                ListPage(logins: logins.compactMap { $0 }, next: more ? page.last : nil)
             }
         }.flatMapErrorThrowing { throw $0 as? StoreUnavailable ?? StoreUnavailable("\($0)") }
     }
@@ -266,7 +267,8 @@ public final class RedisStore: TokenStateStore {
         }
     }
 
-    static func record(_ reply: RESPValue) -> LoginRecord? {
+    /// A login from an HGETALL reply; nil when the reply is not one (a missing or foreign key).
+    public static func record(_ reply: RESPValue) -> LoginRecord? {
         guard let items = reply.array, !items.isEmpty else { return nil }
         var fields: [String: [UInt8]] = [:]
         for index in stride(from: 0, to: items.count - 1, by: 2) {
@@ -286,7 +288,7 @@ public final class RedisStore: TokenStateStore {
     /// client's health instead.
     public func statistics(on eventLoop: any EventLoop) -> EventLoopFuture<StoreStatistics> {
         let health = client.health
-        var rows: [String: UInt64] = [
+        let rows: [String: UInt64] = [
             "store_redis_healthy": health.healthy ? 1 : 0,
             "store_redis_cluster": health.mode == .cluster ? 1 : 0,
             "store_redis_commands": health.commands,
@@ -294,12 +296,14 @@ public final class RedisStore: TokenStateStore {
             "store_redis_redirections": health.redirections,
         ]
         return client.sendToMasters(RedisCommand("DBSIZE"), on: eventLoop).map { replies in
-            rows["store_redis_masters"] = UInt64(replies.count)
-            rows["store_redis_keys"] = UInt64(replies.reduce(0) { $0 + max(0, $1.1.integer ?? 0) })
-            return StoreStatistics(extra: rows)
+            var answered = rows
+            answered["store_redis_masters"] = UInt64(replies.count)
+            answered["store_redis_keys"] = UInt64(replies.reduce(0) { $0 + max(0, $1.1.integer ?? 0) })
+            return StoreStatistics(extra: answered)
         }.recover { _ in
-            rows["store_redis_healthy"] = 0
-            return StoreStatistics(extra: rows)
+            var unanswered = rows
+            unanswered["store_redis_healthy"] = 0
+            return StoreStatistics(extra: unanswered)
         }
     }
 

@@ -7,7 +7,7 @@ import TestSupport
 @Suite struct FuzzCorpusTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test(arguments: ["frames", "jwt", "state"])
+    @Test(arguments: ["frames", "jwt", "state", "resp"])
     func corpusAndRegressionsReplayWithoutACrash(_ target: String) throws {
         let corpus = Self.root.appendingPathComponent("fuzz/corpus/\(target)").path
         let regressions = Self.root.appendingPathComponent("fuzz/regressions/\(target)").path

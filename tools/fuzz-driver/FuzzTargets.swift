@@ -1,4 +1,6 @@
 import NIOCore
+import RedisClient
+import TokenRedisStore
 import TokenCrypto
 import TokenJWT
 import TokenProtocol
@@ -60,6 +62,17 @@ enum FuzzTargets {
         for kind in [FileHeader.Kind.snapshot, .journal] {
             _ = try? reader.header(kind)
             _ = try? reader.forEachRecord(snapshot: kind == .snapshot) { _, _ in }
+        }
+    }
+
+    /// Redis replies: the RESP decoder over the input as a stream of replies, and the login
+    /// record parser over each reply (what a compromised or confused Redis could send).
+    static func resp(_ data: UnsafeRawBufferPointer) {
+        var buffer = ByteBuffer(bytes: data)
+        while let reply = try? RESPDecoder.decode(&buffer) {
+            _ = RedisStore.record(reply)
+            _ = reply.integer
+            _ = reply.string
         }
     }
 }

@@ -7,6 +7,7 @@
 //   frames  the frame decoder, request and response parsing, every typed request decoder
 //   jwt     the compact JWS splitter, strict base64url and JSON, claims, the verifier
 //   state   the snapshot and journal readers (headers, frames, checksums, record payloads)
+//   resp    the RESP decoder and the shared store's record parser (replies from Redis)
 
 import CFuzzSupport
 import Foundation
@@ -20,6 +21,7 @@ let targets: [String: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32] = [
     "frames": { data, size in FuzzTargets.frames(UnsafeRawBufferPointer(start: data, count: size)); return 0 },
     "jwt": { data, size in FuzzTargets.jwt(UnsafeRawBufferPointer(start: data, count: size)); return 0 },
     "state": { data, size in FuzzTargets.state(UnsafeRawBufferPointer(start: data, count: size)); return 0 },
+    "resp": { data, size in FuzzTargets.resp(UnsafeRawBufferPointer(start: data, count: size)); return 0 },
 ]
 
 var arguments = CommandLine.arguments

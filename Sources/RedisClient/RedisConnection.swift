@@ -92,7 +92,8 @@ final class RedisConnection: Sendable {
         let handler = handler
         let timer = loop.scheduleTask(in: timeout) { handler.value.timeOut() }
         promises.last!.futureResult.whenComplete { _ in timer.cancel() }
-        channel.writeAndFlush(RedisBatch(commands: commands, promises: promises)).whenFailure { error in
+        // No flush here: the handler flushes once per event-loop turn.
+        channel.write(RedisBatch(commands: commands, promises: promises)).whenFailure { error in
             for promise in promises { promise.fail(RedisError.connectionFailed("\(error)")) }
         }
         return promises.map(\.futureResult)

@@ -27,7 +27,7 @@ VERSION = 1
 OPCODES = {
     "hello": 0x01, "ping": 0x02, "issue": 0x03, "verify": 0x04, "renew": 0x05,
     "refresh": 0x06, "revoke": 0x07, "stats": 0x10, "sessions": 0x11,
-    "keys_list": 0x12, "keys_jwks": 0x13, "keys_rotate": 0x14, "snapshot": 0x15, "keys_reload": 0x16,
+    "keys_list": 0x12, "keys_jwks": 0x13, "keys_rotate": 0x14, "snapshot": 0x15, "keys_reload": 0x16, "metrics": 0x17,
 }
 
 STATUSES = [
@@ -53,7 +53,7 @@ TAGS = {
     "max_frame_size": (47, "u64"), "session": (48, "record"), "next_cursor": (49, "string"),
     "key": (50, "record"), "kid": (51, "string"), "algorithm": (52, "string"),
     "signing": (53, "bool"), "jwks": (54, "json"), "stat": (55, "record"),
-    "name": (56, "string"), "value": (57, "u64"),
+    "name": (56, "string"), "value": (57, "u64"), "metrics": (58, "string"),
 }
 TAG_NAMES = {tag: name for name, (tag, _) in TAGS.items()}
 
@@ -399,6 +399,13 @@ EXAMPLES = [
          ("key", [("kid", KID_1), ("algorithm", "HS256"), ("signing", False), ("created_at", T0 - 86400)]),
          ("key", [("kid", KID_2), ("algorithm", "HS256"), ("signing", True), ("created_at", T0 + 7300)]),
          ("key", [("kid", KID_3), ("algorithm", "HS256"), ("signing", False), ("created_at", T0 + 9000)])])),
+
+    ("metrics",
+     "Abridged to two metrics (the real text holds every metric of 12.15): the pings of 17.2 and 17.23.",
+     request(OPCODES["metrics"], 25),
+     response(OPCODES["metrics"], 25, STATUS["ok"], [
+         ("metrics", '# TYPE tokend_requests_total counter\ntokend_requests_total{op="ping",status="ok"} 2\n'
+                     '# TYPE tokend_connections gauge\ntokend_connections 1\n')])),
 ]
 
 

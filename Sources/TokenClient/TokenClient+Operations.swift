@@ -74,6 +74,12 @@ extension TokenClient {
         try await keys(.keysList)
     }
 
+    /// Every metric in the Prometheus text format (admin).
+    public func metrics() async throws -> String {
+        let response = try await call(.metrics)
+        return try parse(response) { fields throws(ProtocolError) in try fields.requiredString(.metricsText, "metrics") }
+    }
+
     /// Makes the daemon read its key directory again (as SIGHUP does) (admin).
     /// - Returns: The keys it now holds.
     public func keysReload() async throws -> [KeyInfo] {

@@ -86,6 +86,8 @@ public struct FieldTag: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let name = FieldTag(56)
     /// u64: a statistic's value.
     public static let value = FieldTag(57)
+    /// string: the Prometheus text format of every metric (metrics response).
+    public static let metricsText = FieldTag(58)
 
     public var description: String { "tag \(rawValue)" }
 }

@@ -21,8 +21,10 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let snapshot = Opcode(0x15)
     /// Read the key directory again (admin), as SIGHUP does.
     public static let keysReload = Opcode(0x16)
+    /// Every metric in the Prometheus text format (admin).
+    public static let metrics = Opcode(0x17)
 
-    public static let known: [Opcode] = [.hello, .ping, .issue, .verify, .renew, .refresh, .revoke, .stats, .sessions, .keysList, .keysJWKS, .keysRotate, .snapshot, .keysReload]
+    public static let known: [Opcode] = [.hello, .ping, .issue, .verify, .renew, .refresh, .revoke, .stats, .sessions, .keysList, .keysJWKS, .keysRotate, .snapshot, .keysReload, .metrics]
 
     /// Lower snake case, as the spec and logs name it.
     public var name: String {
@@ -41,6 +43,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
         case .keysRotate: "keys_rotate"
         case .snapshot: "snapshot"
         case .keysReload: "keys_reload"
+        case .metrics: "metrics"
         default: "unknown_\(rawValue)"
         }
     }

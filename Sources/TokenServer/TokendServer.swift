@@ -36,11 +36,16 @@ public final class TokendServer: Service, Sendable {
                                                            create: !configuration.store.isShared || configuration.initKeys, logger: logger)
         keys = SigningKeys(directory: directory, entries: entries, policy: JWTValidationPolicy(leeway: configuration.leeway), now: clock.now())
         let policy = RenewalPolicy(renewBelow: configuration.renewBelow, renewBy: configuration.renewBy, dedupWindow: configuration.dedupWindow)
+        let metrics = TokendMetrics()
         let store: any TokenStateStore
         var snapshots: SnapshotScheduler?
         switch configuration.store {
         case .embedded:
-            let persistence = EmbeddedStore.Persistence(directory: configuration.stateDirectory, fsync: configuration.fsync, repair: configuration.repair)
+            let persistence = EmbeddedStore.Persistence(directory: configuration.stateDirectory, fsync: configuration.fsync, repair: configuration.repair,
+                                                        syncObserver: { elapsed in
+                                                            let (seconds, attoseconds) = elapsed.components
+                                                            metrics.journalFsync.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+                                                        })
             let embedded: EmbeddedStore
             do {
                 embedded = try EmbeddedStore(policy: policy, clock: clock, persistence: persistence, logger: logger)
@@ -60,7 +65,7 @@ public final class TokendServer: Service, Sendable {
             logger.info("state in a shared Redis store", metadata: ["store.endpoint": "\(endpoint)"])
         }
         service = TokenService(configuration: configuration, store: store, keys: keys, digester: try Digester(secret: secret),
-                               clock: clock, logger: logger, snapshots: snapshots)
+                               clock: clock, logger: logger, snapshots: snapshots, metrics: metrics)
         logger.info("keys loaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)", "key.alg": "\(keys.signingKey.algorithm.name)"])
     }
 
@@ -109,6 +114,13 @@ public final class TokendServer: Service, Sendable {
                 logger.notice("a new key signs from now on", metadata: ["key.kid": "\(entry.key.kid)", "key.alg": "\(entry.key.algorithm.name)"])
             }
         })
+        let metricsChannel: (any Channel)?
+        if let address = configuration.metricsListen {
+            metricsChannel = try await MetricsEndpoint.start(address, service: service, group: group)
+            logger.notice("metrics served over HTTP", metadata: ["metrics.address": "\(address)", "metrics.path": "/metrics"])
+        } else {
+            metricsChannel = nil
+        }
         let reloads = Task { [service] in
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
                 _ = service.keysReload()
@@ -122,6 +134,7 @@ public final class TokendServer: Service, Sendable {
             channel.close(promise: nil)
         }
         for task in repeating { task.cancel() }
+        try? await metricsChannel?.close()
         reloads.cancel()
         await drainConnections()
         unlink(path)

@@ -34,11 +34,14 @@ public final class EmbeddedStore: TokenStateStore {
         public var fsync: FsyncPolicy
         /// Start even when a file is damaged: keep the valid part, move the file aside.
         public var repair: Bool
+        /// Told how long each journal fsync took.
+        public var syncObserver: (@Sendable (Duration) -> Void)?
 
-        public init(directory: String, fsync: FsyncPolicy = .everysec, repair: Bool = false) {
+        public init(directory: String, fsync: FsyncPolicy = .everysec, repair: Bool = false, syncObserver: (@Sendable (Duration) -> Void)? = nil) {
             self.directory = directory
             self.fsync = fsync
             self.repair = repair
+            self.syncObserver = syncObserver
         }
     }
 
@@ -59,7 +62,8 @@ public final class EmbeddedStore: TokenStateStore {
         let now = clock.now()
         if let persistence {
             let loaded = try StateLoader.load(directory: persistence.directory, policy: policy, now: now, repair: persistence.repair, logger: logger)
-            let journal = JournalWriter(directory: persistence.directory, policy: persistence.fsync, logger: logger)
+            let journal = JournalWriter(directory: persistence.directory, policy: persistence.fsync, logger: logger,
+                                        syncObserver: persistence.syncObserver)
             try journal.start(sequence: loaded.nextSequence, createdAt: now)
             self.journal = journal
             self.replayedJournal = loaded.replayedJournal
@@ -108,7 +112,13 @@ public final class EmbeddedStore: TokenStateStore {
         public var records: Int
         public var bytes: Int
         public var seconds: Double
+        /// When it was durable (Unix seconds).
+        public var completedAt: Int64
     }
+
+    /// The latest snapshot written by this process.
+    public var lastSnapshot: SnapshotReport? { lastReport.withLockedValue { $0 } }
+    private let lastReport = NIOLockedValueBox<SnapshotReport?>(nil)
 
     /// Writes a snapshot of the current state and removes the journals it covers. Serving
     /// goes on meanwhile: the state is copied (copy-on-write) and the journal switched to a
@@ -139,7 +149,9 @@ public final class EmbeddedStore: TokenStateStore {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         logger.info("snapshot written", metadata: ["snapshot.records": "\(written.records)", "snapshot.bytes": "\(written.bytes)",
                                                    "snapshot.seconds": "\(String(format: "%.3f", seconds))"])
-        return SnapshotReport(records: written.records, bytes: written.bytes, seconds: seconds)
+        let report = SnapshotReport(records: written.records, bytes: written.bytes, seconds: seconds, completedAt: clock.now())
+        lastReport.withLockedValue { $0 = report }
+        return report
     }
 
     /// Flushes and stops the journal (after the final snapshot, at shutdown).

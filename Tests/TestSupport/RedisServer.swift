@@ -84,7 +84,7 @@ public final class RedisServer: @unchecked Sendable {
 
     /// A TCP port nothing listens on now, below 50000: a cluster node also listens on its
     /// port + 10000.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         for _ in 0..<100 {
             let port = Int.random(in: 20000..<50000)
             if portIsFree(port) && portIsFree(port + 10000) { return port }

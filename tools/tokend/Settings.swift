@@ -24,7 +24,7 @@ struct Settings {
             "fsync": command.fsync, "snapshot-interval": command.snapshotInterval, "snapshot-changes": command.snapshotChanges,
             "repair": command.repair ? "true" : nil, "verified-cache-size": command.verifiedCacheSize,
             "store": command.store, "redis-password-file": command.redisPasswordFile, "store-timeout": command.storeTimeout,
-            "init-keys": command.initKeys ? "true" : nil,
+            "init-keys": command.initKeys ? "true" : nil, "metrics-listen": command.metricsListen,
         ]
         let configPath = command.config ?? environment["TOKEND_CONFIG"]
         if let configPath {
@@ -139,6 +139,7 @@ struct Settings {
             configuration.storeTimeout = milliseconds
         }
         configuration.redisPassword = redisPassword
+        configuration.metricsListen = values["metrics-listen"]
         if let file = values["redis-password-file"] {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw SettingsError("\(sources["redis-password-file"]!): cannot read \(file)")

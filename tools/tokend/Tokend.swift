@@ -55,6 +55,7 @@ struct Tokend: AsyncParsableCommand {
     @Option(help: "File holding the Redis password (or set TOKEND_REDIS_PASSWORD); never a flag value, which ps would show.") var redisPasswordFile: String?
     @Option(help: "How long the shared store may take before a request fails with store_unavailable. Default 500ms.") var storeTimeout: String?
     @Flag(help: "With a shared store, create the key directory if it is empty (the first host only; copy it to the others).") var initKeys = false
+    @Option(help: "Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464). Default: off.") var metricsListen: String?
     @Flag(help: "Start despite damaged state files: keep the valid part and move the damaged file aside as *.broken.") var repair = false
 
     func run() async throws {

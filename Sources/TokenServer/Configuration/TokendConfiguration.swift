@@ -72,6 +72,9 @@ public struct TokendConfiguration: Sendable {
     /// With a shared store, create the key directory when it is empty (first host only).
     public var initKeys: Bool = false
 
+    /// `host:port` of the HTTP endpoint serving `/metrics`; nil: none.
+    public var metricsListen: String?
+
     /// Verified tokens remembered so that repeated verifies skip the signature; 0 disables.
     public var verifiedTokenCacheSize: Int = 10_000
 

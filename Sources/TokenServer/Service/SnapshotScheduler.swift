@@ -27,6 +27,9 @@ public final class SnapshotScheduler: Sendable {
         self.logger = logger
     }
 
+    /// The latest snapshot this process wrote.
+    var lastSnapshot: EmbeddedStore.SnapshotReport? { store.lastSnapshot }
+
     /// Called every second.
     func tick() {
         let due = state.withLockedValue { state -> Bool in

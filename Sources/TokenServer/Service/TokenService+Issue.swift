@@ -80,6 +80,7 @@ extension TokenService {
                 self.logger.debug("issued", metadata: ["session.id": "\(key)", "session.mode": "\(request.mode.name)"])
                 return .ok(Self.result(issued).fields)
             case .existing(let sealed):
+                self.metrics.dedupHits.increment()
                 guard let earlier = try? IssuedTokens(sealed: sealed, key: sealKey) else {
                     return .refused(.internalError, "the earlier result could not be read back")
                 }

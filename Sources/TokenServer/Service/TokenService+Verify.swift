@@ -165,11 +165,13 @@ extension TokenService {
                 case .rotated:
                     return .ok(Self.result(candidate).fields)
                 case .deduplicated(let sealed):
+                    self.metrics.dedupHits.increment()
                     guard let pair = try? IssuedTokens(sealed: sealed, key: sealKey) else {
                         return .refused(.internalError, "the earlier rotation could not be read back")
                     }
                     return .ok(Self.result(pair).fields)
                 case .reuseDetected:
+                    self.metrics.reuseDetected.increment()
                     self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
                     return .refused(.reuseDetected, "this refresh token was already used; its family is now revoked")
                 // The family's own refusals, worded once in `refusal(_:)`.

@@ -21,10 +21,12 @@ public final class TokenService: Sendable {
     let snapshots: SnapshotScheduler?
     let cache: VerifiedTokenCache
     let storeFailures = StoreFailureLog()
+    let metrics: TokendMetrics
 
     init(configuration: TokendConfiguration, store: any TokenStateStore, keys: SigningKeys, digester: Digester,
-         clock: any TokenClock, logger: Logger, snapshots: SnapshotScheduler? = nil) {
+         clock: any TokenClock, logger: Logger, snapshots: SnapshotScheduler? = nil, metrics: TokendMetrics = TokendMetrics()) {
         self.snapshots = snapshots
+        self.metrics = metrics
         self.cache = VerifiedTokenCache(capacity: configuration.verifiedTokenCacheSize)
         self.configuration = configuration
         self.store = store
@@ -54,22 +56,23 @@ public final class TokenService: Sendable {
     /// completes there. A callback rather than another future: a request is on the hot path,
     /// and every future costs an allocation and a type-metadata lookup.
     public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop, reply: @escaping @Sendable (Response) -> Void) {
+        let started = NIODeadline.now()
         let outcome: EventLoopFuture<Outcome>
         do throws(ProtocolError) {
             outcome = try dispatch(request, peer: peer, on: eventLoop)
         } catch {
-            return finish(request, .refused(error.status, error.reason), reply)
+            return finish(request, .refused(error.status, error.reason), started: started, reply)
         }
         outcome.whenComplete { result in
             switch result {
             case .success(let outcome):
-                self.finish(request, outcome, reply)
+                self.finish(request, outcome, started: started, reply)
             case .failure(let error as StoreUnavailable):
                 self.storeFailures.warn(self.logger, error)
-                self.finish(request, .refused(.storeUnavailable, "the state store is unavailable: \(error)"), reply)
+                self.finish(request, .refused(.storeUnavailable, "the state store is unavailable: \(error)"), started: started, reply)
             case .failure(let error):
                 self.logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
-                self.finish(request, .refused(.internalError, "internal error"), reply)
+                self.finish(request, .refused(.internalError, "internal error"), started: started, reply)
             }
         }
     }
@@ -81,8 +84,9 @@ public final class TokenService: Sendable {
         return promise.futureResult
     }
 
-    private func finish(_ request: Request, _ outcome: Outcome, _ reply: (Response) -> Void) {
+    private func finish(_ request: Request, _ outcome: Outcome, started: NIODeadline, _ reply: (Response) -> Void) {
         statistics.record(request.opcode, outcome.status)
+        metrics.record(request.opcode, outcome.status, nanoseconds: (NIODeadline.now() - started).nanoseconds)
         reply(Response(opcode: request.opcode, id: request.id, status: outcome.status, fields: outcome.fields))
     }
 
@@ -136,6 +140,13 @@ public final class TokenService: Sendable {
         case .keysReload:
             try requireAdmin()
             return eventLoop.makeSucceededFuture(keysReload())
+        case .metrics:
+            try requireAdmin()
+            return metricsText(on: eventLoop).map { text in
+                var fields = Fields()
+                fields.append(.metricsText, string: text)
+                return .ok(fields)
+            }
         default:
             throw ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)")
         }
@@ -159,5 +170,17 @@ final class StoreFailureLog: Sendable {
         }
         guard let suppressed else { return }
         logger.warning("state store unavailable; failing closed", metadata: ["error": "\(error)", "store.failures_suppressed": "\(suppressed)"])
+    }
+}
+
+extension TokenService {
+    /// Every metric in the Prometheus text format (`metrics`, `--metrics-listen`).
+    public func metricsText(on eventLoop: any EventLoop) -> EventLoopFuture<String> {
+        store.statistics(on: eventLoop).map { store in
+            let now = self.clock.now()
+            let server = Dictionary(self.statistics.snapshot(now: now), uniquingKeysWith: { $1 })
+            return self.metrics.render(TokendMetrics.Reading(store: store, server: server, cache: self.cache.statistics, keys: self.keys.entries.count,
+                                                             snapshot: self.snapshots?.lastSnapshot, now: now))
+        }
     }
 }

@@ -34,10 +34,14 @@ public final class JournalWriter: @unchecked Sendable {
         case switchTo(sequence: UInt64, createdAt: Int64)
     }
 
-    public init(directory: String, policy: FsyncPolicy, logger: Logger) {
+    /// Told how long each fsync took (for the metrics).
+    private let syncObserver: (@Sendable (Duration) -> Void)?
+
+    public init(directory: String, policy: FsyncPolicy, logger: Logger, syncObserver: (@Sendable (Duration) -> Void)? = nil) {
         self.directory = directory
         self.policy = policy
         self.logger = logger
+        self.syncObserver = syncObserver
     }
 
     public static func path(directory: String, sequence: UInt64) -> String {
@@ -197,9 +201,11 @@ public final class JournalWriter: @unchecked Sendable {
 
     private func sync() throws {
         guard dirty, fd >= 0 else { return }
+        let started = ContinuousClock.now
         guard fdatasync(fd) == 0 else { throw PersistenceError("journal fsync failed: \(String(cString: strerror(errno)))") }
         dirty = false
         lastSync = ContinuousClock.now
+        syncObserver?(lastSync - started)
     }
 }
 

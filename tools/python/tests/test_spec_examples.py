@@ -100,7 +100,7 @@ class SpecExamplesTest(unittest.TestCase):
         cls.examples = load_examples()
 
     def test_every_example_is_checked(self) -> None:
-        self.assertEqual(sorted(self.examples), list(range(1, 25)))
+        self.assertEqual(sorted(self.examples), list(range(1, 26)))
         self.assertEqual(sorted(self.examples), sorted(REQUESTS))
         self.assertEqual(sorted(self.examples), sorted(RESPONSES))
         for example in self.examples.values():
@@ -164,6 +164,7 @@ REQUESTS: dict[int, Callable[[], bytes]] = {
     22: lambda: _too_large_request().encode(21)[:10],
     23: lambda: Request(Opcode.PING, ((200, b"x"),)).encode(22),
     24: lambda: messages.keys_reload().request.encode(24),
+    25: lambda: messages.metrics().request.encode(25),
 }
 
 
@@ -356,10 +357,17 @@ def _r24(t: SpecExamplesTest, r: Response) -> None:
     ])
 
 
+def _r25(t: SpecExamplesTest, r: Response) -> None:
+    _header(t, r, Opcode.METRICS, 25, 0)
+    t.assertEqual(messages.metrics().decode(r),
+                  '# TYPE tokend_requests_total counter\ntokend_requests_total{op="ping",status="ok"} 2\n'
+                  '# TYPE tokend_connections gauge\ntokend_connections 1\n')
+
+
 RESPONSES: dict[int, Callable[[SpecExamplesTest, Response], None]] = {
     1: _r1, 2: _r2, 3: _r3, 4: _r4, 5: _r5, 6: _r6, 7: _r7, 8: _r8, 9: _r9, 10: _r10,
     11: _r11, 12: _r12, 13: _r13, 14: _r14, 15: _r15, 16: _r16, 17: _r17, 18: _r18,
-    19: _r19, 20: _r20, 21: _r21, 22: _r22, 23: _r23, 24: _r24,
+    19: _r19, 20: _r20, 21: _r21, 22: _r22, 23: _r23, 24: _r24, 25: _r25,
 }
 
 

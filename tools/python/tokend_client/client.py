@@ -234,6 +234,10 @@ class Client:
         """Read the key directory again, as SIGHUP does (12.14; admin role); the keys now held."""
         return self._run(messages.keys_reload())
 
+    def metrics(self) -> str:
+        """Every metric in the Prometheus text format (12.15; admin role)."""
+        return self._run(messages.metrics())
+
     def snapshot(self, *, timeout: float | None = SNAPSHOT_TIMEOUT) -> SnapshotResult:
         """Write a snapshot now (12.13; admin role); waits up to ``timeout`` for it."""
         return self._run(messages.snapshot(), timeout=timeout)

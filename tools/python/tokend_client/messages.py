@@ -353,6 +353,15 @@ def keys_reload() -> Call[list[KeyInfo]]:
     return Call(Request(Opcode.KEYS_RELOAD), _decode_keys_list)
 
 
+def metrics() -> Call[str]:
+    return Call(Request(Opcode.METRICS), _decode_metrics)
+
+
+def _decode_metrics(response: Response) -> str:
+    response.raise_for_status()
+    return response.fields.string(Tag.METRICS)
+
+
 def snapshot() -> Call[SnapshotResult]:
     return Call(Request(Opcode.SNAPSHOT), _decode_snapshot)
 

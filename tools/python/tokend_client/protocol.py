@@ -92,6 +92,7 @@ class Opcode(enum.IntEnum):
     KEYS_ROTATE = 0x14
     SNAPSHOT = 0x15
     KEYS_RELOAD = 0x16
+    METRICS = 0x17
 
     @property
     def wire_name(self) -> str:
@@ -201,6 +202,7 @@ class Tag(enum.IntEnum):
     STAT = 55
     NAME = 56
     VALUE = 57
+    METRICS = 58
 
 
 class ValueType(enum.Enum):
@@ -256,6 +258,7 @@ TAG_TYPES: Final[Mapping[int, ValueType]] = {
     Tag.STAT: ValueType.RECORD,
     Tag.NAME: ValueType.STRING,
     Tag.VALUE: ValueType.U64,
+    Tag.METRICS: ValueType.STRING,
 }
 
 REPEATED_TAGS: Final = frozenset({Tag.SESSION, Tag.KEY, Tag.STAT})

@@ -1,0 +1,116 @@
+import CoreMetrics
+import NIOConcurrencyHelpers
+import Prometheus
+import TokenProtocol
+import TokenStore
+
+/// tokend's metrics: recorded through swift-metrics into a Prometheus registry of this daemon's
+/// own, and written in the Prometheus text format by the `metrics` operation (`tokenctl stats
+/// --prometheus`) and the `--metrics-listen` endpoint.
+///
+/// Requests are counted and timed as they finish; what the store and the caches count
+/// themselves is read when the metrics are rendered.
+public final class TokendMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let instruments = NIOLockedValueBox<[Int: (CoreMetrics.Counter, CoreMetrics.Timer)]>([:])
+    /// Last values of counts kept elsewhere, so that their counters advance by the difference.
+    private let exported = NIOLockedValueBox<[String: UInt64]>([:])
+
+    let dedupHits: CoreMetrics.Counter
+    let reuseDetected: CoreMetrics.Counter
+    let journalFsync: CoreMetrics.Timer
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1),
+    ]
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = [
+            "tokend_request_duration_seconds": Self.latencyBuckets,
+            "tokend_journal_fsync_duration_seconds": [
+                .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+                .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1),
+            ],
+        ]
+        self.factory = factory
+        dedupHits = CoreMetrics.Counter(label: "tokend_dedup_hits_total", factory: factory)
+        reuseDetected = CoreMetrics.Counter(label: "tokend_reuse_detected_total", factory: factory)
+        journalFsync = CoreMetrics.Timer(label: "tokend_journal_fsync_duration_seconds", factory: factory)
+    }
+
+    /// Counts and times one response.
+    func record(_ opcode: Opcode, _ status: Status, nanoseconds: Int64) {
+        let key = Int(opcode.rawValue) << 16 | Int(status.rawValue)
+        let (counter, timer) = instruments.withLockedValue { instruments in
+            if let existing = instruments[key] { return existing }
+            let operation = opcode.rawValue == 0 ? "none" : opcode.name
+            let made = (CoreMetrics.Counter(label: "tokend_requests_total", dimensions: [("op", operation), ("status", status.name)], factory: factory),
+                        CoreMetrics.Timer(label: "tokend_request_duration_seconds", dimensions: [("op", operation)], factory: factory))
+            instruments[key] = made
+            return made
+        }
+        counter.increment()
+        timer.recordNanoseconds(nanoseconds)
+    }
+
+    /// What `render` reads besides the request metrics.
+    struct Reading {
+        var store: StoreStatistics
+        var server: [String: UInt64]
+        var cache: (entries: Int, hits: UInt64, misses: UInt64)
+        var keys: Int
+        var snapshot: EmbeddedStore.SnapshotReport?
+        var now: Int64
+    }
+
+    /// The Prometheus text format of every metric.
+    func render(_ reading: Reading) -> String {
+        let store = reading.store
+        gauge("tokend_sessions_active", store.sessionsActive)
+        gauge("tokend_families_active", store.familiesActive)
+        gauge("tokend_revoked", store.revoked)
+        gauge("tokend_dedup_entries", store.dedupEntries)
+        gauge("tokend_records", store.records)
+        for (name, value) in store.extra where name.hasPrefix("store_redis_") && !name.hasSuffix("_commands") && !name.hasSuffix("_failures") && !name.hasSuffix("_redirections") {
+            gauge("tokend_" + name, Int(value))
+        }
+        advance("tokend_store_redis_commands_total", to: store.extra["store_redis_commands"])
+        advance("tokend_store_redis_failures_total", to: store.extra["store_redis_failures"])
+        advance("tokend_store_redis_redirections_total", to: store.extra["store_redis_redirections"])
+        gauge("tokend_keys", reading.keys)
+        gauge("tokend_verified_cache_entries", reading.cache.entries)
+        advance("tokend_verified_cache_hits_total", to: reading.cache.hits)
+        advance("tokend_verified_cache_misses_total", to: reading.cache.misses)
+        let lookups = reading.cache.hits + reading.cache.misses
+        CoreMetrics.Gauge(label: "tokend_verified_cache_hit_ratio", factory: factory)
+            .record(lookups == 0 ? 0 : Double(reading.cache.hits) / Double(lookups))
+        gauge("tokend_connections", reading.server["connections"].map(Int.init))
+        advance("tokend_connections_total", to: reading.server["connections_total"])
+        gauge("tokend_uptime_seconds", reading.server["uptime_seconds"].map(Int.init))
+        if let snapshot = reading.snapshot {
+            CoreMetrics.Gauge(label: "tokend_snapshot_duration_seconds", factory: factory).record(snapshot.seconds)
+            gauge("tokend_snapshot_age_seconds", Int(max(0, reading.now - snapshot.completedAt)))
+            gauge("tokend_snapshot_records", snapshot.records)
+        }
+        return registry.emitToString()
+    }
+
+    private func gauge(_ name: String, _ value: Int?) {
+        guard let value else { return }
+        CoreMetrics.Gauge(label: name, factory: factory).record(Int64(value))
+    }
+
+    /// Moves a counter up to a total kept elsewhere (which only grows).
+    private func advance(_ name: String, to total: UInt64?) {
+        guard let total else { return }
+        let delta = exported.withLockedValue { exported -> UInt64 in
+            let delta = total &- (exported[name] ?? 0)
+            exported[name] = total
+            return total >= delta ? delta : 0
+        }
+        CoreMetrics.Counter(label: name, factory: factory).increment(by: Int64(delta))
+    }
+}

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import NIOCore
 import NIOPosix
+import Foundation
 import ServiceLifecycle
 import NIOConcurrencyHelpers
 import RedisClient
@@ -23,10 +24,19 @@ public final class TokendServer: Service, Sendable {
     private let logger: Logger
     private let group: any EventLoopGroup
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    private let environment: [String: String]
+    private let notifier: Systemd.Notifier
+    /// Reads the configuration again (flags, environment, config file) for a reload.
+    private let reloadConfiguration: (@Sendable () throws -> TokendConfiguration)?
 
     public init(configuration: TokendConfiguration, logger: Logger, clock: any TokenClock = SystemClock(),
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                environment: [String: String] = ProcessInfo.processInfo.environment,
+                reloadConfiguration: (@Sendable () throws -> TokendConfiguration)? = nil) throws {
         self.configuration = configuration
+        self.environment = environment
+        self.notifier = Systemd.Notifier(environment: environment)
+        self.reloadConfiguration = reloadConfiguration
         self.logger = logger
         self.group = group
         // 0700; an operator may open it to a group (0710/0750) so that the group reaches the socket.
@@ -81,20 +91,26 @@ public final class TokendServer: Service, Sendable {
             _ = try await snapshots.writeNow()
         }
         let path = configuration.resolvedSocketPath
-        try SocketFile.prepare(path, logger: logger)
-        // Bind with a tight umask so that the socket is never, even briefly, open to all.
-        let previousMask = umask(0o177)
         let channel: any Channel
-        do {
-            channel = try await bootstrap().bind(unixDomainSocketPath: path).get()
-            umask(previousMask)
-        } catch {
-            umask(previousMask)
-            throw error
-        }
-        guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
-            try? await channel.close()
-            throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
+        let inherited = try Systemd.takeListeningSocket(environment: environment)
+        if let inherited {
+            // Socket activation: systemd bound the socket and owns its file.
+            channel = try await bootstrap().withBoundSocket(inherited).get()
+        } else {
+            try SocketFile.prepare(path, logger: logger)
+            // Bind with a tight umask so that the socket is never, even briefly, open to all.
+            let previousMask = umask(0o177)
+            do {
+                channel = try await bootstrap().bind(unixDomainSocketPath: path).get()
+                umask(previousMask)
+            } catch {
+                umask(previousMask)
+                throw error
+            }
+            guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
+                try? await channel.close()
+                throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
+            }
         }
         var repeating: [RepeatedTask] = []
         if case .embedded(let store, let snapshots) = backend {
@@ -121,15 +137,27 @@ public final class TokendServer: Service, Sendable {
         } else {
             metricsChannel = nil
         }
-        let reloads = Task { [service] in
+        if let interval = notifier.watchdogInterval {
+            // From the event loop: if it stalls, the pings stop and systemd restarts us.
+            repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [notifier] _ in
+                notifier.send("WATCHDOG=1")
+            })
+        }
+        let reloads = Task {
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                _ = service.keysReload()
+                self.reload()
             }
         }
-        logger.notice("tokend listening", metadata: ["socket.path": "\(path)", "socket.mode": "\(String(configuration.socketMode, radix: 8))"])
+        if inherited != nil {
+            logger.notice("tokend listening on the socket systemd passed", metadata: ["socket.fd": "3"])
+        } else {
+            logger.notice("tokend listening", metadata: ["socket.path": "\(path)", "socket.mode": "\(String(configuration.socketMode, radix: 8))"])
+        }
+        notifier.send("READY=1\nSTATUS=serving\nMAINPID=\(getpid())")
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
+            self.notifier.send("STOPPING=1\nSTATUS=finishing requests in flight")
             self.logger.notice("shutting down: no new connections; finishing requests in flight")
             channel.close(promise: nil)
         }
@@ -137,7 +165,7 @@ public final class TokendServer: Service, Sendable {
         try? await metricsChannel?.close()
         reloads.cancel()
         await drainConnections()
-        unlink(path)
+        if inherited == nil { unlink(path) }
         switch backend {
         case .embedded(let store, let snapshots):
             // A clean stop leaves a snapshot and an empty journal: the next start replays nothing.
@@ -147,6 +175,32 @@ public final class TokendServer: Service, Sendable {
             store.close()
         }
         logger.notice("tokend stopped")
+    }
+
+    /// SIGHUP: the key directory, then the settings that can change while serving (log level,
+    /// access lists); any other changed setting is logged as needing a restart.
+    func reload() {
+        notifier.reloading()
+        defer { notifier.send("READY=1\nSTATUS=serving") }
+        _ = service.keysReload()
+        guard let reloadConfiguration else { return }
+        let updated: TokendConfiguration
+        do {
+            updated = try reloadConfiguration()
+        } catch {
+            logger.error("configuration reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
+            return
+        }
+        service.reconfigure(updated)
+        let reloadable: Set<String> = ["issueUIDs", "issueGIDs", "adminUIDs", "adminGIDs"]
+        let before = Dictionary(Mirror(reflecting: configuration).children.compactMap { child in child.label.map { ($0, "\(child.value)") } }, uniquingKeysWith: { $1 })
+        let after = Mirror(reflecting: updated).children.compactMap { child in child.label.map { ($0, "\(child.value)") } }
+        let needRestart = after.filter { !reloadable.contains($0.0) && before[$0.0] != $0.1 }.map(\.0).sorted()
+        if !needRestart.isEmpty {
+            // Names only: a value may be a secret (the Redis password).
+            logger.warning("changed settings take effect at the next restart", metadata: ["settings": "\(needRestart.joined(separator: ","))"])
+        }
+        logger.notice("configuration reloaded", metadata: ["reloaded": "access lists, log level, keys"])
     }
 
     private func bootstrap() -> ServerBootstrap {

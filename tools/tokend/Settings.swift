@@ -24,7 +24,7 @@ struct Settings {
             "fsync": command.fsync, "snapshot-interval": command.snapshotInterval, "snapshot-changes": command.snapshotChanges,
             "repair": command.repair ? "true" : nil, "verified-cache-size": command.verifiedCacheSize,
             "store": command.store, "redis-password-file": command.redisPasswordFile, "store-timeout": command.storeTimeout,
-            "init-keys": command.initKeys ? "true" : nil, "metrics-listen": command.metricsListen,
+            "init-keys": command.initKeys ? "true" : nil, "metrics-listen": command.metricsListen, "log-format": command.logFormat,
         ]
         let configPath = command.config ?? environment["TOKEND_CONFIG"]
         if let configPath {
@@ -157,6 +157,12 @@ struct Settings {
         guard let text = values[name] else { return false }
         guard let flag = Bool(text) else { throw SettingsError("\(sources[name]!): \"\(text)\" is not true or false") }
         return flag
+    }
+
+    func logFormat() throws -> LogFormat {
+        guard let text = values["log-format"] else { return .text }
+        guard let format = LogFormat(rawValue: text) else { throw SettingsError("\(sources["log-format"]!): \"\(text)\" is not text or json") }
+        return format
     }
 
     func logLevel() throws -> Logger.Level {

@@ -46,7 +46,8 @@ struct Tokend: AsyncParsableCommand {
     @Option(help: "Most concurrent connections. Default 4096.") var maxConnections: String?
     @Option(help: "Most requests in flight per connection before reading pauses. Default 256.") var maxInFlight: String?
     @Option(help: "Close connections idle this long; 0 disables. Default 5m.") var idleTimeout: String?
-    @Option(help: "trace, debug, info, notice, warning, error or critical. Default info.") var logLevel: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical. Default info. A reload (SIGHUP) applies a new one.") var logLevel: String?
+    @Option(help: "text, or json: one JSON object per line with the metadata keys as fields. Default text.") var logFormat: String?
     @Option(help: "When the journal reaches the disk: always (before each reply, shared by concurrent requests), everysec or no. Default everysec.") var fsync: String?
     @Option(help: "Write a snapshot this often when anything changed; 0 disables. Default 5m.") var snapshotInterval: String?
     @Option(help: "Write a snapshot after this many changes; 0 disables. Default 100000.") var snapshotChanges: String?
@@ -61,21 +62,28 @@ struct Tokend: AsyncParsableCommand {
     func run() async throws {
         let configuration: TokendConfiguration
         let level: Logger.Level
+        let format: LogFormat
         do {
             let settings = try Settings(command: self)
             configuration = try settings.configuration()
             level = try settings.logLevel()
+            format = try settings.logFormat()
         } catch let error as SettingsError {
             throw ValidationError(error.description)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let sharedLevel = SharedLogLevel(level)
+        LoggingSystem.bootstrap { label in TokendLogHandler(label: label, format: format, level: sharedLevel) }
         let logger = Logger(label: "tokend")
+        // A reload reads flags, environment and config file again, as at start.
+        let command = self
+        let reload: @Sendable () throws -> TokendConfiguration = {
+            let settings = try Settings(command: command)
+            let updated = try settings.configuration()
+            sharedLevel.level = try settings.logLevel()
+            return updated
+        }
         do {
-            let server = try TokendServer(configuration: configuration, logger: logger)
+            let server = try TokendServer(configuration: configuration, logger: logger, reloadConfiguration: reload)
             let group = ServiceGroup(
                 configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             )

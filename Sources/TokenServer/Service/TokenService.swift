@@ -14,7 +14,9 @@ public final class TokenService: Sendable {
     let store: any TokenStateStore
     let keys: SigningKeys
     let digester: Digester
-    let access: AccessPolicy
+    /// Who may issue and administer; replaced by a configuration reload (SIGHUP).
+    private let accessPolicy: NIOLockedValueBox<AccessPolicy>
+    var access: AccessPolicy { accessPolicy.withLockedValue { $0 } }
     let clock: any TokenClock
     let statistics: ServerStatistics
     let logger: Logger
@@ -32,7 +34,7 @@ public final class TokenService: Sendable {
         self.store = store
         self.keys = keys
         self.digester = digester
-        self.access = AccessPolicy(configuration: configuration)
+        self.accessPolicy = NIOLockedValueBox(AccessPolicy(configuration: configuration))
         self.clock = clock
         self.statistics = ServerStatistics(startedAt: clock.now())
         self.logger = logger
@@ -182,5 +184,12 @@ extension TokenService {
             return self.metrics.render(TokendMetrics.Reading(store: store, server: server, cache: self.cache.statistics, keys: self.keys.entries.count,
                                                              snapshot: self.snapshots?.lastSnapshot, now: now))
         }
+    }
+}
+
+extension TokenService {
+    /// Applies what a configuration reload may change while serving: the access lists.
+    func reconfigure(_ configuration: TokendConfiguration) {
+        accessPolicy.withLockedValue { $0 = AccessPolicy(configuration: configuration) }
     }
 }

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+
+/// What systemd hands a service it starts: a listening socket (socket activation,
+/// `sd_listen_fds(3)`) and a socket for readiness and watchdog messages (`sd_notify(3)`).
+/// Both are plain environment variables and file descriptors, read here without libsystemd.
+public enum Systemd {
+    /// The first socket passed with `LISTEN_FDS` (fd 3) when `LISTEN_PID` is this process;
+    /// the variables are then removed so that no child inherits them. Throws when the passed
+    /// descriptor is not a listening Unix stream socket.
+    public static func takeListeningSocket(environment: [String: String]) throws -> CInt? {
+        guard let pid = environment["LISTEN_PID"].flatMap(Int32.init), pid == getpid(),
+              let count = environment["LISTEN_FDS"].flatMap(Int.init), count >= 1
+        else { return nil }
+        unsetenv("LISTEN_PID")
+        unsetenv("LISTEN_FDS")
+        unsetenv("LISTEN_FDNAMES")
+        let fd: CInt = 3
+        guard option(fd, SO_DOMAIN) == AF_UNIX, option(fd, SO_TYPE) == CInt(SOCK_STREAM.rawValue), option(fd, SO_ACCEPTCONN) == 1 else {
+            throw ConfigurationError("LISTEN_FDS: descriptor 3 is not a listening Unix stream socket; use ListenStream=/path in the socket unit")
+        }
+        if count > 1 {
+            // Only one socket is served; the others would sit unanswered.
+            throw ConfigurationError("LISTEN_FDS=\(count): tokend serves one socket; give the socket unit one ListenStream")
+        }
+        return fd
+    }
+
+    private static func option(_ fd: CInt, _ name: CInt) -> CInt? {
+        var value: CInt = 0
+        var length = socklen_t(MemoryLayout<CInt>.size)
+        return getsockopt(fd, SOL_SOCKET, name, &value, &length) == 0 ? value : nil
+    }
+
+    /// Sends `sd_notify` messages to `NOTIFY_SOCKET`, when systemd set one.
+    public struct Notifier: Sendable {
+        let path: String?
+        /// Half of `WATCHDOG_USEC` when the watchdog is on for this process.
+        public let watchdogInterval: TimeAmount?
+
+        public init(environment: [String: String]) {
+            path = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+            if let usec = environment["WATCHDOG_USEC"].flatMap(Int64.init), usec > 0,
+               environment["WATCHDOG_PID"].flatMap(Int32.init).map({ $0 == getpid() }) ?? true {
+                watchdogInterval = .microseconds(usec / 2)
+            } else {
+                watchdogInterval = nil
+            }
+        }
+
+        public var isActive: Bool { path != nil }
+
+        /// Sends one message (`READY=1`, `STOPPING=1`...); errors are ignored, as sd_notify does.
+        public func send(_ message: String) {
+            guard let path else { return }
+            let fd = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { return }
+            defer { close(fd) }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            var bytes = Array(path.utf8)
+            // An abstract socket is written with a leading @ and addressed with a leading NUL.
+            if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
+            guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                for (index, byte) in bytes.enumerated() { raw[index] = byte }
+            }
+            let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+            let payload = Array(message.utf8)
+            _ = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddr in
+                    payload.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL), sockaddr, length) }
+                }
+            }
+        }
+
+        /// `RELOADING=1` with the monotonic time `Type=notify-reload` wants.
+        public func reloading() {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            send("RELOADING=1\nMONOTONIC_USEC=\(Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000)")
+        }
+    }
+}

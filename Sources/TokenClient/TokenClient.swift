@@ -39,12 +39,14 @@ public final class TokenClient: Sendable {
     }
 
     /// The socket path to use when none is given: the `TOKEND_SOCKET` environment variable if
-    /// set and not empty, else `./tokend-data/tokend.sock`.
+    /// set and not empty; else `./tokend-data/tokend.sock` (where `swift run tokend` listens)
+    /// when it exists, or `/run/tokend/tokend.sock` (the systemd socket unit's) when that does.
     public static var defaultSocketPath: String {
         if let value = getenv("TOKEND_SOCKET"), value.pointee != 0 {
             return String(cString: value)
         }
-        return "./tokend-data/tokend.sock"
+        let local = "./tokend-data/tokend.sock", system = "/run/tokend/tokend.sock"
+        return access(local, F_OK) != 0 && access(system, F_OK) == 0 ? system : local
     }
 
     /// Connects to the daemon listening on `socketPath`.

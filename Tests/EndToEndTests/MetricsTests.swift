@@ -105,3 +105,40 @@ import TokenProtocol
         await client.close()
     }
 }
+
+@Suite struct TopAndCompletionTests {
+    @Test func topPrintsPlainLinesWhenNotOnATerminal() async throws {
+        let daemon = try DaemonProcess()
+        let client = try await daemon.client()
+        let issued = try await client.issue(IssueRequest(mode: .session, subject: "alice"))
+        // Load while top samples: verifies keep coming for the whole run.
+        let load = Task {
+            while !Task.isCancelled { _ = try? await client.verify(token: issued.sessionToken!) }
+        }
+        let top = try daemon.tokenctl(["top", "--interval", "0.5", "--count", "3"])
+        load.cancel()
+        _ = await load.result
+        #expect(top.status == 0, "\(top.error)")
+        let lines = top.output.split(separator: "\n")
+        #expect(lines.count == 4, "a header and three samples: \(top.output)")
+        #expect(lines.first?.contains("ops/s") == true && lines.first?.contains("p99 ms") == true)
+        for line in lines.dropFirst() {
+            let columns = line.split(separator: " ")
+            #expect(columns.count == 9, "\(line)")
+            #expect((Double(columns[3]) ?? 0) > 0, "verifies per second are counted: \(line)")
+            #expect(columns[6] == "1", "one session: \(line)")
+            #expect(!top.output.contains("\u{1B}"), "no terminal escapes in plain output")
+        }
+        await client.close()
+    }
+
+    @Test func shellCompletionsComeFromTheArgumentParser() throws {
+        for (tool, word) in [("tokenctl", "top"), ("tokend", "metrics-listen")] {
+            for shell in ["bash", "zsh", "fish"] {
+                let script = try runProcess(DaemonProcess.executable(tool), ["--generate-completion-script", shell])
+                #expect(script.status == 0)
+                #expect(script.output.contains(word), "\(tool) \(shell) completion names \(word)")
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@ struct TokenCtl: AsyncParsableCommand {
         abstract: "Drive and inspect tokend, and work with JWTs offline.",
         subcommands: [
             PingCommand.self, IssueCommand.self, VerifyCommand.self, RenewCommand.self, RefreshCommand.self,
-            RevokeCommand.self, SessionsCommand.self, StatsCommand.self, KeysCommand.self, SnapshotCommand.self,
+            RevokeCommand.self, SessionsCommand.self, StatsCommand.self, TopCommand.self, KeysCommand.self, SnapshotCommand.self,
             StoreCommand.self, BenchCommand.self, JWTCommand.self,
         ]
     )

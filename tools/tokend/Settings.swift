@@ -34,7 +34,8 @@ struct Settings {
             for (number, rawLine) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
                 guard !line.allSatisfy(\.isWhitespace) else { continue }
-                let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                // `name =` with nothing after it is an empty value (an empty uid list: nobody).
+                let parts = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard parts.count == 2, flags.keys.contains(parts[0]) else {
                     throw SettingsError("\(configPath):\(number + 1): expected `name = value` with a tokend option name, got \"\(line)\"")
                 }

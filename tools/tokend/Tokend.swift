@@ -25,7 +25,7 @@ struct Tokend: AsyncParsableCommand {
     )
 
     @Option(help: "Config file of `name = value` lines.") var config: String?
-    @Option(help: "State directory: keys (and later the snapshot and journal). Default ./tokend-data.") var stateDir: String?
+    @Option(help: "State directory: keys, the snapshot and the journals. Default ./tokend-data.") var stateDir: String?
     @Option(help: "Unix socket path. Default <state-dir>/tokend.sock.") var socket: String?
     @Option(help: "Socket file mode, octal. Default 660.") var socketMode: String?
     @Option(help: "Access-token lifetime (pair mode). Default 30m.") var accessTtl: String?

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import TokenClient
 import TokenProtocol
@@ -123,5 +124,28 @@ import TokenProtocol
         // No snapshot, and a journal cut inside its header: nothing to load, no damage.
         let statuses = try await statuses(directory, tokens)
         #expect(statuses.allSatisfy { $0 == .sessionUnknown })
+    }
+
+    @Test func aMissingJournalStopsTheStartAndStoreCheckNamesIt() async throws {
+        // The snapshot names journal S as the first it does not cover; here journal S is gone
+        // and S + 1 follows (as a backup copied in the wrong order can leave it): the changes of
+        // S would silently be missing.
+        let (directory, tokens, journal) = try await prepare()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let name = URL(fileURLWithPath: journal).lastPathComponent
+        let sequence = try #require(UInt64(name.dropFirst(8).dropLast(4), radix: 16))
+        let later = String(format: "journal-%016llx.tkj", sequence + 1)
+        try FileManager.default.moveItem(atPath: journal, toPath: directory.appendingPathComponent(later).path)
+
+        let failure = try #require(try DaemonProcess.startFailure(stateDirectory: directory), "tokend started with a journal missing")
+        #expect(failure.status != 0)
+        #expect(failure.output.contains("journal \(sequence) is missing") && failure.output.contains("--repair"), "\(failure.output)")
+        let check = try runProcess(DaemonProcess.executable("tokenctl"), ["store", "check", "--state-dir", directory.path])
+        #expect(check.status == 1)
+        #expect(check.output.contains("journal \(sequence) is missing") && check.output.contains(later), "\(check.output)")
+
+        // --repair loads what is there: the snapshot's sessions and those of the later journal.
+        let statuses = try await statuses(directory, tokens, arguments: ["--repair"])
+        #expect(statuses.allSatisfy { $0 == .ok }, "\(statuses)")
     }
 }

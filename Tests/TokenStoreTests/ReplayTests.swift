@@ -64,3 +64,15 @@ import Testing
         #expect(replayed.counts == original.counts)
     }
 }
+
+@Suite struct JournalGapTests {
+    @Test func theJournalsAfterTheSnapshotMustRunUnbroken() {
+        #expect(StateLoader.missingJournals(snapshot: 5, journals: [3, 5, 6, 7]) == nil, "older journals are covered by the snapshot")
+        #expect(StateLoader.missingJournals(snapshot: 5, journals: []) == nil)
+        #expect(StateLoader.missingJournals(snapshot: nil, journals: [1, 2, 3]) == nil)
+        #expect(StateLoader.missingJournals(snapshot: nil, journals: []) == nil)
+        #expect(StateLoader.missingJournals(snapshot: 5, journals: [6, 7])?.contains("journal 5 is missing") == true)
+        #expect(StateLoader.missingJournals(snapshot: 5, journals: [5, 8])?.contains("journals 6 to 7 are missing") == true)
+        #expect(StateLoader.missingJournals(snapshot: nil, journals: [4, 5])?.contains("there is no snapshot") == true)
+    }
+}

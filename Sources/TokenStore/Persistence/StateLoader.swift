@@ -7,7 +7,7 @@ import Logging
 /// stops the start with the file and offset, unless `repair` is set: then the valid prefix is
 /// kept, the damaged file is moved aside as `*.broken` (never deleted), and loading goes on.
 /// A leftover temporary snapshot is removed.
-enum StateLoader {
+public enum StateLoader {
     struct Loaded {
         var state: EmbeddedState
         /// The sequence number the next journal file gets.
@@ -50,6 +50,8 @@ enum StateLoader {
         }
         let journals = try journalSequences(directory)
         var journalRecords = 0
+        /// The journals read (not those covered by the snapshot, nor an empty one removed).
+        var read: [UInt64] = []
         for (index, sequence) in journals.enumerated() {
             let path = JournalWriter.path(directory: directory, sequence: sequence)
             guard sequence >= firstJournal else {
@@ -59,6 +61,7 @@ enum StateLoader {
             }
             let reader = try RecordReader(path: path)
             let isLast = index == journals.count - 1
+            read.append(sequence)
             do {
                 _ = try reader.header(.journal)
                 try reader.forEachRecord(snapshot: false) { record, _ in
@@ -70,6 +73,7 @@ enum StateLoader {
                     if problem.offset == 0 {
                         // Not even the header made it to disk: the file holds nothing.
                         try FileManager.default.removeItem(atPath: path)
+                        read.removeLast()
                     } else {
                         try truncate(path, at: problem.offset)
                     }
@@ -83,6 +87,16 @@ enum StateLoader {
                 }
             }
         }
+        if !repaired, let gap = missingJournals(snapshot: files.fileExists(atPath: snapshotPath) ? firstJournal : nil, journals: read) {
+            // Changes would be silently missing (revocations among them): a backup copied in the
+            // wrong order, a snapshot or journal deleted by hand.
+            guard repair else {
+                throw PersistenceError("\(directory): \(gap); the state would silently lack the changes they held. Put the missing "
+                                       + "files back (from the same backup), or start with --repair to load what is there")
+            }
+            logger.error("loading despite missing journals (--repair): their changes are lost", metadata: ["reason": "\(gap)"])
+            repaired = true
+        }
         state.recordsChanges = true
         let before = state.logins.count
         while state.expire(now: now, budget: .max) > 0 {}
@@ -93,6 +107,24 @@ enum StateLoader {
             "load.seconds": "\(String(format: "%.3f", seconds))",
         ])
         return Loaded(state: state, nextSequence: max(firstJournal, (journals.last ?? 0) + 1), replayedJournal: journalRecords > 0 || repaired)
+    }
+
+    /// Why the journals after the snapshot are not the unbroken run tokend writes, or nil when
+    /// they are. Each start and each snapshot opens the next sequence number, and a snapshot
+    /// names the first journal it does not cover, so the journals to replay run from that
+    /// number (1 without a snapshot) with no gap.
+    public static func missingJournals(snapshot firstJournal: UInt64?, journals: [UInt64]) -> String? {
+        let replayed = journals.filter { $0 >= (firstJournal ?? 0) }
+        var expected = firstJournal ?? 1
+        for sequence in replayed {
+            guard sequence == expected else {
+                let missing = expected == sequence - 1 ? "journal \(expected) is missing" : "journals \(expected) to \(sequence - 1) are missing"
+                let after = firstJournal.map { "the snapshot starts at journal \($0)" } ?? "there is no snapshot"
+                return "\(missing) (\(after); the next present is \(sequence))"
+            }
+            expected += 1
+        }
+        return nil
     }
 
     /// Journal sequence numbers present, ascending.

@@ -91,7 +91,8 @@ extension StateDirectoryReport {
         }.sorted { $0.sequence < $1.sequence }
 
         var firstJournal: UInt64 = 0
-        if names.contains(SnapshotFile.name) {
+        let hasSnapshot = names.contains(SnapshotFile.name)
+        if hasSnapshot {
             let snapshot = try Self.check(directory: directory, name: SnapshotFile.name, kind: .snapshot, newestJournal: false)
             firstJournal = snapshot.header?.sequence ?? 0
             files.append(snapshot)
@@ -102,6 +103,19 @@ extension StateDirectoryReport {
             } else {
                 files.append(try Self.check(directory: directory, name: journal.name, kind: .journal,
                                             newestJournal: index == journals.count - 1))
+            }
+        }
+
+        // A gap in the journals loses changes silently; tokend refuses to start on one. The
+        // problem is reported at the first journal after the gap (or the snapshot's number).
+        if let gap = StateLoader.missingJournals(snapshot: hasSnapshot ? firstJournal : nil, journals: journals.map(\.sequence)) {
+            var expected = hasSnapshot ? firstJournal : 1
+            for journal in journals where journal.sequence >= firstJournal {
+                if journal.sequence != expected, let index = files.firstIndex(where: { $0.name == journal.name }), files[index].problem == nil {
+                    files[index].problem = Problem(file: journal.name, offset: 0, reason: gap, torn: false)
+                    break
+                }
+                expected += 1
             }
         }
 

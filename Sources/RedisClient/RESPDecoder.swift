@@ -61,7 +61,8 @@ public struct RESPDecoder: ByteToMessageDecoder, Sendable {
             guard depth < maximumDepth else { throw RESPError("arrays nested deeper than \(maximumDepth)") }
             var cursor = next
             var elements: [RESPValue] = []
-            elements.reserveCapacity(Int(count))
+            // Not more up front than a partial reply proves: the count alone is only a claim.
+            elements.reserveCapacity(min(Int(count), 1024))
             for _ in 0..<count {
                 guard let element = try parse(buffer, &cursor, depth: depth + 1) else { return nil }
                 elements.append(element)

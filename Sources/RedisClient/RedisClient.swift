@@ -37,6 +37,7 @@ public final class RedisClient: Sendable {
         var slots: [RedisAddress?] = Array(repeating: nil, count: HashSlot.count)
         var nodes: [RedisAddress: RedisNode] = [:]
         var discovery: EventLoopFuture<Void>?
+        var nextFailureRefresh = NIODeadline.uptimeNanoseconds(0)
     }
 
     /// What `stats` reports about the store's health.
@@ -92,8 +93,48 @@ public final class RedisClient: Sendable {
     /// fails the future with a `RedisError`.
     public func send(_ command: RedisCommand, key: [UInt8]?, on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
         let slot = key.map { HashSlot.of($0) }
-        return ready(on: loop).flatMap { self.execute(command, slot: slot, on: loop, redirections: 0, asking: nil) }
-            .always { self.count($0) }
+        // The common case: the topology is known and this loop's connection to the node is up.
+        if let (address, connection) = readyConnection(slot: slot, on: loop) {
+            return connection.send(command, timeout: configuration.timeout).flatMap { reply in
+                self.inspect(reply, command, slot: slot, on: loop, redirections: 0, from: address)
+            }.always { self.count($0) }
+        }
+        // Otherwise discovery and connecting come first. Each step has the timeout, and the
+        // whole call twice that: a command written in time then fails by its own timeout, which
+        // also drops its connection.
+        let promise = loop.makePromise(of: RESPValue.self)
+        let settled = NIOLockedValueBox(false)
+        let settle = { @Sendable () -> Bool in
+            settled.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
+        }
+        let deadline = loop.scheduleTask(in: configuration.timeout * 2) {
+            if settle() { promise.fail(RedisError.timeout) }
+        }
+        ready(on: loop).flatMap { self.execute(command, slot: slot, on: loop, redirections: 0, asking: nil) }
+            .whenComplete { result in
+                deadline.cancel()
+                if settle() { promise.completeWith(result) }
+            }
+        return promise.futureResult.always { self.count($0) }
+    }
+
+    /// The connection `slot` routes to on `loop`, when both are ready without waiting.
+    private func readyConnection(slot: Int?, on loop: any EventLoop) -> (RedisAddress, RedisConnection)? {
+        let routed = topology.withLockedValue { topology -> (RedisAddress, RedisNode?)? in
+            guard topology.mode != .unknown else { return nil }
+            let address: RedisAddress?
+            if topology.mode == .cluster {
+                address = slot.map { topology.slots[$0] } ?? topology.slots.lazy.compactMap { $0 }.first
+            } else {
+                address = configuration.endpoint.address
+            }
+            return address.map { ($0, topology.nodes[$0]) }
+        }
+        guard let (address, node) = routed, let connection = node?.readyConnection(on: loop) else { return nil }
+        return (address, connection)
     }
 
     /// Runs a script with EVALSHA (EVAL when the node lost it). Keys route the call.
@@ -167,35 +208,64 @@ public final class RedisClient: Sendable {
         let address = asking ?? route(slot)
         guard let address else { return loop.makeFailedFuture(RedisError.clusterDown("no node serves slot \(slot ?? -1)")) }
         let timeout = configuration.timeout
-        let sent = node(address).connection(on: loop).flatMap { connection in
+        let node = node(address)
+        let sent = node.connection(on: loop).flatMap { connection in
             asking == nil ? connection.send(command, timeout: timeout) : connection.send([RedisCommand("ASKING"), command], timeout: timeout)[1]
         }
-        return sent.flatMap { reply in
-            guard case .error(let message) = reply else { return loop.makeSucceededFuture(reply) }
-            let words = message.split(separator: " ")
-            switch words.first {
-            case "MOVED", "ASK":
-                guard words.count == 3, let target = RedisAddress.parse(hostPort: String(words[2])), let movedSlot = Int(words[1]) else {
-                    return loop.makeFailedFuture(RedisError.protocolViolation("bad redirection: \(message)"))
-                }
-                guard redirections < 5 else { return loop.makeFailedFuture(RedisError.tooManyRedirections) }
-                self.counters.withLockedValue { $0.redirections += 1 }
-                if words[0] == "ASK" {
-                    return self.execute(command, slot: slot, on: loop, redirections: redirections + 1, asking: target)
-                }
-                // The slot moved for good: note it, and fetch the whole map again in the background.
-                self.topology.withLockedValue { topology in
-                    topology.mode = .cluster
-                    topology.slots[movedSlot] = target
-                }
-                self.refreshSlots(on: loop)
-                return self.execute(command, slot: slot, on: loop, redirections: redirections + 1, asking: nil)
-            case "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN":
-                return loop.makeFailedFuture(RedisError.clusterDown(message))
-            default:
-                return loop.makeSucceededFuture(reply)
-            }
+        return sent.flatMapError { error in
+            // In a cluster, an unreachable master may have failed over: ask for the map again.
+            self.refreshSlotsAfterFailure(on: loop)
+            return loop.makeFailedFuture(error)
+        }.flatMap { reply in
+            self.inspect(reply, command, slot: slot, on: loop, redirections: redirections, from: address)
         }
+    }
+
+    /// Follows a redirection, or turns a reply that means "not now" into an error.
+    private func inspect(_ reply: RESPValue, _ command: RedisCommand, slot: Int?, on loop: any EventLoop, redirections: Int,
+                         from address: RedisAddress) -> EventLoopFuture<RESPValue> {
+        guard case .error(let message) = reply else { return loop.makeSucceededFuture(reply) }
+        let words = message.split(separator: " ")
+        switch words.first {
+        case "MOVED", "ASK":
+            guard words.count == 3, var target = RedisAddress.parse(hostPort: String(words[2])), let movedSlot = Int(words[1]) else {
+                return loop.makeFailedFuture(RedisError.protocolViolation("bad redirection: \(message)"))
+            }
+            // `:port` alone means the host of the node that answered.
+            if case .tcp("", let port) = target, case .tcp(let host, _) = address { target = .tcp(host: host, port: port) }
+            guard redirections < 5 else { return loop.makeFailedFuture(RedisError.tooManyRedirections) }
+            counters.withLockedValue { $0.redirections += 1 }
+            if words[0] == "ASK" {
+                return execute(command, slot: slot, on: loop, redirections: redirections + 1, asking: target)
+            }
+            // The slot moved for good: note it, and fetch the whole map again in the background.
+            topology.withLockedValue { topology in
+                topology.mode = .cluster
+                topology.slots[movedSlot] = target
+            }
+            refreshSlots(on: loop)
+            return execute(command, slot: slot, on: loop, redirections: redirections + 1, asking: nil)
+        case "READONLY", "MASTERDOWN":
+            // A primary that became a replica (a failover behind one address): reconnect, so that
+            // the address resolves afresh, and in a cluster ask for the map again.
+            node(address).drop(on: loop)
+            refreshSlotsAfterFailure(on: loop)
+            return loop.makeFailedFuture(RedisError.clusterDown(message))
+        case "TRYAGAIN", "CLUSTERDOWN", "LOADING":
+            return loop.makeFailedFuture(RedisError.clusterDown(message))
+        default:
+            return loop.makeSucceededFuture(reply)
+        }
+    }
+
+    /// In cluster mode, a new CLUSTER SLOTS round at most once a second after failures.
+    private func refreshSlotsAfterFailure(on loop: any EventLoop) {
+        let due = topology.withLockedValue { topology -> Bool in
+            guard topology.mode == .cluster, NIODeadline.now() >= topology.nextFailureRefresh else { return false }
+            topology.nextFailureRefresh = .now() + .seconds(1)
+            return true
+        }
+        if due { refreshSlots(on: loop) }
     }
 
     private func route(_ slot: Int?) -> RedisAddress? {
@@ -253,8 +323,11 @@ public final class RedisClient: Sendable {
         node(address).connection(on: loop).flatMap { $0.send(RedisCommand("CLUSTER", "SLOTS"), timeout: self.configuration.timeout) }
             .whenComplete { result in
                 switch result {
-                case .success(.error(let message)) where message.contains("cluster support disabled"):
-                    self.topology.withLockedValue { $0.mode = .single }
+                case .success(.error(let message)) where address == self.configuration.endpoint.address:
+                    // "cluster support disabled", or an ACL or renamed command that forbids asking:
+                    // either way, use the node alone (a MOVED would still reveal a cluster).
+                    self.logger.debug("using Redis as a single node", metadata: ["redis.reply": "\(message)"])
+                    self.topology.withLockedValue { if $0.mode == .unknown { $0.mode = .single } }
                     promise.succeed()
                 case .success(let reply):
                     guard let map = Self.slotMap(reply, default: address) else {

@@ -8,16 +8,34 @@ struct RedisBatch {
 }
 
 /// Writes batches and hands each reply to the oldest waiting promise (Redis answers in order).
+///
+/// Every command must be answered within the timeout. Replies come in order, so only the oldest
+/// waiting command can be overdue: a check a few times per timeout looks at it alone, instead
+/// of a timer per command.
 final class RedisChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = RESPValue
     typealias OutboundIn = RedisBatch
     typealias OutboundOut = ByteBuffer
 
-    private var waiting = CircularBuffer<EventLoopPromise<RESPValue>>(initialCapacity: 64)
+    private var waiting = CircularBuffer<(promise: EventLoopPromise<RESPValue>, deadline: NIODeadline)>(initialCapacity: 64)
     private var context: ChannelHandlerContext?
+    private let timeout: TimeAmount
+    private var overdueCheck: RepeatedTask?
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let tick = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 5_000_000))
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        overdueCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
+            if let oldest = handler.value.waiting.first, oldest.deadline <= .now() { handler.value.timeOut() }
+        }
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
+        overdueCheck?.cancel()
+        overdueCheck = nil
         self.context = nil
         failAll(RedisError.connectionClosed)
     }
@@ -26,7 +44,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         let batch = unwrapOutboundIn(data)
         var buffer = context.channel.allocator.buffer(capacity: 64 * batch.commands.count)
         for command in batch.commands { command.encode(into: &buffer) }
-        waiting.append(contentsOf: batch.promises)
+        let deadline = NIODeadline.now() + timeout
+        for promise in batch.promises { waiting.append((promise, deadline)) }
         context.write(wrapOutboundOut(buffer), promise: promise)
         // One flush (one syscall) for every command written in this turn of the event loop: the
         // verifies of one read burst from a client reach Redis together.
@@ -42,12 +61,12 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let value = unwrapInboundIn(data)
-        guard let promise = waiting.popFirst() else {
+        guard let oldest = waiting.popFirst() else {
             // A reply nobody asked for: the stream is out of step.
             context.close(promise: nil)
             return
         }
-        promise.succeed(value)
+        oldest.promise.succeed(value)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -63,35 +82,32 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// A reply is overdue: fail everything waiting and drop the connection, whose replies can
     /// no longer be matched to requests.
     func timeOut() {
-        failAll(RedisError.timeout)
+        // Closed before anyone hears of the timeout, so that a retry never picks this connection.
+        let overdue = waiting
+        waiting.removeAll()
         context?.close(promise: nil)
+        for entry in overdue { entry.promise.fail(RedisError.timeout) }
     }
 
     private func failAll(_ error: RedisError) {
-        while let promise = waiting.popFirst() { promise.fail(error) }
+        while let oldest = waiting.popFirst() { oldest.promise.fail(error) }
     }
 }
 
 /// One connection to one Redis node, pipelined: any number of commands may be in flight.
 final class RedisConnection: Sendable {
     let channel: any Channel
-    private let handler: NIOLoopBound<RedisChannelHandler>
-
-    init(channel: any Channel, handler: RedisChannelHandler) {
+    init(channel: any Channel) {
         self.channel = channel
-        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 
     var isActive: Bool { channel.isActive }
 
     /// Sends `commands` in one write; each future completes with its reply, or fails when no
-    /// reply came within `timeout` (the connection is then closed).
+    /// reply came within the connection's timeout (the connection is then closed).
     func send(_ commands: [RedisCommand], timeout: TimeAmount) -> [EventLoopFuture<RESPValue>] {
         let loop = channel.eventLoop
         let promises = commands.map { _ in loop.makePromise(of: RESPValue.self) }
-        let handler = handler
-        let timer = loop.scheduleTask(in: timeout) { handler.value.timeOut() }
-        promises.last!.futureResult.whenComplete { _ in timer.cancel() }
         // No flush here: the handler flushes once per event-loop turn.
         channel.write(RedisBatch(commands: commands, promises: promises)).whenFailure { error in
             for promise in promises { promise.fail(RedisError.connectionFailed("\(error)")) }
@@ -111,7 +127,7 @@ final class RedisConnection: Sendable {
             .channelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = RedisChannelHandler()
+                    let handler = RedisChannelHandler(timeout: timeout)
                     try channel.pipeline.syncOperations.addHandlers([ByteToMessageHandler(RESPDecoder()), handler])
                 }
             }
@@ -122,10 +138,7 @@ final class RedisConnection: Sendable {
         case .unix(let path):
             connected = bootstrap.connect(unixDomainSocketPath: path)
         }
-        return connected.flatMapThrowing { channel in
-            let handler = try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self)
-            return RedisConnection(channel: channel, handler: handler)
-        }.flatMapErrorThrowing { error in
+        return connected.map { channel in RedisConnection(channel: channel) }.flatMapErrorThrowing { error in
             throw error as? RedisError ?? RedisError.connectionFailed("\(error)")
         }
     }

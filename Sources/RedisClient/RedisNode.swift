@@ -20,6 +20,19 @@ final class RedisNode: Sendable {
         self.settings = settings
     }
 
+    /// The connection on `loop` when it is up, without waiting.
+    func readyConnection(on loop: any EventLoop) -> RedisConnection? {
+        slots.withLockedValue { slots in
+            if case .connected(let connection) = slots[ObjectIdentifier(loop)], connection.isActive { return connection }
+            return nil
+        }
+    }
+
+    /// Closes the connection on `loop` (the next call reconnects).
+    func drop(on loop: any EventLoop) {
+        readyConnection(on: loop)?.channel.close(promise: nil)
+    }
+
     /// A ready connection on `loop`, connecting (and handshaking) when there is none.
     func connection(on loop: any EventLoop) -> EventLoopFuture<RedisConnection> {
         let id = ObjectIdentifier(loop)
@@ -89,15 +102,23 @@ final class RedisNode: Sendable {
                 commands.append(RedisCommand(["AUTH"] + (settings.endpoint.user.map { [.string($0)] } ?? []) + [.string(password)]))
             }
             if settings.endpoint.database != 0 { commands.append(RedisCommand("SELECT", .integer(Int64(settings.endpoint.database)))) }
+            // The scripts use EXPIRETIME and the idempotency claim SET ... NX GET: Redis 7.0 or later.
+            commands.append(RedisCommand("INFO", "server"))
             for script in settings.scripts { commands.append(RedisCommand("SCRIPT", "LOAD", .string(script.source))) }
             guard !commands.isEmpty else { return loop.makeSucceededFuture(connection) }
-            let replies = connection.send(commands, timeout: settings.timeout)
+            let sent = commands
+            let replies = connection.send(sent, timeout: settings.timeout)
             return EventLoopFuture.whenAllSucceed(replies, on: loop).flatMapThrowing { replies in
-                for (command, reply) in zip(commands, replies) {
+                for (command, reply) in zip(sent, replies) {
                     guard case .error(let message) = reply else { continue }
                     // Never repeat the command itself: AUTH carries the password.
                     let name = command.arguments.first.flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "?"
                     throw RedisError.server("\(name) refused: \(message)")
+                }
+                if let info = replies.dropLast(settings.scripts.count).last?.string,
+                   let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("redis_version:") }),
+                   let major = Int(line.dropFirst("redis_version:".count).prefix { $0 != "." }), major < 7 {
+                    throw RedisError.server("Redis \(line.dropFirst("redis_version:".count)) is too old: tokend needs Redis 7.0 or later")
                 }
                 let loads = replies.suffix(settings.scripts.count)
                 for (script, reply) in zip(settings.scripts, loads) {

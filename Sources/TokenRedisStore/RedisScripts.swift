@@ -16,9 +16,13 @@ enum RedisScripts {
         return 1
         """)
 
-    /// KEYS: subject index. ARGV: login key, forget-at. The index lives as long as its longest login.
+    /// KEYS: subject index, a sorted set of login keys scored by when each is forgotten. ARGV:
+    /// login key, forget-at, now. Drops the members already forgotten, so that a subject that
+    /// logs in all day keeps a set no larger than its live logins; the index lives as long as
+    /// its longest login.
     static let index = RedisScript(name: "index", source: """
-        redis.call('SADD', KEYS[1], ARGV[1])
+        redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
         local t = redis.call('EXPIRETIME', KEYS[1])
         if t < tonumber(ARGV[2]) then redis.call('EXPIREAT', KEYS[1], ARGV[2]) end
         return 1
@@ -82,8 +86,10 @@ enum RedisScripts {
             redis.call('HSET', KEYS[1], 'v', '1')
             return {'reuse'}
         end
+        -- The dedup entry first: a script stops at a failing command without undoing the
+        -- ones before it. A window of 0 keeps none, as the embedded store does.
+        if tonumber(ARGV[7]) > 0 then redis.call('SET', KEYS[2], ARGV[8] .. ARGV[6], 'PX', ARGV[7]) end
         redis.call('HSET', KEYS[1], 'n', ARGV[4], 'e', ARGV[5])
-        redis.call('SET', KEYS[2], ARGV[8] .. ARGV[6], 'PX', ARGV[7])
         return {'rotated'}
         """)
 

@@ -17,7 +17,8 @@ import TokenStore
 /// Keys (`P` is the prefix, `tokend:` by default):
 /// - `P{sid}`: a login (hash); `P{sid}:r:<digest>`: a rotation's dedup entry;
 /// - `Pi:{digest}`: an idempotent issue's dedup entry;
-/// - `Ps:{digest}`: the set of a subject's login keys, for revoke and list by subject.
+/// - `Ps:{digest}`: a subject's login keys, a sorted set scored by when each is forgotten, for
+///   revoke and list by subject.
 public final class RedisStore: TokenStateStore {
     public let client: RedisClient
     private let policy: RenewalPolicy
@@ -96,10 +97,11 @@ public final class RedisStore: TokenStateStore {
         // The index first in intent, but both at once: no token is handed out until both are
         // written, so a crash between them leaves at worst an unreachable login that expires.
         let indexed = run(RedisScripts.index, keys: [subjectKey(login.record.subject)],
-                          [.bytes(loginKey(login.key)), .integer(forget)], on: eventLoop)
+                          [.bytes(loginKey(login.key)), .integer(forget), .integer(clock.now())], on: eventLoop)
         let created = run(RedisScripts.create, keys: [loginKey(login.key)], fields(login.record) + [.integer(forget)], on: eventLoop)
         let written = indexed.and(created)
-        guard let idempotency = login.idempotency else { return written.map { _ in .created } }
+        // With a dedup window of 0 nothing is remembered: every request creates a login.
+        guard let idempotency = login.idempotency, policy.dedupWindow > 0 else { return written.map { _ in .created } }
         // The dedup entry lives in another slot than the new login, so it is claimed after the
         // login exists (SET NX GET, atomic): the loser of a race deletes its own login, which
         // nobody has seen, and answers with the winner's tokens.
@@ -210,10 +212,11 @@ public final class RedisStore: TokenStateStore {
         }
     }
 
+    /// The subject's logins not yet forgotten.
     private func members(of subject: String, on eventLoop: any EventLoop) -> EventLoopFuture<[[UInt8]]> {
         let key = subjectKey(subject)
-        return client.send(RedisCommand("SMEMBERS", .bytes(key)), key: key, on: eventLoop).flatMapThrowing { reply in
-            guard let members = reply.array else { throw StoreUnavailable("unexpected reply to SMEMBERS") }
+        return client.send(RedisCommand("ZRANGEBYSCORE", .bytes(key), .string("(\(clock.now())"), "+inf"), key: key, on: eventLoop).flatMapThrowing { reply in
+            guard let members = reply.array else { throw StoreUnavailable("unexpected reply to ZRANGEBYSCORE") }
             return members.compactMap(\.bytes)
         }.flatMapErrorThrowing { throw $0 as? StoreUnavailable ?? StoreUnavailable("\($0)") }
     }
@@ -232,7 +235,8 @@ public final class RedisStore: TokenStateStore {
                 return SessionKey(String(decoding: key[prefixLength..<(prefixLength + 22)], as: UTF8.self))
             }
             if let after = query.after { sessionKeys = sessionKeys.filter { $0 > after } }
-            sessionKeys.sort()
+            // SCAN may return a key more than once.
+            sessionKeys = Array(Set(sessionKeys)).sorted()
             let more = sessionKeys.count > max(1, query.limit)
             let limit = max(1, query.limit)
             let page = Array(sessionKeys.prefix(limit))

@@ -143,8 +143,11 @@ public final class TokendServer: Service, Sendable {
                 notifier.send("WATCHDOG=1")
             })
         }
+        // Trapped before READY=1, so that a reload right after start never meets SIGHUP's
+        // default action (ending the process).
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let reloads = Task {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            for await _ in hangups {
                 self.reload()
             }
         }
@@ -218,7 +221,7 @@ public final class TokendServer: Service, Sendable {
                     self.service.statistics.connectionClosed()
                     return channel.close()
                 }
-                return Self.peerCredentials(of: channel).flatMapThrowing { peer in
+                let connection = Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     let handlers: [any ChannelHandler] = [
                         IdleStateHandler(readTimeout: configuration.idleTimeout > 0 ? .seconds(configuration.idleTimeout) : nil),
                         ByteToMessageHandler(FrameDecoder(maximumFrameSize: configuration.maxFrameSize)),
@@ -228,6 +231,9 @@ public final class TokendServer: Service, Sendable {
                     // Tracked once its handler can hear the shutdown event.
                     self.track(channel)
                 }
+                // A connection that failed to set up still gives its place back.
+                connection.whenFailure { _ in self.service.statistics.connectionClosed() }
+                return connection
             }
     }
 

@@ -308,4 +308,18 @@ struct SharedStoreSettingsTests {
             #expect(!failure.output.contains("secret"))
         }
     }
+
+    @Test func aDedupWindowOfZeroRemembersNothingAndFailsNothing() async throws {
+        let store = try SharedStore(.single, daemons: 1, arguments: ["--dedup-window", "0s"])
+        let client = try await store.daemons[0].client()
+        let pair = try await client.issue(IssueRequest(mode: .pair, subject: "lee"))
+        let rotated = try await client.refresh(token: pair.refreshToken!)
+        #expect(rotated.refreshToken != pair.refreshToken)
+        // No window: a repeat is reuse at once, as with the embedded store.
+        #expect(await refusal { try await client.refresh(token: pair.refreshToken!) } == .reuseDetected)
+        let request = IssueRequest(mode: .session, subject: "lee", idempotencyKey: .text("k"))
+        let first = try await client.issue(request), second = try await client.issue(request)
+        #expect(first.sessionID != second.sessionID, "nothing remembered: two logins")
+        await client.close()
+    }
 }

@@ -118,4 +118,15 @@ import Testing
         #expect(try await send(client, "GET", .string(key), key: key) == .bulkString(Array("asked".utf8)))
         #expect(client.health.redirections == settled)
     }
+
+    @Test func aUserWithoutClusterCommandsUsesTheNodeAlone() async throws {
+        let server = try RedisServer(tcp: true)
+        try server.cli(["ACL", "SETUSER", "limited", "on", ">pw-limited", "~*", "+@all", "-cluster"])
+        let client = RedisClient(configuration: .init(endpoint: try RedisEndpoint(url: "redis://limited@127.0.0.1:\(server.port!)"), password: "pw-limited"),
+                                 logger: Logger(label: "t"))
+        defer { client.close() }
+        #expect(try await send(client, "SET", "k", "v", key: "k") == .simpleString("OK"))
+        #expect(client.health.mode == .single)
+        #expect(try await send(client, "GET", "k", key: "k") == .bulkString(Array("v".utf8)))
+    }
 }

@@ -68,7 +68,8 @@ struct TokendLogHandler: LogHandler {
 
     /// One write per line, under a lock, so that lines from several threads never interleave.
     private static func write(_ line: String) {
-        output.withLockedValue { _ in FileHandle.standardError.write(Data(line.utf8)) }
+        // A failed write (a closed pipe, a full disk) loses the line, never the daemon.
+        output.withLockedValue { _ in try? FileHandle.standardError.write(contentsOf: Data(line.utf8)) }
     }
 
     private static func timestamp() -> String {

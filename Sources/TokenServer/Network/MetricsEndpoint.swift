@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -7,6 +8,8 @@ import NIOPosix
 /// Prometheus text format, for a Prometheus server to scrape. Anything else gets 404 (405 for
 /// another method on /metrics). One response per connection; the connection then closes.
 enum MetricsEndpoint {
+    static let maximumConnections = 16
+
     /// Binds `address` (`host:port`, `[v6]:port`) and serves until the returned channel closes.
     static func start(_ address: String, service: TokenService, group: any EventLoopGroup) async throws -> any Channel {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
@@ -14,11 +17,21 @@ enum MetricsEndpoint {
         }
         var host = String(address[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let open = NIOLockedValueBox(0)
         do {
             return try await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    // A scraper asks and reads at once: a few connections at a time, and none idle
+                    // for long, so that this port cannot eat the descriptors the socket needs.
+                    guard open.withLockedValue({ count in
+                        guard count < maximumConnections else { return false }
+                        count += 1
+                        return true
+                    }) else { return channel.close() }
+                    channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(10)))
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                         try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(service: service))
                     }
@@ -38,6 +51,10 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     private var head: HTTPRequestHead?
 
     init(service: TokenService) { self.service = service }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {

@@ -106,11 +106,15 @@ public final class TokendMetrics: Sendable {
     /// Moves a counter up to a total kept elsewhere (which only grows).
     private func advance(_ name: String, to total: UInt64?) {
         guard let total else { return }
+        // Two renders may read their totals in one order and get here in the other: a smaller
+        // total than the last exported is stale, and never moves the counter back.
         let delta = exported.withLockedValue { exported -> UInt64 in
-            let delta = total &- (exported[name] ?? 0)
+            let previous = exported[name] ?? 0
+            guard total > previous else { return 0 }
             exported[name] = total
-            return total >= delta ? delta : 0
+            return total - previous
         }
+        guard delta > 0 else { return }
         CoreMetrics.Counter(label: name, factory: factory).increment(by: Int64(delta))
     }
 }

@@ -52,10 +52,7 @@ public final class TokendServer: Service, Sendable {
         switch configuration.store {
         case .embedded:
             let persistence = EmbeddedStore.Persistence(directory: configuration.stateDirectory, fsync: configuration.fsync, repair: configuration.repair,
-                                                        syncObserver: { elapsed in
-                                                            let (seconds, attoseconds) = elapsed.components
-                                                            metrics.journalFsync.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-                                                        })
+                                                        syncObserver: metrics.journalSynced)
             let embedded: EmbeddedStore
             do {
                 embedded = try EmbeddedStore(policy: policy, clock: clock, persistence: persistence, logger: logger)

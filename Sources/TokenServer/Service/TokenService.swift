@@ -88,7 +88,7 @@ public final class TokenService: Sendable {
 
     private func finish(_ request: Request, _ outcome: Outcome, started: NIODeadline, _ reply: (Response) -> Void) {
         statistics.record(request.opcode, outcome.status)
-        metrics.record(request.opcode, outcome.status, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        metrics.record(request.opcode, nanoseconds: (NIODeadline.now() - started).nanoseconds)
         reply(Response(opcode: request.opcode, id: request.id, status: outcome.status, fields: outcome.fields))
     }
 
@@ -181,7 +181,8 @@ extension TokenService {
         store.statistics(on: eventLoop).map { store in
             let now = self.clock.now()
             let server = Dictionary(self.statistics.snapshot(now: now), uniquingKeysWith: { $1 })
-            return self.metrics.render(TokendMetrics.Reading(store: store, server: server, cache: self.cache.statistics, keys: self.keys.entries.count,
+            return self.metrics.render(TokendMetrics.Reading(store: store, server: server, responses: self.statistics.responses,
+                                                             cache: self.cache.statistics, keys: self.keys.entries.count,
                                                              snapshot: self.snapshots?.lastSnapshot, now: now))
         }
     }

@@ -8,12 +8,14 @@ import TokenStore
 /// own, and written in the Prometheus text format by the `metrics` operation (`tokenctl stats
 /// --prometheus`) and the `--metrics-listen` endpoint.
 ///
-/// Requests are counted and timed as they finish; what the store and the caches count
-/// themselves is read when the metrics are rendered.
+/// Requests are timed as they finish. What the daemon counts anyway (responses by operation
+/// and status in `ServerStatistics`, the store, the caches) is read when the metrics are
+/// rendered, rather than counted a second time on the request path.
 public final class TokendMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
-    private let instruments = NIOLockedValueBox<[Int: (CoreMetrics.Counter, CoreMetrics.Timer)]>([:])
+    /// Latency histograms by opcode, made on an operation's first response.
+    private let timers = NIOLockedValueBox<[CoreMetrics.Timer?]>(Array(repeating: nil, count: 256))
     /// Last values of counts kept elsewhere, so that their counters advance by the difference.
     private let exported = NIOLockedValueBox<[String: UInt64]>([:])
 
@@ -41,25 +43,31 @@ public final class TokendMetrics: Sendable {
         journalFsync = CoreMetrics.Timer(label: "tokend_journal_fsync_duration_seconds", factory: factory)
     }
 
-    /// Counts and times one response.
-    func record(_ opcode: Opcode, _ status: Status, nanoseconds: Int64) {
-        let key = Int(opcode.rawValue) << 16 | Int(status.rawValue)
-        let (counter, timer) = instruments.withLockedValue { instruments in
-            if let existing = instruments[key] { return existing }
-            let operation = opcode.rawValue == 0 ? "none" : opcode.name
-            let made = (CoreMetrics.Counter(label: "tokend_requests_total", dimensions: [("op", operation), ("status", status.name)], factory: factory),
-                        CoreMetrics.Timer(label: "tokend_request_duration_seconds", dimensions: [("op", operation)], factory: factory))
-            instruments[key] = made
+    /// Times one response.
+    func record(_ opcode: Opcode, nanoseconds: Int64) {
+        let timer = timers.withLockedValue { timers in
+            if let existing = timers[Int(opcode.rawValue)] { return existing }
+            let made = CoreMetrics.Timer(label: "tokend_request_duration_seconds", dimensions: [("op", Self.label(opcode))], factory: factory)
+            timers[Int(opcode.rawValue)] = made
             return made
         }
-        counter.increment()
         timer.recordNanoseconds(nanoseconds)
+    }
+
+    /// An operation's `op` label; `none` for the replies that answer no request (opcode 0).
+    private static func label(_ opcode: Opcode) -> String { opcode.rawValue == 0 ? "none" : opcode.name }
+
+    /// One journal fsync.
+    func journalSynced(_ elapsed: Duration) {
+        let (seconds, attoseconds) = elapsed.components
+        journalFsync.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     /// What `render` reads besides the request metrics.
     struct Reading {
         var store: StoreStatistics
         var server: [String: UInt64]
+        var responses: [(opcode: Opcode, status: Status, count: UInt64)]
         var cache: (entries: Int, hits: UInt64, misses: UInt64)
         var keys: Int
         var snapshot: EmbeddedStore.SnapshotReport?
@@ -74,12 +82,11 @@ public final class TokendMetrics: Sendable {
         gauge("tokend_revoked", store.revoked)
         gauge("tokend_dedup_entries", store.dedupEntries)
         gauge("tokend_records", store.records)
-        for (name, value) in store.extra where name.hasPrefix("store_redis_") && !name.hasSuffix("_commands") && !name.hasSuffix("_failures") && !name.hasSuffix("_redirections") {
-            gauge("tokend_" + name, Int(value))
+        for name in ["healthy", "cluster", "masters", "keys"] { gauge("tokend_store_redis_\(name)", store.extra["store_redis_\(name)"].map(Int.init)) }
+        for name in ["commands", "failures", "redirections"] { advance("tokend_store_redis_\(name)_total", to: store.extra["store_redis_\(name)"]) }
+        for (opcode, status, count) in reading.responses {
+            advance("tokend_requests_total", [("op", Self.label(opcode)), ("status", status.name)], to: count)
         }
-        advance("tokend_store_redis_commands_total", to: store.extra["store_redis_commands"])
-        advance("tokend_store_redis_failures_total", to: store.extra["store_redis_failures"])
-        advance("tokend_store_redis_redirections_total", to: store.extra["store_redis_redirections"])
         gauge("tokend_keys", reading.keys)
         gauge("tokend_verified_cache_entries", reading.cache.entries)
         advance("tokend_verified_cache_hits_total", to: reading.cache.hits)
@@ -104,17 +111,18 @@ public final class TokendMetrics: Sendable {
     }
 
     /// Moves a counter up to a total kept elsewhere (which only grows).
-    private func advance(_ name: String, to total: UInt64?) {
+    private func advance(_ name: String, _ labels: [(String, String)] = [], to total: UInt64?) {
         guard let total else { return }
+        let series = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
         // Two renders may read their totals in one order and get here in the other: a smaller
         // total than the last exported is stale, and never moves the counter back.
         let delta = exported.withLockedValue { exported -> UInt64 in
-            let previous = exported[name] ?? 0
+            let previous = exported[series] ?? 0
             guard total > previous else { return 0 }
-            exported[name] = total
+            exported[series] = total
             return total - previous
         }
         guard delta > 0 else { return }
-        CoreMetrics.Counter(label: name, factory: factory).increment(by: Int64(delta))
+        CoreMetrics.Counter(label: name, dimensions: labels, factory: factory).increment(by: Int64(delta))
     }
 }

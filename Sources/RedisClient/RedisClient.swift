@@ -92,11 +92,16 @@ public final class RedisClient: Sendable {
     /// keys must share a slot). Error replies come back as `.error` values; a missing reply
     /// fails the future with a `RedisError`.
     public func send(_ command: RedisCommand, key: [UInt8]?, on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        send(command, key: key, orOnNoScript: nil, on: loop)
+    }
+
+    /// `send`, with the command to run instead when the node answers NOSCRIPT.
+    private func send(_ command: RedisCommand, key: [UInt8]?, orOnNoScript fallback: RedisCommand?, on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
         let slot = key.map { HashSlot.of($0) }
         // The common case: the topology is known and this loop's connection to the node is up.
         if let (address, connection) = readyConnection(slot: slot, on: loop) {
             return connection.send(command, timeout: configuration.timeout).flatMap { reply in
-                self.inspect(reply, command, slot: slot, on: loop, redirections: 0, from: address)
+                self.inspect(reply, command, fallback, slot: slot, on: loop, redirections: 0, from: address)
             }.always { self.count($0) }
         }
         // Otherwise discovery and connecting come first. Each step has the timeout, and the
@@ -113,7 +118,7 @@ public final class RedisClient: Sendable {
         let deadline = loop.scheduleTask(in: configuration.timeout * 2) {
             if settle() { promise.fail(RedisError.timeout) }
         }
-        ready(on: loop).flatMap { self.execute(command, slot: slot, on: loop, redirections: 0, asking: nil) }
+        ready(on: loop).flatMap { self.execute(command, fallback, slot: slot, on: loop, redirections: 0, asking: nil) }
             .whenComplete { result in
                 deadline.cancel()
                 if settle() { promise.completeWith(result) }
@@ -140,15 +145,9 @@ public final class RedisClient: Sendable {
     /// Runs a script with EVALSHA (EVAL when the node lost it). Keys route the call.
     public func evaluate(_ script: RedisScript, keys: [[UInt8]], arguments: [RedisArgument], on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
         let tail: [RedisArgument] = [.integer(Int64(keys.count))] + keys.map { .bytes($0) } + arguments
-        guard let sha = script.sha else {
-            return send(RedisCommand([.string("EVAL"), .string(script.source)] + tail), key: keys.first, on: loop)
-        }
-        return send(RedisCommand([.string("EVALSHA"), .string(sha)] + tail), key: keys.first, on: loop).flatMap { reply in
-            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-                return self.send(RedisCommand([.string("EVAL"), .string(script.source)] + tail), key: keys.first, on: loop)
-            }
-            return loop.makeSucceededFuture(reply)
-        }
+        let eval = RedisCommand([.string("EVAL"), .string(script.source)] + tail)
+        guard let sha = script.sha else { return send(eval, key: keys.first, on: loop) }
+        return send(RedisCommand([.string("EVALSHA"), .string(sha)] + tail), key: keys.first, orOnNoScript: eval, on: loop)
     }
 
     /// Runs `command` on every master (SCAN, DBSIZE...), in no particular order.
@@ -204,7 +203,8 @@ public final class RedisClient: Sendable {
         }
     }
 
-    private func execute(_ command: RedisCommand, slot: Int?, on loop: any EventLoop, redirections: Int, asking: RedisAddress?) -> EventLoopFuture<RESPValue> {
+    private func execute(_ command: RedisCommand, _ fallback: RedisCommand?, slot: Int?, on loop: any EventLoop, redirections: Int,
+                         asking: RedisAddress?) -> EventLoopFuture<RESPValue> {
         let address = asking ?? route(slot)
         guard let address else { return loop.makeFailedFuture(RedisError.clusterDown("no node serves slot \(slot ?? -1)")) }
         let timeout = configuration.timeout
@@ -217,13 +217,14 @@ public final class RedisClient: Sendable {
             self.refreshSlotsAfterFailure(on: loop)
             return loop.makeFailedFuture(error)
         }.flatMap { reply in
-            self.inspect(reply, command, slot: slot, on: loop, redirections: redirections, from: address)
+            self.inspect(reply, command, fallback, slot: slot, on: loop, redirections: redirections, from: address)
         }
     }
 
-    /// Follows a redirection, or turns a reply that means "not now" into an error.
-    private func inspect(_ reply: RESPValue, _ command: RedisCommand, slot: Int?, on loop: any EventLoop, redirections: Int,
-                         from address: RedisAddress) -> EventLoopFuture<RESPValue> {
+    /// Follows a redirection, runs `fallback` on NOSCRIPT, or turns a reply that means "not now"
+    /// into an error.
+    private func inspect(_ reply: RESPValue, _ command: RedisCommand, _ fallback: RedisCommand?, slot: Int?, on loop: any EventLoop,
+                         redirections: Int, from address: RedisAddress) -> EventLoopFuture<RESPValue> {
         guard case .error(let message) = reply else { return loop.makeSucceededFuture(reply) }
         let words = message.split(separator: " ")
         switch words.first {
@@ -236,7 +237,7 @@ public final class RedisClient: Sendable {
             guard redirections < 5 else { return loop.makeFailedFuture(RedisError.tooManyRedirections) }
             counters.withLockedValue { $0.redirections += 1 }
             if words[0] == "ASK" {
-                return execute(command, slot: slot, on: loop, redirections: redirections + 1, asking: target)
+                return execute(command, fallback, slot: slot, on: loop, redirections: redirections + 1, asking: target)
             }
             // The slot moved for good: note it, and fetch the whole map again in the background.
             topology.withLockedValue { topology in
@@ -244,7 +245,7 @@ public final class RedisClient: Sendable {
                 topology.slots[movedSlot] = target
             }
             refreshSlots(on: loop)
-            return execute(command, slot: slot, on: loop, redirections: redirections + 1, asking: nil)
+            return execute(command, fallback, slot: slot, on: loop, redirections: redirections + 1, asking: nil)
         case "READONLY", "MASTERDOWN":
             // A primary that became a replica (a failover behind one address): reconnect, so that
             // the address resolves afresh, and in a cluster ask for the map again.
@@ -253,6 +254,10 @@ public final class RedisClient: Sendable {
             return loop.makeFailedFuture(RedisError.clusterDown(message))
         case "TRYAGAIN", "CLUSTERDOWN", "LOADING":
             return loop.makeFailedFuture(RedisError.clusterDown(message))
+        case "NOSCRIPT":
+            // The node lost its scripts (SCRIPT FLUSH): EVAL loads the script again.
+            guard let fallback else { return loop.makeSucceededFuture(reply) }
+            return execute(fallback, nil, slot: slot, on: loop, redirections: redirections, asking: nil)
         default:
             return loop.makeSucceededFuture(reply)
         }

@@ -71,14 +71,14 @@ public final class RedisStore: TokenStateStore {
 
     // MARK: Calls
 
-    /// Runs a script; a missing reply or an error reply becomes `StoreUnavailable`.
-    private func run(_ script: RedisScript, keys: [[UInt8]], _ arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+    /// Runs a script and reads its reply with `read`, in one step: no reply, an error reply, or
+    /// one `read` refuses all become `StoreUnavailable`.
+    private func run<T: Sendable>(_ script: RedisScript, keys: [[UInt8]], _ arguments: [RedisArgument], on eventLoop: any EventLoop,
+                                  _ read: @escaping @Sendable (RESPValue) throws -> T) -> EventLoopFuture<T> {
         client.evaluate(script, keys: keys, arguments: arguments, on: eventLoop).flatMapThrowing { reply in
             if case .error(let message) = reply { throw StoreUnavailable("Redis refused the \(script.name) script: \(message)") }
-            return reply
-        }.flatMapErrorThrowing { error in
-            throw error as? StoreUnavailable ?? StoreUnavailable("\(error)")
-        }
+            return try read(reply)
+        }.failingAsUnavailable()
     }
 
     private func fields(_ record: LoginRecord) -> [RedisArgument] {
@@ -97,8 +97,8 @@ public final class RedisStore: TokenStateStore {
         // The index first in intent, but both at once: no token is handed out until both are
         // written, so a crash between them leaves at worst an unreachable login that expires.
         let indexed = run(RedisScripts.index, keys: [subjectKey(login.record.subject)],
-                          [.bytes(loginKey(login.key)), .integer(forget), .integer(clock.now())], on: eventLoop)
-        let created = run(RedisScripts.create, keys: [loginKey(login.key)], fields(login.record) + [.integer(forget)], on: eventLoop)
+                          [.bytes(loginKey(login.key)), .integer(forget), .integer(clock.now())], on: eventLoop) { _ in }
+        let created = run(RedisScripts.create, keys: [loginKey(login.key)], fields(login.record) + [.integer(forget)], on: eventLoop) { _ in }
         let written = indexed.and(created)
         // With a dedup window of 0 nothing is remembered: every request creates a login.
         guard let idempotency = login.idempotency, policy.dedupWindow > 0 else { return written.map { _ in .created } }
@@ -119,14 +119,14 @@ public final class RedisStore: TokenStateStore {
                 default:
                     throw StoreUnavailable("unexpected reply to the idempotency claim: \(reply)")
                 }
-            }.flatMapErrorThrowing { throw $0 as? StoreUnavailable ?? StoreUnavailable("\($0)") }
+            }.failingAsUnavailable()
         }
     }
 
     public func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome> {
         run(RedisScripts.touch, keys: [loginKey(key)],
             [.integer(clock.now()), .bytes(Self.bytes(fingerprint)), explicit ? "1" : "0", .integer(policy.renewBelow), .integer(policy.renewBy)],
-            on: eventLoop).flatMapThrowing { reply in
+            on: eventLoop) { reply in
             let values = try Self.values(reply)
             switch values[0].string {
             case "active":
@@ -146,7 +146,7 @@ public final class RedisStore: TokenStateStore {
     }
 
     public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
-        run(RedisScripts.check, keys: [loginKey(key)], [.integer(clock.now()), .bytes(Self.bytes(fingerprint))], on: eventLoop).flatMapThrowing { reply in
+        run(RedisScripts.check, keys: [loginKey(key)], [.integer(clock.now()), .bytes(Self.bytes(fingerprint))], on: eventLoop) { reply in
             let values = try Self.values(reply)
             switch values[0].string {
             case "active":
@@ -172,7 +172,7 @@ public final class RedisStore: TokenStateStore {
             .integer(clock.now()), .bytes(Self.bytes(rotation.fingerprint)), .bytes(rotation.presentedRefreshID.bytes),
             .bytes(rotation.newRefreshID.bytes), .integer(rotation.newRefreshExpiresAt), .bytes(rotation.sealedCandidate),
             .integer(policy.dedupWindow * 1000), .bytes(Self.dedupTag(rotation.fingerprint)),
-        ], on: eventLoop).flatMapThrowing { reply in
+        ], on: eventLoop) { reply in
             let values = try Self.values(reply)
             switch values[0].string {
             case "rotated": return .rotated
@@ -206,7 +206,7 @@ public final class RedisStore: TokenStateStore {
     }
 
     private func revoke(loginKey: [UInt8], on eventLoop: any EventLoop) -> EventLoopFuture<Int64> {
-        run(RedisScripts.revoke, keys: [loginKey], [], on: eventLoop).flatMapThrowing { reply in
+        run(RedisScripts.revoke, keys: [loginKey], [], on: eventLoop) { reply in
             guard let count = reply.integer else { throw StoreUnavailable("unexpected reply from the revoke script") }
             return count
         }
@@ -218,7 +218,7 @@ public final class RedisStore: TokenStateStore {
         return client.send(RedisCommand("ZRANGEBYSCORE", .bytes(key), .string("(\(clock.now())"), "+inf"), key: key, on: eventLoop).flatMapThrowing { reply in
             guard let members = reply.array else { throw StoreUnavailable("unexpected reply to ZRANGEBYSCORE") }
             return members.compactMap(\.bytes)
-        }.flatMapErrorThrowing { throw $0 as? StoreUnavailable ?? StoreUnavailable("\($0)") }
+        }.failingAsUnavailable()
     }
 
     public func list(_ query: ListQuery, on eventLoop: any EventLoop) -> EventLoopFuture<ListPage> {
@@ -249,7 +249,7 @@ public final class RedisStore: TokenStateStore {
             return EventLoopFuture.whenAllSucceed(reads, on: eventLoop).map { logins in
                 ListPage(logins: logins.compactMap { $0 }, next: more ? page.last : nil)
             }
-        }.flatMapErrorThrowing { throw $0 as? StoreUnavailable ?? StoreUnavailable("\($0)") }
+        }.failingAsUnavailable()
     }
 
     /// Every login key, from SCAN on every master (admin listings only).
@@ -314,5 +314,12 @@ public final class RedisStore: TokenStateStore {
     private static func values(_ reply: RESPValue) throws -> [RESPValue] {
         guard let values = reply.array, !values.isEmpty else { throw StoreUnavailable("unexpected reply from a script: \(reply)") }
         return values
+    }
+}
+
+private extension EventLoopFuture {
+    /// Any failure as `StoreUnavailable`: whatever went wrong with Redis, callers fail closed.
+    func failingAsUnavailable() -> EventLoopFuture<Value> {
+        flatMapErrorThrowing { throw $0 as? StoreUnavailable ?? StoreUnavailable("\($0)") }
     }
 }

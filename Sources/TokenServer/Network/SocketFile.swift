@@ -7,7 +7,7 @@ import Logging
 /// on the same path is never disturbed.
 enum SocketFile {
     static func prepare(_ path: String, logger: Logger) throws {
-        guard path.utf8.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else {
+        guard path.utf8.count < UnixSocketAddress.maximumPathLength else {
             throw ConfigurationError("socket path \(path) is too long for a Unix socket (\(path.utf8.count) bytes)")
         }
         var info = stat()
@@ -29,14 +29,26 @@ enum SocketFile {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
+        return UnixSocketAddress.with(path) { connect(fd, $0, $1) } == 0
+    }
+}
+
+/// A `sockaddr_un` for a path, for the socket calls that take one.
+enum UnixSocketAddress {
+    static let maximumPathLength = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+
+    /// Calls `body` with the address of `path` and its length; nil when the path is too long. A
+    /// leading `@` names an abstract socket (addressed with a leading NUL), as systemd writes it.
+    static func with<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T? {
+        var bytes = Array(path.utf8)
+        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
+        guard bytes.count < maximumPathLength else { return nil }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
         }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        return result == 0
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
     }
 }

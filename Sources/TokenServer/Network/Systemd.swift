@@ -58,21 +58,9 @@ public enum Systemd {
             let fd = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { return }
             defer { close(fd) }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            var bytes = Array(path.utf8)
-            // An abstract socket is written with a leading @ and addressed with a leading NUL.
-            if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
-            guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                for (index, byte) in bytes.enumerated() { raw[index] = byte }
-            }
-            let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
             let payload = Array(message.utf8)
-            _ = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddr in
-                    payload.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL), sockaddr, length) }
-                }
+            _ = UnixSocketAddress.with(path) { address, length in
+                payload.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL), address, length) }
             }
         }
 

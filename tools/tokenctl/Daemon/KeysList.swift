@@ -15,7 +15,7 @@ struct KeysList: AsyncParsableCommand {
         try await options.withClient { client in
             let keys = try await client.keysList()
             if options.json {
-                printJSON(JSONObject(["status": .string(Status.ok.name), "keys": .array(keys.map { .object($0.jsonObject) })]))
+                KeyInfo.printJSON(keys)
             } else {
                 TextTable(
                     header: ["KID", "ALGORITHM", "SIGNING", "CREATED"],
@@ -27,6 +27,11 @@ struct KeysList: AsyncParsableCommand {
 }
 
 extension KeyInfo {
+    /// The `--json` output of the commands that answer with the daemon's keys.
+    static func printJSON(_ keys: [KeyInfo]) {
+        tokenctl.printJSON(JSONObject(["status": .string(Status.ok.name), "keys": .array(keys.map { .object($0.jsonObject) })]))
+    }
+
     /// The key's fields as JSON members.
     var jsonObject: JSONObject {
         JSONObject([

@@ -20,7 +20,7 @@ struct KeysReload: AsyncParsableCommand {
         try await options.withClient { client in
             let keys = try await client.keysReload()
             if options.json {
-                printJSON(JSONObject(["status": .string(Status.ok.name), "keys": .array(keys.map { .object($0.jsonObject) })]))
+                KeyInfo.printJSON(keys)
             } else {
                 print("reloaded: \(keys.count) key\(keys.count == 1 ? "" : "s"); \(keys.first { $0.signing }.map { "\($0.kid) (\($0.algorithm))" } ?? "none") signs")
             }

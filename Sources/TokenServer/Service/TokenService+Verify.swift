@@ -12,8 +12,22 @@ extension TokenService {
         let expiration: Int64
         /// The complete claims set as JSON, for verify replies.
         let claimsJSON: String
+        /// Which of tokend's tokens it is, by its `typ` (compared without regard to case), read
+        /// once when the token is first verified.
+        let kind: Kind
 
-        var type: String { (jwt.header.type ?? "").lowercased() }
+        enum Kind: Sendable {
+            case session, access, refresh, other
+        }
+
+        static func kind(of type: String?) -> Kind {
+            switch (type ?? "").lowercased() {
+            case TokenType.session.lowercased(): .session
+            case TokenType.access: .access
+            case TokenType.refresh: .refresh
+            default: .other
+            }
+        }
     }
 
     /// Signature, shape and tokend's own claims; time is judged by the caller, who knows
@@ -25,7 +39,7 @@ extension TokenService {
         let result = authenticateUncached(token)
         // Refresh tokens are spent by their one use, and expired ones are refused anyway:
         // caching either would only take room.
-        if case .success(let presented) = result, presented.type != TokenType.refresh, now < presented.expiration {
+        if case .success(let presented) = result, presented.kind != .refresh, now < presented.expiration {
             cache.insert(key, VerifiedTokenCache.Entry(presented: presented, claimsJSON: presented.claimsJSON))
         }
         return result
@@ -41,7 +55,8 @@ extension TokenService {
         guard let sid = jwt.claims.sessionID, let key = SessionKey(sid), let subject = jwt.claims.subject,
               let expiration = jwt.claims.expiration
         else { return .failure(OutcomeError(.malformedToken, "the token lacks the sid, sub or exp that tokend issues")) }
-        return .success(Presented(jwt: jwt, key: key, subject: subject, expiration: expiration, claimsJSON: jwt.claims.json))
+        return .success(Presented(jwt: jwt, key: key, subject: subject, expiration: expiration, claimsJSON: jwt.claims.json,
+                                   kind: Presented.kind(of: jwt.header.type)))
     }
 
     static func status(for error: JWTError) -> Status {
@@ -63,8 +78,8 @@ extension TokenService {
         let now = clock.now()
         let fingerprint = digester.fingerprint(request.fingerprint)
         let claimsJSON = presented.claimsJSON
-        switch presented.type {
-        case TokenType.session.lowercased():
+        switch presented.kind {
+        case .session:
             // A session token's exp is the end of the login's maximum lifetime.
             guard now < presented.expiration + configuration.leeway else {
                 return eventLoop.makeSucceededFuture(.refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again"))
@@ -83,7 +98,7 @@ extension TokenService {
                 case .wrongKind: return .refused(.wrongTokenType, "the token's session is not a sliding session")
                 }
             }
-        case TokenType.access:
+        case .access:
             guard !explicit else {
                 return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "renew applies to sliding sessions; refresh the pair instead"))
             }
@@ -99,9 +114,9 @@ extension TokenService {
                 case let other: return Self.refusal(other)
                 }
             }
-        case TokenType.refresh:
+        case .refresh:
             return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "a refresh token is only accepted by refresh"))
-        default:
+        case .other:
             return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "not a token type tokend issues"))
         }
     }
@@ -123,7 +138,7 @@ extension TokenService {
         case .success(let value): presented = value
         case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
         }
-        guard presented.type == TokenType.refresh else {
+        guard presented.kind == .refresh else {
             return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "refresh takes a refresh token"))
         }
         guard let refreshID = presented.jwt.claims.jwtID.flatMap(SessionKey.init) else {

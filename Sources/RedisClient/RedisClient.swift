@@ -43,12 +43,10 @@ public final class RedisClient: Sendable {
     /// What `stats` reports about the store's health.
     public struct Health: Sendable {
         public var mode: Mode
-        public var nodes: Int
         public var healthy: Bool
         public var commands: UInt64
         public var failures: UInt64
         public var redirections: UInt64
-        public var lastError: String?
     }
 
     private struct Counters {
@@ -56,7 +54,6 @@ public final class RedisClient: Sendable {
         var failures: UInt64 = 0
         var redirections: UInt64 = 0
         var consecutiveFailures = 0
-        var lastError: String?
     }
 
     public let configuration: Configuration
@@ -75,10 +72,9 @@ public final class RedisClient: Sendable {
     }
 
     public var health: Health {
-        let (mode, nodes) = topology.withLockedValue { ($0.mode, $0.nodes.count) }
+        let mode = topology.withLockedValue { $0.mode }
         return counters.withLockedValue {
-            Health(mode: mode, nodes: nodes, healthy: $0.consecutiveFailures == 0, commands: $0.commands, failures: $0.failures,
-                   redirections: $0.redirections, lastError: $0.lastError)
+            Health(mode: mode, healthy: $0.consecutiveFailures == 0, commands: $0.commands, failures: $0.failures, redirections: $0.redirections)
         }
     }
 
@@ -155,7 +151,7 @@ public final class RedisClient: Sendable {
         ready(on: loop).flatMap {
             let masters = self.masters()
             let replies = masters.map { address in
-                self.node(address).connection(on: loop).flatMap { $0.send(command, timeout: self.configuration.timeout) }.map { (address, $0) }
+                self.sendUncounted(command, to: address, on: loop).map { (address, $0) }
             }
             return EventLoopFuture.whenAllSucceed(replies, on: loop)
         }.always { self.count($0) }
@@ -163,7 +159,12 @@ public final class RedisClient: Sendable {
 
     /// Runs `command` on one node.
     public func send(_ command: RedisCommand, to address: RedisAddress, on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        node(address).connection(on: loop).flatMap { $0.send(command, timeout: self.configuration.timeout) }.always { self.count($0) }
+        sendUncounted(command, to: address, on: loop).always { self.count($0) }
+    }
+
+    /// `command` on `address`'s connection on `loop`, without redirections or counting.
+    private func sendUncounted(_ command: RedisCommand, to address: RedisAddress, on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        node(address).connection(on: loop).flatMap { $0.send(command, timeout: self.configuration.timeout) }
     }
 
     private func masters() -> [RedisAddress] {
@@ -182,10 +183,9 @@ public final class RedisClient: Sendable {
             case .success:
                 defer { counters.consecutiveFailures = 0 }
                 return counters.consecutiveFailures > 0 ? counters.consecutiveFailures : nil
-            case .failure(let error):
+            case .failure:
                 counters.failures += 1
                 counters.consecutiveFailures += 1
-                counters.lastError = "\(error)"
                 return nil
             }
         }
@@ -325,7 +325,7 @@ public final class RedisClient: Sendable {
         guard let address = candidates.first else {
             return promise.fail(lastError ?? RedisError.clusterDown("no node to ask for the slot map"))
         }
-        node(address).connection(on: loop).flatMap { $0.send(RedisCommand("CLUSTER", "SLOTS"), timeout: self.configuration.timeout) }
+        sendUncounted(RedisCommand("CLUSTER", "SLOTS"), to: address, on: loop)
             .whenComplete { result in
                 switch result {
                 case .success(.error(let message)) where address == self.configuration.endpoint.address:

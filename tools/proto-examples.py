@@ -2,12 +2,15 @@
 """Encodes the examples of proto-spec.md, written from the spec alone.
 
     python3 tools/proto-examples.py                      print the generated sections (Markdown)
-    python3 tools/proto-examples.py --check proto-spec.md  exit 1 if the spec's sections differ
-    python3 tools/proto-examples.py --write proto-spec.md  replace the spec's sections
+    python3 tools/proto-examples.py --check proto-spec.md docs/state-format.md
+                                            exit 1 if a document's generated section differs
+    python3 tools/proto-examples.py --write proto-spec.md docs/state-format.md
+                                            replace the documents' generated sections
+    python3 tools/proto-examples.py --files DIR   write the state-file examples into DIR
 
 Two sections are generated: the wire examples (section 17), between the markers BEGIN and END
-below, and the state-file examples (section 18), between DISK_BEGIN and DISK_END. Standard
-library only.
+below, and the state-file examples (docs/state-format.md section 14), between DISK_BEGIN and
+DISK_END. Standard library only.
 """
 
 import base64
@@ -293,7 +296,7 @@ EXAMPLES = [
     ("stats",
      "At T0 + 7200, after the requests above, from a peer with the admin role; the daemon started at T0, "
      "loading the state of its previous run, which held Carol's session (issued at T0 - 3600; 17.20 finds it "
-     "idle, and 18.14.1 shows it in the snapshot). "
+     "idle, and docs/state-format.md section 14.1 shows it in the snapshot). "
      "Abridged: shown are the first thirteen records, in the order the daemon writes them; the real reply goes on "
      "with an `op.<name>` record for every operation and a `status.<name>` record for every status (section 12.8). "
      "Alice's session is revoked; Bob's family is still held (its refresh token has expired, but it counts until "
@@ -346,7 +349,7 @@ EXAMPLES = [
     ("snapshot",
      "At T0 + 7400. The daemon holds three logins (Alice's, Bob's and Carol's idle session of 17.20) and no live "
      "dedup entry, so the snapshot has three records; the reply comes once the file is durable. The message is "
-     "for people (records, bytes and seconds); the file is the one shown in 18.14.1.",
+     "for people (records, bytes and seconds); the file is the one shown in docs/state-format.md section 14.1.",
      request(OPCODES["snapshot"], 15),
      response(OPCODES["snapshot"], 15, STATUS["ok"], [
          ("count", 3), ("message", "snapshot written: 3 records, 314 bytes in 0.002 s")])),
@@ -392,7 +395,7 @@ EXAMPLES = [
      response(OPCODES["ping"], 22, STATUS["ok"])),
 
     ("keys_reload",
-     "At T0 + 7500, after an operator copied a key file dated T0 + 9000 into the key directory (18.13): both keys "
+     "At T0 + 7500, after an operator copied a key file dated T0 + 9000 into the key directory (docs/state-format.md section 13): both keys "
      "of 17.14 and the new one verify; the one of 17.14 still signs until T0 + 9000.",
      request(OPCODES["keys_reload"], 24),
      response(OPCODES["keys_reload"], 24, STATUS["ok"], [
@@ -554,9 +557,9 @@ def journal_file():
 
 DISK_EXAMPLES = [
     (f"snapshot.tks",
-     "The snapshot that 17.15 wrote at T0 + 7400 (the message there gives its size). Records are shown in "
+     "The snapshot that proto-spec.md 17.15 wrote at T0 + 7400 (the message there gives its size). Records are shown in "
      "session-id order; the daemon writes them in no particular order. Alice's session is bound to the "
-     "fingerprint of 17.3; its digest is computed with a `keys/digest.secret` of the 32 bytes `00 01 ... 1f`.",
+     "fingerprint of proto-spec.md 17.3; its digest is computed with a `keys/digest.secret` of the 32 bytes `00 01 ... 1f`.",
      snapshot_file),
     (f"journal-{SNAPSHOT_SEQUENCE:016x}.tkj",
      "The journal the daemon switched to for that snapshot (same sequence and creation time), after Bob "
@@ -578,7 +581,7 @@ def render_disk():
     for number, (name, note, build) in enumerate(DISK_EXAMPLES, start=1):
         pieces = build()
         data = b"".join(d for _, d, _ in pieces)
-        out.append(f"#### 18.14.{number} `{name}`")
+        out.append(f"### 14.{number} `{name}`")
         out.append("")
         out.append(note)
         out.append("")
@@ -619,19 +622,23 @@ def main(argv):
             with open(f"{argv[2]}/{name}", "wb") as f:
                 f.write(data)
         return 0
-    if len(argv) == 3 and argv[1] in ("--check", "--write"):
-        with open(argv[2], encoding="utf-8") as f:
-            spec = f.read()
-        updated = splice(splice(spec, section), disk, DISK_BEGIN, DISK_END)
-        if argv[1] == "--write":
-            with open(argv[2], "w", encoding="utf-8") as f:
-                f.write(updated)
-            return 0
-        if updated != spec:
-            print(f"{argv[2]}: the examples differ from tools/proto-examples.py's output", file=sys.stderr)
-            return 1
-        print(f"{argv[2]}: {len(EXAMPLES)} wire examples and {len(DISK_EXAMPLES)} state-file examples match")
-        return 0
+    if len(argv) == 4 and argv[1] in ("--check", "--write"):
+        documents = [(argv[2], section, BEGIN, END, f"{len(EXAMPLES)} wire examples"),
+                     (argv[3], disk, DISK_BEGIN, DISK_END, f"{len(DISK_EXAMPLES)} state-file examples")]
+        failed = False
+        for path, generated, begin, end, what in documents:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            updated = splice(text, generated, begin, end)
+            if argv[1] == "--write":
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(updated)
+            elif updated != text:
+                print(f"{path}: the examples differ from tools/proto-examples.py's output", file=sys.stderr)
+                failed = True
+            else:
+                print(f"{path}: {what} match")
+        return 1 if failed else 0
     print(__doc__, file=sys.stderr)
     return 2
 

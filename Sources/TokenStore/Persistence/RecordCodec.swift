@@ -1,7 +1,6 @@
 import NIOCore
 
-/// Encodes and decodes journal and snapshot records; the layout is in proto-spec.md,
-/// "On-disk formats".
+/// Encodes and decodes journal and snapshot records; the layout is in docs/state-format.md.
 ///
 ///     ┌──────────────────┬─────────┬──────────────────────────────┬─────────┐
 ///     │ length u32 (BE)  │ type u8 │ crc32c u32 (type + payload)  │ payload │

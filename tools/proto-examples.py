@@ -57,6 +57,8 @@ TAGS = {
     "key": (50, "record"), "kid": (51, "string"), "algorithm": (52, "string"),
     "signing": (53, "bool"), "jwks": (54, "json"), "stat": (55, "record"),
     "name": (56, "string"), "value": (57, "u64"), "metrics": (58, "string"),
+    "dedup_window_ms": (59, "u64"), "idle_ttl": (60, "u64"), "renew_below": (61, "u64"), "renew_by": (62, "u64"),
+    "access_ttl": (63, "u64"), "refresh_token_ttl": (64, "u64"), "max_login_lifetime": (65, "u64"), "leeway": (66, "u64"),
 }
 TAG_NAMES = {tag: name for name, (tag, _) in TAGS.items()}
 
@@ -225,10 +227,13 @@ BOB_CLAIMS = ('{"iss":"tokend","sub":"bob","aud":"api","iat":1767225600,"exp":17
               '"jti":"p7HsD1fGk5JzUa2XoYq0CA","sid":"' + BOB_SID + '"}')
 
 EXAMPLES = [
-    ("hello", "Request id 1 from `tokenctl`; the daemon speaks version 1 and takes request bodies of up to 65536 bytes.",
+    ("hello", "Request id 1 from `tokenctl`; the daemon speaks version 1, takes request bodies of up to 65536 bytes "
+     "and runs with the default settings of section 11 (a dedup window of 5 s, an idle TTL of 2 h, and so on).",
      request(OPCODES["hello"], 1, [("client_name", "tokenctl 0.1.0")]),
      response(OPCODES["hello"], 1, STATUS["ok"], [
-         ("protocol_version", 1), ("server_name", "tokend 0.1.0"), ("max_frame_size", 65536)])),
+         ("protocol_version", 1), ("server_name", "tokend 0.1.0"), ("max_frame_size", 65536),
+         ("dedup_window_ms", 5000), ("idle_ttl", 7200), ("renew_below", 3600), ("renew_by", 3600),
+         ("access_ttl", 1800), ("refresh_token_ttl", 3600), ("max_login_lifetime", 43200), ("leeway", 0)])),
 
     ("ping", "No fields either way.",
      request(OPCODES["ping"], 2),

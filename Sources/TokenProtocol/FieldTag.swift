@@ -89,6 +89,24 @@ public struct FieldTag: RawRepresentable, Hashable, Sendable, CustomStringConver
     /// string: the Prometheus text format of every metric (metrics response).
     public static let metricsText = FieldTag(58)
 
+    // The daemon's settings, in the hello response (seconds unless named otherwise).
+    /// u64 milliseconds: how long a refresh's or idempotent issue's result is handed out again.
+    public static let dedupWindowMilliseconds = FieldTag(59)
+    /// u64: session mode's idle TTL, also the largest `ttl` a session-mode issue may ask.
+    public static let idleTTL = FieldTag(60)
+    /// u64: a verify renews a session when less than this remains of its idle expiry.
+    public static let renewBelow = FieldTag(61)
+    /// u64: how much such a renewal adds.
+    public static let renewBy = FieldTag(62)
+    /// u64: pair mode's access-token TTL, also the largest `ttl` a pair-mode issue may ask.
+    public static let accessTTL = FieldTag(63)
+    /// u64: the refresh-token TTL, also the largest `refresh_ttl` an issue may ask.
+    public static let refreshTokenTTL = FieldTag(64)
+    /// u64: the maximum lifetime of a login, also the largest `max_lifetime` an issue may ask.
+    public static let maxLoginLifetime = FieldTag(65)
+    /// u64: the clock skew tolerated on a token's `exp`.
+    public static let leeway = FieldTag(66)
+
     public var description: String { "tag \(rawValue)" }
 }
 

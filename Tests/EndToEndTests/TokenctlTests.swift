@@ -31,7 +31,7 @@ import TestSupport
 
         let pair = try json(try daemon.tokenctl(["issue", "--subject", "alice", "--mode", "pair", "--json"]).output)
         #expect(pair["access_token"] is String && pair["refresh_token"] is String)
-        let refreshed = try daemon.tokenctl(["refresh", "--json", pair["refresh_token"] as! String])
+        let refreshed = try daemon.tokenctl(["refresh", "--json", try #require(pair["refresh_token"] as? String)])
         #expect(refreshed.status == 0)
         let newAccess = try json(refreshed.output)["access_token"] as? String
         #expect(newAccess != nil && newAccess != pair["access_token"] as? String)
@@ -44,6 +44,51 @@ import TestSupport
 
         let sessions = try daemon.tokenctl(["sessions", "--subject", "alice"])
         #expect(sessions.status == 0 && sessions.output.contains("revoked"))
+    }
+
+    /// `--socket` and `--json` before or after the subcommand (nested ones too), and a token or
+    /// fingerprint from standard input or a file, where `ps` cannot see it.
+    @Test func globalOptionsAnywhereAndSecretsFromStandardInputOrFiles() throws {
+        let daemon = try DaemonProcess()
+        let tokenctl = DaemonProcess.executable("tokenctl")
+        for arguments in [
+            ["--socket", daemon.socketPath, "--json", "ping"],
+            ["ping", "--socket", daemon.socketPath, "--json"],
+            ["--json", "ping", "--socket", daemon.socketPath],
+            ["--socket", daemon.socketPath, "keys", "--json", "list"],
+            ["keys", "list", "--socket", daemon.socketPath, "--json"],
+        ] {
+            let result = try runProcess(tokenctl, arguments)
+            #expect(result.status == 0, "tokenctl \(arguments): \(result.error)")
+            #expect(try json(result.output)["status"] as? String == "ok", "tokenctl \(arguments)")
+        }
+        let help = try runProcess(tokenctl, ["--help"])
+        #expect(help.output.contains("GLOBAL OPTIONS"))
+        #expect(help.output.components(separatedBy: "--socket <path>").count == 3, "usage line and one entry: \(help.output)")
+
+        let directory = daemon.stateDirectory.path
+        let fingerprintFile = directory + "/fingerprint", tokenFile = directory + "/token"
+        try Data("device 7\n".utf8).write(to: URL(fileURLWithPath: fingerprintFile))
+        let issued = try json(try runProcess(tokenctl, ["--socket", daemon.socketPath, "--json", "issue", "--subject", "alice", "--fingerprint-file", fingerprintFile]).output)
+        let token = try #require(issued["token"] as? String)
+        try Data((token + "\n").utf8).write(to: URL(fileURLWithPath: tokenFile))
+
+        let fromStandardInput = try runProcess(tokenctl, ["--socket", daemon.socketPath, "--json", "verify", "--fingerprint", "device 7", "-"], input: token + "\n")
+        #expect(try json(fromStandardInput.output)["status"] as? String == "ok", "\(fromStandardInput.error)")
+        let fromFiles = try runProcess(tokenctl, ["verify", "--token-file", tokenFile, "--fingerprint-file", fingerprintFile, "--socket", daemon.socketPath, "--json"])
+        #expect(try json(fromFiles.output)["status"] as? String == "ok")
+        let fingerprintFromStandardInput = try runProcess(tokenctl, ["verify", "--token-file", tokenFile, "--fingerprint", "-", "--socket", daemon.socketPath, "--json"], input: "device 8\n")
+        #expect(try json(fingerprintFromStandardInput.output)["status"] as? String == "fingerprint_mismatch")
+        // Two values cannot both come from standard input, nor a value and its file.
+        #expect(try runProcess(tokenctl, ["verify", "-", "--fingerprint", "-", "--socket", daemon.socketPath], input: token).status == 2)
+        #expect(try runProcess(tokenctl, ["verify", token, "--token-file", tokenFile, "--socket", daemon.socketPath]).status == 2)
+        #expect(try runProcess(tokenctl, ["verify", "--token-file", directory + "/missing", "--socket", daemon.socketPath]).status == 2)
+
+        let revoked = try runProcess(tokenctl, ["revoke", "--token-file", tokenFile, "--socket", daemon.socketPath, "--json"])
+        #expect(try json(revoked.output)["count"] as? Int == 1)
+        let after = try runProcess(tokenctl, ["--socket", daemon.socketPath, "--json", "verify", "--token-file", tokenFile, "--fingerprint-file", fingerprintFile])
+        #expect(after.status == 1)
+        #expect(try json(after.output)["status"] as? String == "revoked")
     }
 
     @Test func usageErrorsAndAnUnreachableDaemon() throws {

@@ -1,31 +1,105 @@
 import Foundation
 
-/// Locates `../shared/testvectors` beside the repository (they stay in shared/, never copied).
+/// The test vectors kept in `Tests/Vectors/` (their origin and licence are in its README.md).
+///
+/// Every accessor throws a `FixtureError` naming the file (and the member) instead of trapping,
+/// so that a missing or damaged fixture fails the one test that reads it.
 public enum TestVectors {
     public static let directory: URL = {
         var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() } // Tests/TestSupport/TestVectors.swift
-        return url.deletingLastPathComponent().appendingPathComponent("shared/testvectors")
+        url.deleteLastPathComponent() // Tests/TestSupport/TestVectors.swift
+        return url.deletingLastPathComponent().appendingPathComponent("Vectors")
     }()
 
-    public static func json(_ relativePath: String) throws -> [String: Any] {
-        let data = try Data(contentsOf: directory.appendingPathComponent(relativePath))
-        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    /// The JSON object in a file under `Tests/Vectors/`.
+    public static func json(_ relativePath: String) throws -> Fixture {
+        let url = directory.appendingPathComponent(relativePath)
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw FixtureError(path: url.path, problem: "cannot be read (\(error.localizedDescription))")
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw FixtureError(path: url.path, problem: "is not a JSON object")
+        }
+        return Fixture(path: url.path, object: object)
     }
 
     /// The Wycheproof test groups of one file, each with its tests.
-    public static func wycheproofGroups(_ name: String) throws -> [[String: Any]] {
-        try json("wycheproof/\(name)")["testGroups"] as! [[String: Any]]
+    public static func wycheproofGroups(_ name: String) throws -> [Fixture] {
+        try json("wycheproof/\(name)").objects("testGroups")
+    }
+}
+
+/// A fixture that is missing or not what the test expects.
+public struct FixtureError: Error, CustomStringConvertible {
+    public let path: String
+    public let problem: String
+    public var description: String { "test fixture \(path): \(problem)" }
+
+    public init(path: String, problem: String) {
+        self.path = path
+        self.problem = problem
+    }
+}
+
+/// A JSON object read from a fixture file; its accessors throw, naming the file and the member.
+public struct Fixture: @unchecked Sendable {
+    public let path: String
+    public let object: [String: Any]
+
+    func value<T>(_ key: String, as type: T.Type) throws -> T {
+        guard let value = object[key] else { throw FixtureError(path: path, problem: "lacks \"\(key)\"") }
+        guard let typed = value as? T else { throw FixtureError(path: path, problem: "\"\(key)\" is not a \(T.self)") }
+        return typed
+    }
+
+    public func string(_ key: String) throws -> String { try value(key, as: String.self) }
+    /// A whole number (JSONSerialization hands numbers over as NSNumber).
+    public func int(_ key: String) throws -> Int {
+        let number = try value(key, as: NSNumber.self)
+        guard let int = Int(exactly: number.doubleValue) else { throw FixtureError(path: path, problem: "\"\(key)\" is not a whole number") }
+        return int
+    }
+    public func bool(_ key: String) throws -> Bool { try value(key, as: Bool.self) }
+    public func strings(_ key: String) throws -> [String: String] { try value(key, as: [String: String].self) }
+    public func optionalInt64(_ key: String) throws -> Int64? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        return try Int64(int(key))
+    }
+
+    /// The bytes of a member written in hexadecimal.
+    public func hex(_ key: String) throws -> [UInt8] {
+        guard let bytes = [UInt8](hexString: try string(key)) else {
+            throw FixtureError(path: path, problem: "\"\(key)\" is not hexadecimal")
+        }
+        return bytes
+    }
+
+    /// An array of objects, each a fixture of the same file.
+    public func objects(_ key: String) throws -> [Fixture] {
+        try value(key, as: [[String: Any]].self).map { Fixture(path: path, object: $0) }
     }
 }
 
 extension Array where Element == UInt8 {
-    public init(hex: String) {
+    /// Bytes from hexadecimal text; nil unless it is an even number of hexadecimal digits.
+    public init?(hexString hex: String) {
+        guard hex.utf8.count.isMultiple(of: 2) else { return nil }
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(hex.utf8.count / 2)
         var iterator = hex.utf8.makeIterator()
         while let high = iterator.next(), let low = iterator.next() {
-            bytes.append(UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)!)
+            guard let byte = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
         }
+        self = bytes
+    }
+
+    /// Bytes from hexadecimal text written in a test's own source; traps on a typo there.
+    public init(hex: String) {
+        guard let bytes = [UInt8](hexString: hex) else { preconditionFailure("not hexadecimal: \(hex)") }
         self = bytes
     }
 

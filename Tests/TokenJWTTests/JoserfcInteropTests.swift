@@ -52,7 +52,7 @@ import TokenJWT
     func theirsVerifyHere(_ algorithm: JWSAlgorithm) throws {
         let result = try Self.python(["sign", algorithm.name, #"{"sub":"bob","exp":\#(Self.now + 600),"n":1}"#])
         try #require(result.status == 0, "joserfc could not sign: \(result.error)")
-        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as! [String: String]
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: String], "joserfc_interop.py printed \(result.output)")
         let key = algorithm.isHMAC
             ? try JWTKey(hmacSecret: Base64URL.decode(object["key"]!)!, algorithm: algorithm)
             : try JWTKey(asymmetric: AsymmetricKey(pem: object["key"]!), algorithm: algorithm)

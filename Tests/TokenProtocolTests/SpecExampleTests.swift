@@ -13,7 +13,7 @@ import TokenProtocol
 @Suite struct SpecExampleTests {
     /// How many examples the spec holds today; fewer means the extraction broke (or examples
     /// were dropped without updating this number).
-    static let expectedExamples = 23
+    static let expectedExamples = 25
 
     struct Frame {
         var bytes: [UInt8]
@@ -203,7 +203,7 @@ import TokenProtocol
         let examples = try Self.loadExamples()
         let spec = try String(contentsOfFile: Self.specPath(), encoding: .utf8)
         let headings = spec.split(separator: "\n").filter { $0.hasPrefix("### 17.") }.count
-        #expect(examples.count >= Self.expectedExamples,
+        #expect(examples.count == Self.expectedExamples,
                 "found \(examples.count) examples in proto-spec.md, expected \(Self.expectedExamples): has the extraction or the spec's layout changed?")
         #expect(examples.count == headings, "\(headings) example headings in section 17, but \(examples.count) examples extracted")
         for example in examples {
@@ -277,7 +277,7 @@ import TokenProtocol
                 #expect(Self.encoded(info.fields) == Self.bytes(record), "\(label): SessionInfo re-encodes differently")
             }
             _ = try response.fields.string(.nextCursor)
-        case .keysList, .keysRotate:
+        case .keysList, .keysRotate, .keysReload:
             let records = response.fields.values(.keyRecord)
             #expect(!records.isEmpty, "\(label): no key records")
             if response.opcode == .keysRotate { #expect(records.count == 1, "\(label): keys_rotate returns one key") }
@@ -293,9 +293,16 @@ import TokenProtocol
                 #expect(try record.uint64(.value) != nil, "\(label): stat record without value")
             }
         case .hello:
-            #expect(try response.fields.uint8(.protocolVersion) == ProtocolVersion.current, "\(label): protocol_version")
-            #expect(try response.fields.string(.serverName) != nil, "\(label): server_name")
-            #expect(try response.fields.uint64(.maxFrameSize) != nil, "\(label): max_frame_size")
+            let info = try HelloInfo(fields: response.fields)
+            #expect(info.protocolVersion == ProtocolVersion.current, "\(label): protocol_version")
+            #expect(info.settings != nil, "\(label): the daemon's settings")
+            #expect(Self.encoded(info.fields) == Self.encoded(response.fields), "\(label): HelloInfo re-encodes differently")
+        case .snapshot:
+            #expect(try response.fields.uint64(.count) != nil, "\(label): count")
+            #expect(response.message != nil, "\(label): message")
+        case .metrics:
+            let text = try #require(try response.fields.string(.metricsText), "\(label): metrics")
+            #expect(text.contains("# TYPE "), "\(label): not the Prometheus text format")
         case .revoke:
             #expect(try response.fields.uint64(.count) != nil, "\(label): count")
         case .keysJWKS:

@@ -15,6 +15,10 @@ struct TokenCtl: AsyncParsableCommand {
             StoreCommand.self, BenchCommand.self, JWTCommand.self,
         ]
     )
+
+    /// Accepted before the subcommand too (`tokenctl --socket S stats`); the subcommands read
+    /// the same values through their own `@OptionGroup`.
+    @OptionGroup(title: "Global Options") var global: DaemonOptions
 }
 
 /// An error that ends the command with a specific exit code, its message already printed.

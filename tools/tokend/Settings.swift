@@ -95,8 +95,18 @@ struct Settings {
         try seconds("access-ttl", into: &configuration.accessTTL)
         try seconds("refresh-ttl", into: &configuration.refreshTTL)
         try seconds("session-idle", into: &configuration.sessionIdle)
+        // Unset, renewal settings follow a shorter idle TTL: at most half of it.
+        configuration.renewBelow = min(configuration.renewBelow, configuration.sessionIdle / 2)
+        configuration.renewBy = min(configuration.renewBy, configuration.sessionIdle / 2)
         try seconds("renew-below", into: &configuration.renewBelow, minimum: 0)
         try seconds("renew-by", into: &configuration.renewBy, minimum: 0)
+        for name in ["renew-below", "renew-by"] {
+            let value = name == "renew-below" ? configuration.renewBelow : configuration.renewBy
+            guard value <= configuration.sessionIdle else {
+                throw SettingsError("\(sources[name] ?? "--\(name)") (\(value)s) exceeds \(sources["session-idle"] ?? "--session-idle") (\(configuration.sessionIdle)s): "
+                    + "a renewal can never keep a session longer than its idle TTL; lower --\(name) or raise --session-idle")
+            }
+        }
         try seconds("max-lifetime", into: &configuration.maxLifetime)
         try seconds("dedup-window", into: &configuration.dedupWindow, minimum: 0)
         try seconds("leeway", into: &configuration.leeway, minimum: 0)
@@ -112,7 +122,9 @@ struct Settings {
         configuration.issueGIDs = try ids("issue-gids") ?? []
         configuration.adminUIDs = try ids("admin-uids")
         configuration.adminGIDs = try ids("admin-gids") ?? []
-        try integer("max-frame-size", into: &configuration.maxFrameSize, minimum: 64)
+        // Every request whose fields keep to their size limits fits in 32768 bytes, so a client
+        // that skips hello can send any of them (proto-spec.md 4.2).
+        try integer("max-frame-size", into: &configuration.maxFrameSize, minimum: TokendConfiguration.minimumFrameSize)
         try integer("max-connections", into: &configuration.maxConnections)
         try integer("max-in-flight", into: &configuration.maxInFlight)
         try seconds("snapshot-interval", into: &configuration.snapshotInterval, minimum: 0)

@@ -80,6 +80,8 @@ public struct TokendConfiguration: Sendable {
 
     /// The largest request frame body accepted, in bytes.
     public var maxFrameSize: Int = 64 * 1024
+    /// The least `maxFrameSize` may be: every request within the field limits fits.
+    public static let minimumFrameSize = 32 * 1024
     /// Connections beyond this are closed at once.
     public var maxConnections: Int = 4096
     /// Requests in flight per connection before the daemon stops reading from it.

@@ -10,6 +10,25 @@ import TokenStore
 public final class TokenService: Sendable {
     public static let serverName = "tokend 0.1.0"
 
+    /// The `hello` reply: the daemon's version, limits and the settings clients see.
+    var helloInfo: HelloInfo {
+        HelloInfo(
+            protocolVersion: ProtocolVersion.current,
+            serverName: Self.serverName,
+            maxFrameSize: configuration.maxFrameSize,
+            settings: DaemonSettings(
+                dedupWindowMilliseconds: UInt64(configuration.dedupWindow) * 1000,
+                idleTTL: UInt64(configuration.sessionIdle),
+                renewBelow: UInt64(configuration.renewBelow),
+                renewBy: UInt64(configuration.renewBy),
+                accessTTL: UInt64(configuration.accessTTL),
+                refreshTTL: UInt64(configuration.refreshTTL),
+                maxLifetime: UInt64(configuration.maxLifetime),
+                leeway: UInt64(configuration.leeway)
+            )
+        )
+    }
+
     let configuration: TokendConfiguration
     let store: any TokenStateStore
     let keys: SigningKeys
@@ -102,11 +121,7 @@ public final class TokenService: Sendable {
         switch request.opcode {
         case .hello:
             _ = try HelloRequest(fields: request.fields)
-            var fields = Fields()
-            fields.append(.protocolVersion, uint8: ProtocolVersion.current)
-            fields.append(.serverName, string: Self.serverName)
-            fields.append(.maxFrameSize, uint64: UInt64(configuration.maxFrameSize))
-            return eventLoop.makeSucceededFuture(.ok(fields))
+            return eventLoop.makeSucceededFuture(.ok(helloInfo.fields))
         case .ping:
             return eventLoop.makeSucceededFuture(.ok())
         case .issue:

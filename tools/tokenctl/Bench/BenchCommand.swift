@@ -47,7 +47,7 @@ struct BenchCommand: AsyncParsableCommand {
         """
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     @Option(name: [.customShort("c"), .long], help: "Connections, each its own client.")
     var connections = 50

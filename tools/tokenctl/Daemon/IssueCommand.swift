@@ -7,13 +7,13 @@ struct IssueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "issue",
         abstract: "Issue a login: a sliding-session token, or an access + refresh pair.",
-        discussion: "Durations take a unit (5s, 30m, 2h, 1d; a bare number is seconds) and must be whole seconds; the daemon caps them at its configured values."
+        discussion: "Durations take a unit (5s, 30m, 2h, 1d; a bare number is seconds) and must be whole seconds; the daemon refuses them above its configured values (tokenctl ping --json shows them)."
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     @Option(help: "Who the token is for (the sub claim).") var subject: String
-    @Option(help: "The client fingerprint to bind the login to (sent as UTF-8 bytes).") var fingerprint: String?
+    @OptionGroup var fingerprint: FingerprintOptions
     @Option(help: "session: one token, renewed by use; pair: access + refresh tokens.") var mode: ModeArgument = .session
     @Option(help: ArgumentHelp("Extra claims, as a JSON object.", valueName: "json")) var claims: String?
     @Option(help: "The aud claim.") var audience: String?
@@ -27,6 +27,7 @@ struct IssueCommand: AsyncParsableCommand {
     var maxLifetime: DurationArgument?
 
     func validate() throws {
+        try SecretInput.check([fingerprint.source])
         guard !subject.isEmpty else { throw ValidationError("--subject must not be empty") }
         if let claims {
             do {
@@ -41,7 +42,7 @@ struct IssueCommand: AsyncParsableCommand {
         let request = IssueRequest(
             mode: mode.tokenMode,
             subject: subject,
-            fingerprint: Array((fingerprint ?? "").utf8),
+            fingerprint: try fingerprint.bytes(),
             audience: audience,
             claims: claims,
             idempotencyKey: idempotencyKey.map { Array($0.utf8) },

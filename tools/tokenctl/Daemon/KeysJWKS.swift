@@ -9,7 +9,7 @@ struct KeysJWKS: AsyncParsableCommand {
         abstract: "Print the public keys as a JWK Set, for services that verify on their own."
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     func run() async throws {
         try await options.withClient { client in

@@ -9,7 +9,7 @@ struct KeysList: AsyncParsableCommand {
         abstract: "List the keys the daemon signs and verifies with."
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     func run() async throws {
         try await options.withClient { client in

@@ -14,7 +14,7 @@ struct KeysReload: AsyncParsableCommand {
             """
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     func run() async throws {
         try await options.withClient { client in

@@ -9,7 +9,7 @@ struct KeysRotate: AsyncParsableCommand {
         abstract: "Make a new signing key; older keys keep verifying the tokens they signed."
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     func run() async throws {
         try await options.withClient { client in

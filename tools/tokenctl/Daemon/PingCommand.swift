@@ -6,10 +6,10 @@ import TokenJWT
 struct PingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ping",
-        abstract: "Check that tokend answers; show its name, protocol version and round-trip time."
+        abstract: "Check that tokend answers; show its name, protocol version, settings and round-trip time."
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     func run() async throws {
         try await options.withClient { client in
@@ -20,18 +20,30 @@ struct PingCommand: AsyncParsableCommand {
             let elapsed = start.duration(to: clock.now)
             let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
             let roundTrip = String(format: "%.3f", milliseconds)
+            let settings: [(String, UInt64)] = hello.settings.map { settings in
+                [
+                    ("dedup_window_ms", settings.dedupWindowMilliseconds), ("idle_ttl", settings.idleTTL),
+                    ("renew_below", settings.renewBelow), ("renew_by", settings.renewBy), ("access_ttl", settings.accessTTL),
+                    ("refresh_token_ttl", settings.refreshTTL), ("max_login_lifetime", settings.maxLifetime), ("leeway", settings.leeway),
+                ]
+            } ?? []
             if options.json {
-                printJSON(JSONObject([
+                var object = JSONObject([
                     "status": .string("ok"),
                     "socket": .string(options.socket),
                     "server_name": .string(hello.serverName),
                     "protocol_version": .integer(hello.protocolVersion),
                     "max_frame_size": .integer(hello.maxFrameSize),
                     "round_trip_ms": .number(roundTrip),
-                ]))
+                ])
+                for (name, value) in settings { object.append(name, .integer(value)) }
+                printJSON(object)
             } else {
                 print("ok: \(hello.serverName) at \(options.socket), protocol \(hello.protocolVersion), "
                     + "max frame \(hello.maxFrameSize) bytes, round trip \(roundTrip) ms")
+                if !settings.isEmpty {
+                    print("settings: " + settings.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+                }
             }
         }
     }

@@ -7,14 +7,19 @@ struct RenewCommand: AsyncParsableCommand {
         abstract: "Verify a sliding-session token and extend its session if due."
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
-    @Option(help: "The fingerprint of the client presenting the token (sent as UTF-8 bytes).") var fingerprint: String?
-    @Argument(help: "The token.") var token: String
+    @OptionGroup var fingerprint: FingerprintOptions
+    @OptionGroup var token: TokenArgument
+
+    func validate() throws {
+        try SecretInput.check([token.source, fingerprint.source])
+    }
 
     func run() async throws {
+        let token = try token.text(), fingerprint = try fingerprint.bytes()
         try await options.withClient { client in
-            try await client.renew(token: token, fingerprint: Array((fingerprint ?? "").utf8)).print(json: options.json)
+            try await client.renew(token: token, fingerprint: fingerprint).print(json: options.json)
         }
     }
 }

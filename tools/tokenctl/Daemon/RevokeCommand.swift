@@ -7,27 +7,28 @@ struct RevokeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "revoke",
         abstract: "Revoke a token's login, a session by id, or every login of a subject.",
-        discussion: "Give exactly one of --token, --session and --subject."
+        discussion: "Give exactly one of --token (or --token-file), --session and --subject."
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
-    @Option(help: "Revoke the session or refresh family of this token.") var token: String?
+    @Option(help: "Revoke the session or refresh family of this token; '-' reads it from standard input.") var token: String?
+    @Option(help: ArgumentHelp("Read the token to revoke from this file.", valueName: "file")) var tokenFile: String?
     @Option(help: ArgumentHelp("Revoke the session or family with this id.", valueName: "sid")) var session: String?
     @Option(help: "Revoke every session and family of this subject.") var subject: String?
 
     func validate() throws {
-        _ = try target()
+        try SecretInput.check([("token", token, tokenFile)])
+        let given = [token ?? tokenFile, session, subject].compactMap { $0 }
+        guard given.count == 1 else { throw ValidationError("give exactly one of --token (or --token-file), --session and --subject") }
     }
 
     /// The one target given.
     private func target() throws -> RevokeRequest {
-        switch (token, session, subject) {
-        case (let token?, nil, nil): return .token(token)
-        case (nil, let session?, nil): return .session(session)
-        case (nil, nil, let subject?): return .subject(subject)
-        default: throw ValidationError("give exactly one of --token, --session and --subject")
-        }
+        if let token = try SecretInput.text(value: token, file: tokenFile, name: "token") { return .token(token) }
+        if let session { return .session(session) }
+        if let subject { return .subject(subject) }
+        throw ValidationError("give exactly one of --token (or --token-file), --session and --subject")
     }
 
     func run() async throws {

@@ -11,7 +11,7 @@ struct SessionsCommand: AsyncParsableCommand {
         abstract: "List sessions (sliding logins) and refresh families (pair logins)."
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     @Option(help: "Only this subject's logins (all in one reply).") var subject: String?
     @Option(help: "At most this many per page, 1 to 1000 (without --subject; the daemon's default is 100).") var limit: UInt64?

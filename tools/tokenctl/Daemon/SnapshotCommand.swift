@@ -13,7 +13,7 @@ struct SnapshotCommand: AsyncParsableCommand {
             """
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     func run() async throws {
         try await options.withClient { client in

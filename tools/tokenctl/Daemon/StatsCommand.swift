@@ -15,7 +15,7 @@ struct StatsCommand: AsyncParsableCommand {
             """
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     @Flag(help: "Print the metrics in the Prometheus text format.") var prometheus = false
 

@@ -15,7 +15,7 @@ struct TopCommand: AsyncParsableCommand {
             """
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     @Option(help: "Seconds between refreshes.") var interval: Double = 1
     @Option(help: "Stop after this many refreshes (default: until q, Ctrl-C or end of input).") var count: Int?

@@ -7,14 +7,19 @@ struct VerifyCommand: AsyncParsableCommand {
         abstract: "Verify a token (a sliding session may be extended: status renewed)."
     )
 
-    @OptionGroup var options: DaemonOptions
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
-    @Option(help: "The fingerprint of the client presenting the token (sent as UTF-8 bytes).") var fingerprint: String?
-    @Argument(help: "The token.") var token: String
+    @OptionGroup var fingerprint: FingerprintOptions
+    @OptionGroup var token: TokenArgument
+
+    func validate() throws {
+        try SecretInput.check([token.source, fingerprint.source])
+    }
 
     func run() async throws {
+        let token = try token.text(), fingerprint = try fingerprint.bytes()
         try await options.withClient { client in
-            try await client.verify(token: token, fingerprint: Array((fingerprint ?? "").utf8)).print(json: options.json)
+            try await client.verify(token: token, fingerprint: fingerprint).print(json: options.json)
         }
     }
 }

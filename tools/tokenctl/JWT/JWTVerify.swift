@@ -17,9 +17,10 @@ struct JWTVerify: AsyncParsableCommand {
     @Option(help: "Require this audience.") var aud: String?
     @Option(help: "Require this header typ.") var typ: String?
     @Option(help: "Seconds of clock skew tolerated.") var leeway: Int64 = 0
-    @Argument(help: "The token.") var token: String
+    @OptionGroup var token: TokenArgument
 
     func run() async throws {
+        let token = try token.text()
         let verifier = JWTVerifier(
             keyRing: JWTKeyRing(keys: [try KeyFile.load(key, algorithm: alg, kid: kid)]),
             policy: JWTValidationPolicy(leeway: leeway, issuer: iss, audience: aud, type: typ)
@@ -42,9 +43,10 @@ struct JWTDecode: AsyncParsableCommand {
         discussion: "The output carries \"verified\": false. Never trust what it shows."
     )
 
-    @Argument(help: "The token.") var token: String
+    @OptionGroup var token: TokenArgument
 
     func run() async throws {
+        let token = try token.text()
         do {
             let (header, payload) = try JWTDecoder.decodeUnverified(token)
             print(#"{"verified":false,"header":\#(JSONValue.object(header).json),"claims":\#(JSONValue.object(payload).json)}"#)

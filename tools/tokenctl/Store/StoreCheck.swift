@@ -26,8 +26,7 @@ struct StoreCheck: AsyncParsableCommand {
     ))
     var stateDir: String = ProcessInfo.processInfo.environment["TOKEND_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./tokend-data"
 
-    @Flag(help: "Print exactly one JSON object instead of text.")
-    var json = false
+    @OptionGroup(title: "Global Options") var options: DaemonOptions
 
     func validate() throws {
         guard !stateDir.isEmpty else { throw ValidationError("--state-dir must not be empty") }
@@ -35,7 +34,7 @@ struct StoreCheck: AsyncParsableCommand {
 
     func run() async throws {
         let report = try StateDirectoryReport(checking: stateDir)
-        report.print(json: json)
+        report.print(json: options.json)
         if report.problem != nil { throw CommandFailure.refused }
     }
 }

@@ -28,6 +28,8 @@ public final class TokendServer: Service, Sendable {
     private let notifier: Systemd.Notifier
     /// Reads the configuration again (flags, environment, config file) for a reload.
     private let reloadConfiguration: (@Sendable () throws -> TokendConfiguration)?
+    /// Held for the life of the process: no second daemon uses this state directory.
+    private let stateLock: StateDirectoryLock
 
     public init(configuration: TokendConfiguration, logger: Logger, clock: any TokenClock = SystemClock(),
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -41,6 +43,16 @@ public final class TokendServer: Service, Sendable {
         self.group = group
         // 0700; an operator may open it to a group (0710/0750) so that the group reaches the socket.
         try FileSystem.makeDirectory(configuration.stateDirectory, mode: 0o700, allowed: 0o750)
+        // Before anything in the directory is read or written (keys, snapshot, journals).
+        do {
+            stateLock = try StateDirectoryLock(directory: configuration.stateDirectory)
+        } catch {
+            throw ConfigurationError(error.description)
+        }
+        // A daemon that could not serve its socket must not start: refuse before loading state.
+        if !Systemd.isSocketActivated(environment: environment) {
+            try SocketFile.refuseIfLive(configuration.resolvedSocketPath)
+        }
         let directory = KeyDirectory(path: configuration.keysDirectory)
         let (entries, secret) = try directory.loadOrCreate(algorithm: configuration.algorithm, now: clock.now(),
                                                            create: !configuration.store.isShared || configuration.initKeys, logger: logger)

@@ -81,8 +81,10 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Runs tokend expecting it to refuse to start; returns its exit status and output, or
     /// nil when it started serving after all (it is then stopped).
-    static func startFailure(stateDirectory: URL, arguments: [String] = []) throws -> (status: Int32, output: String)? {
-        let socket = "/tmp/tokend-\(UUID().uuidString.prefix(8)).sock"
+    /// With `socketPath` a live daemon's socket, only the exit tells: it is not waited for to accept.
+    static func startFailure(stateDirectory: URL, socketPath: String? = nil, arguments: [String] = []) throws -> (status: Int32, output: String)? {
+        let socket = socketPath ?? "/tmp/tokend-\(UUID().uuidString.prefix(8)).sock"
+        let alreadyLive = accepts(socket)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable("tokend"))
         process.arguments = ["--state-dir", stateDirectory.path, "--socket", socket] + arguments
@@ -92,7 +94,7 @@ final class DaemonProcess: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(15)
         while process.isRunning, Date() < deadline {
-            if accepts(socket) {
+            if !alreadyLive, accepts(socket) {
                 process.terminate()
                 process.waitUntilExit()
                 unlink(socket)

@@ -15,13 +15,18 @@ enum SocketFile {
         guard info.st_mode & S_IFMT == S_IFSOCK else {
             throw ConfigurationError("\(path) exists and is not a socket; remove it or choose another --socket")
         }
-        if isLive(path) {
-            throw ConfigurationError("another tokend is already serving on \(path); stop it first or choose another --socket")
-        }
+        try refuseIfLive(path)
         guard unlink(path) == 0 || errno == ENOENT else {
             throw ConfigurationError("cannot remove stale socket \(path): \(String(cString: strerror(errno)))")
         }
         logger.notice("removed stale socket left by an earlier run", metadata: ["socket.path": "\(path)"])
+    }
+
+    /// Throws when something already accepts connections on `path`.
+    static func refuseIfLive(_ path: String) throws {
+        if isLive(path) {
+            throw ConfigurationError("another tokend is already serving on \(path); stop it first or choose another --socket")
+        }
     }
 
     /// Whether something accepts connections on `path`.

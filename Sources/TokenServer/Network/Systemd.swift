@@ -10,10 +10,13 @@ public enum Systemd {
     /// The first socket passed with `LISTEN_FDS` (fd 3) when `LISTEN_PID` is this process;
     /// the variables are then removed so that no child inherits them. Throws when the passed
     /// descriptor is not a listening Unix stream socket.
+    /// Whether systemd passed this process its listening socket.
+    static func isSocketActivated(environment: [String: String]) -> Bool {
+        environment["LISTEN_PID"].flatMap(Int32.init) == getpid() && (environment["LISTEN_FDS"].flatMap(Int.init) ?? 0) >= 1
+    }
+
     public static func takeListeningSocket(environment: [String: String]) throws -> CInt? {
-        guard let pid = environment["LISTEN_PID"].flatMap(Int32.init), pid == getpid(),
-              let count = environment["LISTEN_FDS"].flatMap(Int.init), count >= 1
-        else { return nil }
+        guard isSocketActivated(environment: environment), let count = environment["LISTEN_FDS"].flatMap(Int.init) else { return nil }
         unsetenv("LISTEN_PID")
         unsetenv("LISTEN_FDS")
         unsetenv("LISTEN_FDNAMES")

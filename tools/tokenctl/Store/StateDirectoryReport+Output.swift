@@ -23,6 +23,10 @@ extension StateDirectoryReport {
         let journals = files.filter { $0.kind == .journal }.count
         let snapshot = files.contains { $0.kind == .snapshot } ? "a snapshot" : "no snapshot"
         var lines = ["\(directory): \(snapshot) and \(journals) \(journals == 1 ? "journal" : "journals")"]
+        if let pid = inUseBy {
+            lines.append("in use by a running tokend\(pid > 0 ? " (pid \(pid))" : ""): read without changing anything; "
+                + "the newest journal may be growing while it is read, so a torn tail there is expected")
+        }
         if !files.isEmpty {
             var table = TextTable(header: ["FILE", "KIND", "VERSION", "SEQUENCE", "CREATED_AT", "BYTES", "RECORDS"])
             for file in files {
@@ -99,6 +103,7 @@ extension StateDirectoryReport {
         JSONObject([
             "status": .string(status),
             "directory": .string(directory),
+            "in_use_by_pid": inUseBy.map { .integer($0) } ?? .null,
             "files": .array(files.map { .object(Self.jsonObject(for: $0)) }),
             "problem": problem.map { .object(Self.jsonObject(for: $0, naming: true)) } ?? .null,
             "leftovers": .array(leftovers.map { leftover in

@@ -51,6 +51,9 @@ struct StateDirectoryReport {
     }
 
     var directory: String
+    /// The pid of a tokend that holds the directory's lock (0 when it cannot be read), nil when
+    /// none does. The check only reads either way; it never takes the daemon's lock.
+    var inUseBy: Int32?
     /// The snapshot (if any), then the journals in sequence order.
     var files: [FileSummary] = []
     var leftovers: [Leftover] = []
@@ -76,6 +79,7 @@ extension StateDirectoryReport {
         guard access(directory, R_OK | X_OK) == 0 else {
             throw UsageError("cannot read the state directory \(directory): \(String(cString: strerror(errno)))")
         }
+        inUseBy = StateDirectoryLock.liveHolder(directory: directory)
         let names: [String]
         do {
             names = try manager.contentsOfDirectory(atPath: directory)

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import struct
 import sys
 
@@ -624,7 +625,8 @@ def main(argv):
     if len(argv) == 3 and argv[1] == "--files":
         # Writes the state-file examples into a directory, for `tokenctl store check`.
         for name, data in disk_files().items():
-            with open(f"{argv[2]}/{name}", "wb") as f:
+            # 0600, as tokend writes them: it refuses state files others may read.
+            with open(os.open(f"{argv[2]}/{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 f.write(data)
         return 0
     if len(argv) == 4 and argv[1] in ("--check", "--write"):

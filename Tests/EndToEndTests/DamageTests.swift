@@ -65,6 +65,65 @@ import TokenProtocol
         #expect(try await statuses(directory, tokens + [more]) == Array(repeating: .ok, count: 9))
     }
 
+    /// Where a crash can leave the state directory.
+    enum CrashPoint: String, CaseIterable, CustomStringConvertible {
+        /// A new journal was created but only part of its header reached the disk.
+        case insideAJournalHeader
+        /// The last record of the newest journal was cut short.
+        case insideARecord
+        /// A snapshot was renamed into place, but the journals it covers were not removed yet.
+        case betweenSnapshotRenameAndJournalRemoval
+        var description: String { rawValue }
+    }
+
+    /// No crash, at any of these points, can make a later start refuse: each is followed by two
+    /// starts, the first ended by another kill -9 after new writes.
+    @Test(arguments: CrashPoint.allCases)
+    func aCrashNeverMakesALaterStartRefuse(_ point: CrashPoint) async throws {
+        let (directory, tokens, journal) = try await prepare()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var expected = tokens
+        switch point {
+        case .insideAJournalHeader:
+            // A clean stop first, so that the next start has no journal records to replay and
+            // writes no snapshot of its own that would hide a wrongly numbered journal.
+            #expect(try await statuses(directory, tokens) == Array(repeating: .ok, count: tokens.count))
+            let newest = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".tkj") }.max())
+            let journal = directory.appendingPathComponent(newest).path
+            let number = try #require(UInt64(newest.dropFirst(8).dropLast(4), radix: 16))
+            let next = directory.appendingPathComponent(String(format: "journal-%016llx.tkj", number + 1))
+            let partial = try Data(contentsOf: URL(fileURLWithPath: journal)).prefix(10)
+            #expect(FileManager.default.createFile(atPath: next.path, contents: partial, attributes: [.posixPermissions: 0o600]))
+        case .insideARecord:
+            try modify(journal) { $0.removeLast(7) }
+            expected.removeLast()
+        case .betweenSnapshotRenameAndJournalRemoval:
+            let saved = try Data(contentsOf: URL(fileURLWithPath: journal))
+            let daemon = try DaemonProcess(stateDirectory: directory)
+            #expect(try daemon.tokenctl(["snapshot"]).status == 0)
+            daemon.kill()
+            #expect(!FileManager.default.fileExists(atPath: journal), "the snapshot should have removed \(journal)")
+            try saved.write(to: URL(fileURLWithPath: journal))
+        }
+        for round in 0..<2 {
+            let daemon: DaemonProcess
+            do {
+                daemon = try DaemonProcess(["--fsync", "always"], stateDirectory: directory)
+            } catch {
+                Issue.record("start \(round + 1) after a crash \(point) refused: \(error)")
+                return
+            }
+            let client = try await daemon.client()
+            for token in expected {
+                #expect(try await client.verify(token: token).status == .ok, "start \(round + 1) after a crash \(point)")
+            }
+            expected.append(try #require(try await client.issue(IssueRequest(mode: .session, subject: "round\(round)")).sessionToken))
+            await client.close()
+            daemon.kill()
+        }
+        #expect(try await statuses(directory, expected) == Array(repeating: .ok, count: expected.count))
+    }
+
     @Test func aFlippedByteMidJournalStopsTheStartUntilRepair() async throws {
         let (directory, tokens, journal) = try await prepare()
         defer { try? FileManager.default.removeItem(at: directory) }

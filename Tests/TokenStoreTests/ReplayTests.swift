@@ -74,5 +74,9 @@ import Testing
         #expect(StateLoader.missingJournals(snapshot: 5, journals: [6, 7])?.contains("journal 5 is missing") == true)
         #expect(StateLoader.missingJournals(snapshot: 5, journals: [5, 8])?.contains("journals 6 to 7 are missing") == true)
         #expect(StateLoader.missingJournals(snapshot: nil, journals: [4, 5])?.contains("there is no snapshot") == true)
+        // Numbers tokend never writes are refused, not crashed on.
+        #expect(StateLoader.missingJournals(snapshot: nil, journals: [0])?.contains("journal 0 is not a number tokend writes") == true)
+        #expect(StateLoader.missingJournals(snapshot: nil, journals: [0, 1])?.contains("journal 0 is not a number tokend writes") == true)
+        #expect(StateLoader.missingJournals(snapshot: 7, journals: [7, 7, 8])?.contains("two journal files are named with the number 7") == true)
     }
 }

@@ -74,8 +74,8 @@ public struct RecordReader {
             if kind == .snapshotEnd {
                 guard snapshot else { throw problem("snapshot end record in a journal") }
                 var trailer = ByteBuffer(bytes: payload)
-                guard let recorded = trailer.readInteger(as: UInt64.self), let fileCRC = trailer.readInteger(as: UInt32.self) else {
-                    throw problem("malformed snapshot end record")
+                guard payload.count == 12, let recorded = trailer.readInteger(as: UInt64.self), let fileCRC = trailer.readInteger(as: UInt32.self) else {
+                    throw problem("malformed snapshot end record (\(payload.count) bytes, not 12)")
                 }
                 guard recorded == count else { throw problem("snapshot holds \(count) records, its end record says \(recorded)") }
                 guard CRC32C.checksum(Array(bytes[0..<offset])) == fileCRC else { throw problem("snapshot file checksum mismatch") }

@@ -106,7 +106,9 @@ public enum StateLoader {
             "logins": "\(state.logins.count)", "expired.dropped": "\(before - state.logins.count)",
             "load.seconds": "\(String(format: "%.3f", seconds))",
         ])
-        return Loaded(state: state, nextSequence: max(firstJournal, (journals.last ?? 0) + 1), replayedJournal: journalRecords > 0 || repaired)
+        // After the journals still present: a newest journal deleted above (its header never
+        // reached the disk) gives its number back, or the next start would see it missing.
+        return Loaded(state: state, nextSequence: max(firstJournal, (read.last ?? 0) + 1), replayedJournal: journalRecords > 0 || repaired)
     }
 
     /// Why the journals after the snapshot are not the unbroken run tokend writes, or nil when
@@ -117,6 +119,13 @@ public enum StateLoader {
         let replayed = journals.filter { $0 >= (firstJournal ?? 0) }
         var expected = firstJournal ?? 1
         for sequence in replayed {
+            if sequence < expected {
+                // Two names for one number (journal-7.tkj and journal-0000000000000007.tkj), or
+                // journal 0, which tokend never writes: neither can be replayed in a known order.
+                return sequence == expected - 1 && expected > (firstJournal ?? 1)
+                    ? "two journal files are named with the number \(sequence)"
+                    : "journal \(sequence) is not a number tokend writes (journals start at 1)"
+            }
             guard sequence == expected else {
                 let missing = expected == sequence - 1 ? "journal \(expected) is missing" : "journals \(expected) to \(sequence - 1) are missing"
                 let after = firstJournal.map { "the snapshot starts at journal \($0)" } ?? "there is no snapshot"
@@ -129,12 +138,16 @@ public enum StateLoader {
 
     /// Journal sequence numbers present, ascending.
     static func journalSequences(_ directory: String) throws -> [UInt64] {
-        try FileManager.default.contentsOfDirectory(atPath: directory).compactMap { name -> UInt64? in
-            guard name.hasPrefix("journal-"), name.hasSuffix(".tkj"), name.count == 28,
-                  let sequence = UInt64(name.dropFirst(8).dropLast(4), radix: 16), sequence < UInt64(1) << 62
-            else { return nil }
-            return sequence
-        }.sorted()
+        try FileManager.default.contentsOfDirectory(atPath: directory).compactMap(journalSequence(fileName:)).sorted()
+    }
+
+    /// The sequence number of a journal's file name, or nil when the name is not one tokend
+    /// reads as a journal: `journal-`, exactly 16 hexadecimal digits (either case), `.tkj`.
+    public static func journalSequence(fileName name: String) -> UInt64? {
+        guard name.hasPrefix("journal-"), name.hasSuffix(".tkj"), name.utf8.count == 28,
+              let sequence = UInt64(name.dropFirst(8).dropLast(4), radix: 16), sequence < UInt64(1) << 62
+        else { return nil }
+        return sequence
     }
 
     static func damage(_ problem: RecordReader.Problem) -> PersistenceError {

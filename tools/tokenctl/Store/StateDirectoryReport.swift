@@ -89,9 +89,7 @@ extension StateDirectoryReport {
 
         // The names StateLoader reads: `journal-<hex sequence>.tkj`, in sequence order.
         let journals = names.compactMap { name -> (sequence: UInt64, name: String)? in
-            guard name.hasPrefix("journal-"), name.hasSuffix(".tkj"),
-                  let sequence = UInt64(name.dropFirst(8).dropLast(4), radix: 16) else { return nil }
-            return (sequence, name)
+            StateLoader.journalSequence(fileName: name).map { ($0, name) }
         }.sorted { $0.sequence < $1.sequence }
 
         var firstJournal: UInt64 = 0

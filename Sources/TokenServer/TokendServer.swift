@@ -30,11 +30,27 @@ public final class TokendServer: Service, Sendable {
     private let reloadConfiguration: (@Sendable () throws -> TokendConfiguration)?
     /// Held for the life of the process: no second daemon uses this state directory.
     private let stateLock: StateDirectoryLock
+    private let limits: ConnectionLimits
 
     public init(configuration: TokendConfiguration, logger: Logger, clock: any TokenClock = SystemClock(),
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 environment: [String: String] = ProcessInfo.processInfo.environment,
                 reloadConfiguration: (@Sendable () throws -> TokendConfiguration)? = nil) throws {
+        var configuration = configuration
+        // Connections must never take the descriptors the journal and snapshots need.
+        let descriptors = DescriptorBudget.raise()
+        if configuration.maxConnections > descriptors.connections {
+            logger.warning("--max-connections lowered to what the open-file limit leaves room for", metadata: [
+                "connections.configured": "\(configuration.maxConnections)", "connections.max": "\(descriptors.connections)",
+                "files.limit": "\(descriptors.soft)", "files.reserved": "\(DescriptorBudget.reserved)",
+            ])
+            configuration.maxConnections = descriptors.connections
+        }
+        limits = ConnectionLimits(total: configuration.maxConnections, perUID: configuration.resolvedMaxConnectionsPerUID)
+        logger.info("connection limits", metadata: [
+            "files.limit": "\(descriptors.soft)", "files.limit.before": "\(descriptors.softBefore)", "files.hard": "\(descriptors.hard)",
+            "connections.max": "\(limits.total)", "connections.per_uid": "\(limits.perUID)", "connections.admin_reserve": "\(limits.adminReserve)",
+        ])
         self.configuration = configuration
         self.environment = environment
         self.notifier = Systemd.Notifier(environment: environment)
@@ -224,25 +240,30 @@ public final class TokendServer: Service, Sendable {
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.close() }
-                let open = self.service.statistics.connectionOpened()
-                guard open <= configuration.maxConnections else {
-                    logger.warning("connection limit reached; refusing connection", metadata: ["connections.max": "\(configuration.maxConnections)"])
-                    self.service.statistics.connectionClosed()
-                    return channel.close()
-                }
-                let connection = Self.peerCredentials(of: channel).flatMapThrowing { peer in
-                    let handlers: [any ChannelHandler] = [
-                        IdleStateHandler(readTimeout: configuration.idleTimeout > 0 ? .seconds(configuration.idleTimeout) : nil),
-                        ByteToMessageHandler(FrameDecoder(maximumFrameSize: configuration.maxFrameSize)),
-                        ConnectionHandler(service: service, peer: peer, maxInFlight: configuration.maxInFlight, logger: logger),
-                    ]
-                    try channel.pipeline.syncOperations.addHandlers(handlers)
+                let limits = self.limits
+                return Self.peerCredentials(of: channel).flatMap { peer in
+                    if let refusal = limits.admit(peer, admin: service.access.isAdmin(peer)) {
+                        self.refusals.warn(logger, refusal, peer: peer, limits: limits)
+                        return channel.close()
+                    }
+                    _ = self.service.statistics.connectionOpened()
+                    do {
+                        let handlers: [any ChannelHandler] = [
+                            ByteToMessageHandler(FrameDecoder(maximumFrameSize: configuration.maxFrameSize)),
+                            ConnectionHandler(service: service, peer: peer, maxInFlight: configuration.maxInFlight,
+                                              idleTimeout: configuration.idleTimeout > 0 ? .seconds(configuration.idleTimeout) : nil, logger: logger),
+                        ]
+                        try channel.pipeline.syncOperations.addHandlers(handlers)
+                    } catch {
+                        // A connection that failed to set up still gives its place back.
+                        limits.release(peer)
+                        self.service.statistics.connectionClosed()
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
                     // Tracked once its handler can hear the shutdown event.
-                    self.track(channel)
+                    self.track(channel, peer: peer)
+                    return channel.eventLoop.makeSucceededVoidFuture()
                 }
-                // A connection that failed to set up still gives its place back.
-                connection.whenFailure { _ in self.service.statistics.connectionClosed() }
-                return connection
             }
     }
 
@@ -262,15 +283,18 @@ public final class TokendServer: Service, Sendable {
         var gid: UInt32 = 0
     }
 
-    private func track(_ channel: any Channel) {
+    private func track(_ channel: any Channel, peer: PeerCredentials) {
         let id = ObjectIdentifier(channel)
         connections.withLockedValue { $0[id] = channel }
         channel.closeFuture.whenComplete { [weak self] _ in
             guard let self else { return }
             self.connections.withLockedValue { _ = $0.removeValue(forKey: id) }
+            self.limits.release(peer)
             self.service.statistics.connectionClosed()
         }
     }
+
+    private let refusals = ConnectionRefusalLog()
 
     /// Asks every connection to finish its requests in flight and close; waits up to 10 s.
     private func drainConnections() async {

@@ -77,15 +77,40 @@ public final class EmbeddedStore: TokenStateStore {
         }
     }
 
+    /// What an operation does to the state, which decides what a persistence fault does to it.
+    private enum Access {
+        /// Never changes anything (checks, listings, counts).
+        case read
+        /// A verify or renew: may slide a session's expiry, which is safe to lose.
+        case touch
+        /// Creates, rotates or revokes: refused while changes cannot be made durable.
+        case write
+    }
+
     /// Runs `body` on the state; the reply waits for the journal up to the latest change.
     /// Expiry is not done here: `sweep` does it in small steps off the request path, and every
     /// rule checks times itself, so a login or dedup entry past its time is never honoured.
-    private func run<R: Sendable>(on eventLoop: any EventLoop, _ body: (inout EmbeddedState, Int64) -> R) -> EventLoopFuture<R> {
+    ///
+    /// While the journal is degraded (a write failed, and no snapshot has yet made memory
+    /// durable again) writes are refused before they change anything, and reads and touches
+    /// are answered from memory without waiting for the journal: a failed write never fails a
+    /// verify. A touch's renewal then lives in memory until the snapshot that ends the fault.
+    private func run<R: Sendable>(_ access: Access, on eventLoop: any EventLoop, _ body: (inout EmbeddedState, Int64) -> R) -> EventLoopFuture<R> {
         let now = clock.now()
-        let journal = journal
+        guard let journal else {
+            return eventLoop.makeSucceededFuture(guarded.withLockedValue { body(&$0.state, now) })
+        }
+        let degraded = journal.isDegraded
+        if degraded {
+            if access == .write {
+                refusedWrites.withLockedValue { $0 += 1 }
+                return eventLoop.makeFailedFuture(StoreUnavailable("journal degraded: \(journal.faultDescription ?? "recovering")",
+                                                                   reason: StoreUnavailable.persistenceReason))
+            }
+            degradedReads.withLockedValue { $0 += 1 }
+        }
         let (result, ticket) = guarded.withLockedValue { guarded -> (R, UInt64?) in
             let result = body(&guarded.state, now)
-            guard let journal else { return (result, nil) }
             guard !guarded.state.changes.isEmpty else { return (result, guarded.lastTicket) }
             guarded.changesSinceSnapshot += guarded.state.changes.count
             let ticket = journal.append(guarded.state.changes)
@@ -93,9 +118,28 @@ public final class EmbeddedStore: TokenStateStore {
             guarded.lastTicket = ticket
             return (result, ticket)
         }
-        guard let ticket, let journal else { return eventLoop.makeSucceededFuture(result) }
-        return journal.whenWritten(ticket, on: eventLoop).map { result }
+        guard let ticket else { return eventLoop.makeSucceededFuture(result) }
+        switch access {
+        case .write:
+            return journal.whenWritten(ticket, on: eventLoop).flatMapErrorThrowing { error in
+                throw StoreUnavailable("journal write failed: \(error)", reason: StoreUnavailable.persistenceReason)
+            }.map { result }
+        case .read, .touch:
+            if degraded { return eventLoop.makeSucceededFuture(result) }
+            // A read still waits for the changes it may report on, but never fails for them.
+            return journal.whenWritten(ticket, on: eventLoop).map { result }.recover { _ in result }
+        }
     }
+
+    /// Whether changes cannot be made durable now; the snapshot scheduler then retries a
+    /// snapshot, which ends the fault once the disk takes it.
+    public var isDegraded: Bool { journal?.isDegraded ?? false }
+    /// Reads answered while degraded, and writes refused, since start.
+    public var persistenceFaultCounts: (reads: UInt64, refusedWrites: UInt64) {
+        (degradedReads.withLockedValue { $0 }, refusedWrites.withLockedValue { $0 })
+    }
+    private let degradedReads = NIOLockedValueBox<UInt64>(0)
+    private let refusedWrites = NIOLockedValueBox<UInt64>(0)
 
     /// Drops what has expired, at most `budget` logins; the server calls this ten times a second so
     /// that idle tables shrink too. Returns the number of logins removed.
@@ -134,14 +178,31 @@ public final class EmbeddedStore: TokenStateStore {
         defer { snapshotting.withLockedValue { $0 = false } }
         let started = ContinuousClock.now
         let now = clock.now()
-        let (copy, sequence) = guarded.withLockedValue { guarded -> (EmbeddedState, UInt64) in
+        let epoch = journal.epoch
+        let (copy, sequence, switchID, changes, lastTicket) = guarded.withLockedValue { guarded in
             let sequence = guarded.nextSequence
             guarded.nextSequence += 1
+            let changes = guarded.changesSinceSnapshot
             guarded.changesSinceSnapshot = 0
-            journal.switchTo(sequence: sequence, createdAt: now)
-            return (guarded.state, sequence)
+            let switchID = journal.switchTo(sequence: sequence, createdAt: now)
+            return (guarded.state, sequence, switchID, changes, guarded.lastTicket)
+        }
+        if let error = journal.waitForSwitch(switchID) {
+            // No new journal: the old one stays current, and a snapshot claiming to cover it
+            // would make the next start delete changes written to it after this point.
+            guarded.withLockedValue { guarded in
+                if guarded.nextSequence == sequence + 1 { guarded.nextSequence = sequence }
+                guarded.changesSinceSnapshot += changes
+            }
+            throw PersistenceError("snapshot not written: \(error)")
         }
         let written = try SnapshotFile.write(copy, directory: persistence.directory, sequence: sequence, now: now)
+        // Everything in memory when the journal switched is durable now, whatever became of
+        // its journal records: a reply that rests on the latest of them need not wait for it.
+        journal.recovered(epoch: epoch)
+        guarded.withLockedValue { guarded in
+            if guarded.lastTicket == lastTicket { guarded.lastTicket = nil }
+        }
         for old in try StateLoader.journalSequences(persistence.directory) where old < sequence {
             try? FileManager.default.removeItem(atPath: JournalWriter.path(directory: persistence.directory, sequence: old))
         }
@@ -160,30 +221,38 @@ public final class EmbeddedStore: TokenStateStore {
     }
 
     public func create(_ login: NewLogin, on eventLoop: any EventLoop) -> EventLoopFuture<CreateOutcome> {
-        run(on: eventLoop) { $0.create(login, now: $1) }
+        run(.write, on: eventLoop) { $0.create(login, now: $1) }
     }
 
     public func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome> {
-        run(on: eventLoop) { $0.touchSession(key, fingerprint: fingerprint, explicit: explicit, now: $1) }
+        run(.touch, on: eventLoop) { $0.touchSession(key, fingerprint: fingerprint, explicit: explicit, now: $1) }
     }
 
     public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
-        run(on: eventLoop) { $0.checkFamily(key, fingerprint: fingerprint, now: $1) }
+        run(.read, on: eventLoop) { $0.checkFamily(key, fingerprint: fingerprint, now: $1) }
     }
 
     public func rotate(_ rotation: Rotation, on eventLoop: any EventLoop) -> EventLoopFuture<RotationOutcome> {
-        run(on: eventLoop) { $0.rotate(rotation, now: $1) }
+        run(.write, on: eventLoop) { $0.rotate(rotation, now: $1) }
     }
 
     public func revoke(_ target: RevokeTarget, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        run(on: eventLoop) { $0.revoke(target, now: $1) }
+        run(.write, on: eventLoop) { $0.revoke(target, now: $1) }
     }
 
     public func list(_ query: ListQuery, on eventLoop: any EventLoop) -> EventLoopFuture<ListPage> {
-        run(on: eventLoop) { $0.list(query, now: $1) }
+        run(.read, on: eventLoop) { $0.list(query, now: $1) }
     }
 
     public func statistics(on eventLoop: any EventLoop) -> EventLoopFuture<StoreStatistics> {
-        run(on: eventLoop) { state, _ in state.statistics }
+        run(.read, on: eventLoop) { state, _ in state.statistics }.map { [journal] statistics in
+            guard journal != nil else { return statistics }
+            var statistics = statistics
+            let faults = self.persistenceFaultCounts
+            statistics.extra["persistence_degraded"] = self.isDegraded ? 1 : 0
+            statistics.extra["persistence_degraded_reads"] = faults.reads
+            statistics.extra["persistence_refused_writes"] = faults.refusedWrites
+            return statistics
+        }
     }
 }

@@ -206,9 +206,20 @@ public struct StoreStatistics: Sendable, Hashable {
     }
 }
 
-/// The store could not answer in time (a shared store that is unreachable or refusing):
-/// nothing may be assumed, and the request fails closed with `store_unavailable`.
+/// The store could not answer in time (a shared store that is unreachable or refusing), or
+/// cannot make a change durable (the embedded store's journal after a write failure): nothing
+/// may be assumed, and the request fails closed with `store_unavailable`.
 public struct StoreUnavailable: Error, Sendable, CustomStringConvertible {
+    /// The detail, for the daemon's log: it may name the store's address or its error.
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// What a peer is told: never the store's internals.
+    public let reason: String
+
+    public static let sharedStoreReason = "the shared state store is unavailable; try again shortly"
+    public static let persistenceReason = "changes cannot be made durable now (the state directory does not take writes); verifies go on; try again shortly"
+
+    public init(_ description: String, reason: String = StoreUnavailable.sharedStoreReason) {
+        self.description = description
+        self.reason = reason
+    }
 }

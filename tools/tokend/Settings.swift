@@ -20,6 +20,7 @@ struct Settings {
             "dedup-window": command.dedupWindow, "alg": command.alg, "issuer": command.issuer, "leeway": command.leeway,
             "issue-uids": command.issueUids, "issue-gids": command.issueGids, "admin-uids": command.adminUids,
             "admin-gids": command.adminGids, "max-frame-size": command.maxFrameSize, "max-connections": command.maxConnections,
+            "max-connections-per-uid": command.maxConnectionsPerUid,
             "max-in-flight": command.maxInFlight, "idle-timeout": command.idleTimeout, "log-level": command.logLevel,
             "fsync": command.fsync, "snapshot-interval": command.snapshotInterval, "snapshot-changes": command.snapshotChanges,
             "repair": command.repair ? "true" : nil, "verified-cache-size": command.verifiedCacheSize,
@@ -126,6 +127,11 @@ struct Settings {
         // that skips hello can send any of them (proto-spec.md 4.2).
         try integer("max-frame-size", into: &configuration.maxFrameSize, minimum: TokendConfiguration.minimumFrameSize)
         try integer("max-connections", into: &configuration.maxConnections)
+        if values["max-connections-per-uid"] != nil {
+            var perUID = 0
+            try integer("max-connections-per-uid", into: &perUID)
+            configuration.maxConnectionsPerUID = perUID
+        }
         try integer("max-in-flight", into: &configuration.maxInFlight)
         try seconds("snapshot-interval", into: &configuration.snapshotInterval, minimum: 0)
         try integer("snapshot-changes", into: &configuration.snapshotChanges, minimum: 0)

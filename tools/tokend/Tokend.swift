@@ -42,10 +42,11 @@ struct Tokend: AsyncParsableCommand {
     @Option(help: "Comma-separated gids allowed to issue.") var issueGids: String?
     @Option(help: "Comma-separated uids allowed admin operations. Default: tokend's own uid and root.") var adminUids: String?
     @Option(help: "Comma-separated gids allowed admin operations.") var adminGids: String?
-    @Option(help: "Largest request frame, in bytes. Default 65536.") var maxFrameSize: String?
-    @Option(help: "Most concurrent connections. Default 4096.") var maxConnections: String?
+    @Option(help: "Largest request frame, in bytes, at least 32768. Default 65536.") var maxFrameSize: String?
+    @Option(help: "Most concurrent connections; lowered at start to what the open-file limit allows. Default 4096.") var maxConnections: String?
+    @Option(help: "Most connections one uid may hold (admins excepted). Default a quarter of --max-connections.") var maxConnectionsPerUid: String?
     @Option(help: "Most requests in flight per connection before reading pauses. Default 256.") var maxInFlight: String?
-    @Option(help: "Close connections idle this long; 0 disables. Default 5m.") var idleTimeout: String?
+    @Option(help: "Close connections that complete no request for this long; 0 disables. Default 5m.") var idleTimeout: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical. Default info. A reload (SIGHUP) applies a new one.") var logLevel: String?
     @Option(help: "text, or json: one JSON object per line with the metadata keys as fields. Default text.") var logFormat: String?
     @Option(help: "When the journal reaches the disk: always (before each reply, shared by concurrent requests), everysec or no. Default everysec.") var fsync: String?

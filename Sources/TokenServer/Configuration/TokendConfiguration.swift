@@ -82,8 +82,11 @@ public struct TokendConfiguration: Sendable {
     public var maxFrameSize: Int = 64 * 1024
     /// The least `maxFrameSize` may be: every request within the field limits fits.
     public static let minimumFrameSize = 32 * 1024
-    /// Connections beyond this are closed at once.
+    /// Connections beyond this are closed at once (lowered at start to what the open-file
+    /// limit leaves room for).
     public var maxConnections: Int = 4096
+    /// Connections one uid (other than an admin's) may hold; nil: a quarter of `maxConnections`.
+    public var maxConnectionsPerUID: Int?
     /// Requests in flight per connection before the daemon stops reading from it.
     public var maxInFlight: Int = 256
     /// Connections silent for this long are closed (seconds; 0 disables).
@@ -92,5 +95,6 @@ public struct TokendConfiguration: Sendable {
     public init() {}
 
     public var resolvedSocketPath: String { socketPath ?? stateDirectory + "/tokend.sock" }
+    public var resolvedMaxConnectionsPerUID: Int { maxConnectionsPerUID ?? max(1, maxConnections / 4) }
     public var keysDirectory: String { stateDirectory + "/keys" }
 }

@@ -31,18 +31,52 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// `channelReadComplete`: pipelined requests answered at once cost one syscall, not one each.
     private var inReadBurst = false
     private var unflushed = false
+    /// A connection that completes no request for this long, with none in flight, is closed.
+    /// Counted from complete requests, not bytes: a peer that sends a byte now and then to
+    /// hold its place is closed all the same.
+    private let idleTimeout: TimeAmount?
+    private var lastRequestAt = NIODeadline.now()
+    private var idleCheck: RepeatedTask?
 
-    init(service: TokenService, peer: PeerCredentials, maxInFlight: Int, logger: Logger) {
+    init(service: TokenService, peer: PeerCredentials, maxInFlight: Int, idleTimeout: TimeAmount? = nil, logger: Logger) {
         self.service = service
         self.peer = peer
         self.maxInFlight = maxInFlight
+        self.idleTimeout = idleTimeout
         self.logger = logger
         self.logger[metadataKey: "peer.uid"] = "\(peer.uid)"
         self.logger[metadataKey: "peer.pid"] = "\(peer.pid)"
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard let idleTimeout else { return }
+        // Looked at four times per timeout: a connection closes within 1.25 timeouts of its last request.
+        let period = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, TimeAmount.milliseconds(250).nanoseconds))
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            let (handler, context) = loopBound.value
+            handler.closeIfIdle(idleTimeout, context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
+    }
+
+    private func closeIfIdle(_ idleTimeout: TimeAmount, context: ChannelHandlerContext) {
+        // Nothing in flight: either nothing was asked, or requests wait because the client
+        // stopped reading its responses. Both end here.
+        guard inFlight == 0, NIODeadline.now() - lastRequestAt >= idleTimeout else { return }
+        logger.debug("closing idle connection", metadata: ["requests.queued": "\(queued.count)"])
+        idleCheck?.cancel()
+        idleCheck = nil
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadBurst = true
+        lastRequestAt = .now()
         guard !draining else { return }
         do {
             queued.append(try Request(body: unwrapInboundIn(data)))
@@ -166,13 +200,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         case is ShutdownEvent:
             draining = true
             startQueued(context: context)
-        case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
-            // Nothing in flight: either nothing was asked, or requests wait because the
-            // client stopped reading its responses. Both end here.
-            if inFlight == 0 {
-                logger.debug("closing idle connection", metadata: ["requests.queued": "\(queued.count)"])
-                context.close(promise: nil)
-            }
         default:
             context.fireUserInboundEventTriggered(event)
         }

@@ -18,6 +18,8 @@ public final class SnapshotScheduler: Sendable {
         var running = false
         var last: EmbeddedStore.SnapshotReport?
         var lastAt: Int64 = 0
+        /// The last failure logged, so that a fault retried every second logs once.
+        var lastFailure: String?
     }
 
     init(store: EmbeddedStore, configuration: TokendConfiguration, logger: Logger) {
@@ -30,13 +32,15 @@ public final class SnapshotScheduler: Sendable {
     /// The latest snapshot this process wrote.
     var lastSnapshot: EmbeddedStore.SnapshotReport? { store.lastSnapshot }
 
-    /// Called every second.
+    /// Called every second. While the journal is degraded, a snapshot is tried every second:
+    /// the first that is durable ends the fault.
     func tick() {
+        let degraded = store.isDegraded
         let due = state.withLockedValue { state -> Bool in
             state.secondsSinceSnapshot += 1
             let pending = store.changesSinceSnapshot
-            return !state.running && pending > 0
-                && ((interval > 0 && state.secondsSinceSnapshot >= interval) || (changes > 0 && pending >= changes))
+            return !state.running && (degraded || pending > 0
+                && ((interval > 0 && state.secondsSinceSnapshot >= interval) || (changes > 0 && pending >= changes)))
         }
         if due { request() }
     }
@@ -74,8 +78,17 @@ public final class SnapshotScheduler: Sendable {
     private func write() {
         do {
             _ = try store.snapshot()
+            state.withLockedValue { $0.lastFailure = nil }
         } catch {
-            logger.error("snapshot failed; the journal keeps every change", metadata: ["error": "\(error)"])
+            let text = "\(error)"
+            let repeated = state.withLockedValue { state in
+                defer { state.lastFailure = text }
+                return state.lastFailure == text
+            }
+            let message: Logger.Message = store.isDegraded
+                ? "snapshot failed; changes stay refused until one is written"
+                : "snapshot failed; the journal keeps every change"
+            logger.log(level: repeated ? .debug : .error, message, metadata: ["error": "\(text)"])
         }
         state.withLockedValue {
             $0.running = false

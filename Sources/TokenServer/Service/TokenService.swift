@@ -90,7 +90,8 @@ public final class TokenService: Sendable {
                 self.finish(request, outcome, started: started, reply)
             case .failure(let error as StoreUnavailable):
                 self.storeFailures.warn(self.logger, error)
-                self.finish(request, .refused(.storeUnavailable, "the state store is unavailable: \(error)"), started: started, reply)
+                // The detail goes to the log only: peers never see the store's internals.
+                self.finish(request, .refused(.storeUnavailable, error.reason), started: started, reply)
             case .failure(let error):
                 self.logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
                 self.finish(request, .refused(.internalError, "internal error"), started: started, reply)

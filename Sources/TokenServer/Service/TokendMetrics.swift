@@ -84,6 +84,9 @@ public final class TokendMetrics: Sendable {
         gauge("tokend_records", store.records)
         for name in ["healthy", "cluster", "masters", "keys"] { gauge("tokend_store_redis_\(name)", store.extra["store_redis_\(name)"].map(Int.init)) }
         for name in ["commands", "failures", "redirections"] { advance("tokend_store_redis_\(name)_total", to: store.extra["store_redis_\(name)"]) }
+        gauge("tokend_persistence_degraded", store.extra["persistence_degraded"].map(Int.init))
+        advance("tokend_persistence_degraded_reads_total", to: store.extra["persistence_degraded_reads"])
+        advance("tokend_persistence_refused_writes_total", to: store.extra["persistence_refused_writes"])
         for (opcode, status, count) in reading.responses {
             advance("tokend_requests_total", [("op", Self.label(opcode)), ("status", status.name)], to: count)
         }

@@ -21,7 +21,12 @@ public enum SnapshotFile {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw PersistenceError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         var closed = false
-        defer { if !closed { close(fd) } }
+        var renamed = false
+        defer {
+            if !closed { close(fd) }
+            // A failed write leaves no half snapshot behind to fill the disk further.
+            if !renamed { unlink(temporary) }
+        }
         var crc: UInt32 = 0
         var total = 0
         var buffer = ByteBuffer()
@@ -63,6 +68,7 @@ public enum SnapshotFile {
         guard rename(temporary, directory + "/" + name) == 0 else {
             throw PersistenceError("cannot rename \(temporary): \(String(cString: strerror(errno)))")
         }
+        renamed = true
         syncDirectory(directory)
         return Written(records: Int(count), bytes: total)
     }

@@ -303,7 +303,7 @@ EXAMPLES = [
      "At T0 + 7200, after the requests above, from a peer with the admin role; the daemon started at T0, "
      "loading the state of its previous run, which held Carol's session (issued at T0 - 3600; 17.20 finds it "
      "idle, and docs/state-format.md section 14.1 shows it in the snapshot). "
-     "Abridged: shown are the first thirteen records, in the order the daemon writes them; the real reply goes on "
+     "Abridged: shown are the first sixteen records, in the order the daemon writes them; the real reply goes on "
      "with an `op.<name>` record for every operation and a `status.<name>` record for every status (section 12.8). "
      "Alice's session is revoked; Bob's family is still held (its refresh token has expired, but it counts until "
      "the daemon forgets it); Carol's idle session is held and not revoked, so it counts in `sessions_active`; "
@@ -317,6 +317,9 @@ EXAMPLES = [
          ("stat", [("name", "revoked"), ("value", 1)]),
          ("stat", [("name", "dedup_entries"), ("value", 0)]),
          ("stat", [("name", "records"), ("value", 3)]),
+         ("stat", [("name", "persistence_degraded"), ("value", 0)]),
+         ("stat", [("name", "persistence_degraded_reads"), ("value", 0)]),
+         ("stat", [("name", "persistence_refused_writes"), ("value", 0)]),
          ("stat", [("name", "keys"), ("value", 1)]),
          ("stat", [("name", "cache_entries"), ("value", 2)]),
          ("stat", [("name", "cache_hits"), ("value", 1)]),

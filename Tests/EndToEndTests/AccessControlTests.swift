@@ -59,6 +59,82 @@ import TokenProtocol
         granted.stop()
     }
 
+    /// Opens up to `count` connections as the second user, pings on each, reports how many were
+    /// answered, and holds them until `release` exists (at most 30 s).
+    func flood(_ socket: String, count: Int, directory: URL) throws -> (answered: () -> Int?, release: () -> Void) {
+        let script = directory.appendingPathComponent("flood.py")
+        let report = directory.appendingPathComponent("answered")
+        let release = directory.appendingPathComponent("release")
+        try #"""
+        import os, socket, struct, sys, time
+        path, count, report, release = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+        held = []
+        for i in range(count):
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(2)
+            try:
+                s.connect(path)
+                s.sendall(struct.pack(">IBBI", 6, 1, 2, i))  # ping
+                if len(s.recv(64)) >= 12:
+                    held.append(s)
+            except OSError:
+                pass
+        with open(report + ".tmp", "w") as f:
+            f.write(str(len(held)))
+        os.rename(report + ".tmp", report)
+        deadline = time.time() + 30
+        while not os.path.exists(release) and time.time() < deadline:
+            time.sleep(0.05)
+        """#.write(to: script, atomically: true, encoding: .utf8)
+        chmod(directory.path, 0o777)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        process.arguments = ["-u", Self.user, "--", "/usr/bin/python3", script.path, socket, "\(count)", report.path, release.path]
+        try process.run()
+        let answered = { () -> Int? in
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                if let text = try? String(contentsOf: report, encoding: .utf8) { return Int(text) }
+                usleep(50_000)
+            }
+            return nil
+        }
+        return (answered, {
+            FileManager.default.createFile(atPath: release.path, contents: nil)
+            process.waitUntilExit()
+        })
+    }
+
+    /// One uid cannot take every connection: it is held to its share, and an administrator
+    /// still gets in when the other peers have filled what they may.
+    @Test(.enabled(if: (try? AccessControlTests.uid.get()) != nil, "needs root to create a second user"))
+    func aFloodByOneUserLeavesRoomForOthersAndForAdmins() async throws {
+        _ = try Self.uid.get()
+        let directory = try socketDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        let shared = try DaemonProcess(["--socket-mode", "666", "--max-connections", "64", "--max-connections-per-uid", "10"],
+                                       socketPath: directory.appendingPathComponent("shared.sock").path)
+        let perUID = try flood(shared.socketPath, count: 30, directory: directory)
+        #expect(perUID.answered() == 10, "one uid holds at most --max-connections-per-uid")
+        #expect(try shared.tokenctl(["stats"]).status == 0)
+        perUID.release()
+        #expect(shared.log.contains("per-uid connection limit reached"))
+        shared.stop()
+
+        // 64 in all, of which admins keep min(16, 64 / 8) = 8: a user may hold 56.
+        try? FileManager.default.removeItem(at: directory.appendingPathComponent("answered"))
+        try? FileManager.default.removeItem(at: directory.appendingPathComponent("release"))
+        let reserved = try DaemonProcess(["--socket-mode", "666", "--max-connections", "64", "--max-connections-per-uid", "64"],
+                                         socketPath: directory.appendingPathComponent("reserved.sock").path)
+        let filled = try flood(reserved.socketPath, count: 80, directory: directory)
+        #expect(filled.answered() == 56)
+        let stats = try reserved.tokenctl(["stats", "--json"])
+        #expect(stats.status == 0 && stats.output.contains(#""connections":57"#), "\(stats.output)")
+        filled.release()
+        reserved.stop()
+    }
+
     @Test func stateReadableByOthersIsRefusedWithTheFix() async throws {
         let directory = DaemonProcess.temporaryStateDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

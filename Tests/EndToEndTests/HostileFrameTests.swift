@@ -158,6 +158,29 @@ import TokenProtocol
         #expect(daemon.log.contains("connection limit reached"))
     }
 
+    /// Bytes that never complete a request do not hold a connection open past the idle timeout.
+    @Test func aPeerDribblingBytesIsClosedAfterTheIdleTimeout() async throws {
+        let daemon = try DaemonProcess(["--idle-timeout", "1s"])
+        let dribbler = try RawConnection(daemon.socketPath)
+        var bytes = ByteBuffer()
+        bytes.writeFrame(Request(opcode: .ping, id: 1))
+        let frame = Array(bytes.readableBytesView)
+        let started = Date()
+        var closed = false
+        // One byte every 200 ms: far more often than the timeout, but never a whole request.
+        for byte in frame.dropLast() {
+            dribbler.send([byte])
+            try await Task.sleep(for: .milliseconds(200))
+            if dribbler.isClosedByPeer(wait: .milliseconds(1)) {
+                closed = true
+                break
+            }
+        }
+        if !closed { closed = dribbler.isClosedByPeer(wait: .seconds(2)) }
+        #expect(closed, "the connection stayed open while bytes dribbled in")
+        #expect(Date().timeIntervalSince(started) < 3.0)
+    }
+
     @Test func peersOutsideTheRolesAreForbidden() async throws {
         // Neither role for our uid (tests run as root or a developer's uid, never 4242).
         let daemon = try DaemonProcess(["--issue-uids", "4242", "--admin-uids", "4242"])

@@ -58,4 +58,12 @@ final class RawConnection {
         var byte: UInt8 = 0
         return recv(fd, &byte, 1, 0) == 0
     }
+
+    /// Whether the daemon closes its end within `wait` (nothing else is expected to arrive).
+    func isClosedByPeer(wait: Duration) -> Bool {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)
+        guard poll(&poller, 1, milliseconds) == 1 else { return false }
+        return isClosedByPeer()
+    }
 }

@@ -3,7 +3,10 @@
 struct EmbeddedState: Sendable {
     var policy: RenewalPolicy
     private(set) var logins = LoginTable()
-    private(set) var bySubject: [String: Set<SessionKey>] = [:]
+    /// Keyed by the subject's UTF-8 bytes: Swift's `String` equality would take canonically
+    /// equivalent subjects ("Kate" and "\u{212A}ate", NFC and NFD) for one, and the Redis store
+    /// keys by bytes.
+    private(set) var bySubject: [SubjectKey: Set<SessionKey>] = [:]
     private(set) var dedup: [Digest128: DedupEntry] = [:]
     private var loginExpiry: ExpiryQueue<SessionKey>
     /// Dedup entries in insertion order, which is expiry order for a fixed window.
@@ -51,8 +54,9 @@ struct EmbeddedState: Sendable {
     private mutating func remove(_ key: SessionKey) {
         guard let record = logins.removeValue(forKey: key) else { return }
         adjustCounts(record, by: -1)
-        bySubject[record.subject]?.remove(key)
-        if bySubject[record.subject]?.isEmpty == true { bySubject[record.subject] = nil }
+        let subject = SubjectKey(record.subject)
+        bySubject[subject]?.remove(key)
+        if bySubject[subject]?.isEmpty == true { bySubject[subject] = nil }
     }
 
     private mutating func adjustCounts(_ record: LoginRecord, by delta: Int) {
@@ -111,7 +115,7 @@ struct EmbeddedState: Sendable {
             if let previous = logins.updateValue(record, forKey: key) {
                 adjustCounts(previous, by: -1)
             } else {
-                bySubject[record.subject, default: []].insert(key)
+                bySubject[SubjectKey(record.subject), default: []].insert(key)
                 // From the stored record, whose times the table keeps within 32 bits, so that
                 // hostile values from a state file cannot overflow the arithmetic.
                 loginExpiry.insert(key, at: forgetAt(logins[key]!))
@@ -203,7 +207,7 @@ struct EmbeddedState: Sendable {
             return revoke(key, now: now) ? 1 : 0
         case .subject(let subject):
             var count = 0
-            for key in bySubject[subject] ?? [] where live(key, now: now) != nil {
+            for key in bySubject[SubjectKey(subject)] ?? [] where live(key, now: now) != nil {
                 if revoke(key, now: now) { count += 1 }
             }
             return count
@@ -214,7 +218,7 @@ struct EmbeddedState: Sendable {
         let limit = max(1, query.limit)
         var keys: [SessionKey]
         if let subject = query.subject {
-            keys = (bySubject[subject] ?? []).filter { key in query.after.map { key > $0 } ?? true }
+            keys = (bySubject[SubjectKey(subject)] ?? []).filter { key in query.after.map { key > $0 } ?? true }
         } else {
             keys = logins.keys.filter { key in query.after.map { key > $0 } ?? true }
         }
@@ -232,4 +236,10 @@ struct EmbeddedState: Sendable {
         StoreStatistics(sessionsActive: counts.sessions, familiesActive: counts.families, revoked: counts.revoked,
                         dedupEntries: dedup.count, records: logins.count)
     }
+}
+
+/// A subject as the index keys it: its UTF-8 bytes, compared byte for byte.
+struct SubjectKey: Hashable, Sendable {
+    let bytes: [UInt8]
+    init(_ subject: String) { bytes = Array(subject.utf8) }
 }

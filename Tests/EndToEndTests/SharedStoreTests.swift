@@ -323,3 +323,43 @@ struct SharedStoreSettingsTests {
         await client.close()
     }
 }
+
+/// Rules both stores must keep alike, each case run on the embedded store and on Redis.
+@Suite(.enabled(if: RedisServer.installed, "redis-server is not installed (tools/test installs it)"))
+struct BothStoresTests {
+    enum Store: String, CaseIterable, CustomStringConvertible, Sendable {
+        case embedded, redis
+        var description: String { rawValue }
+    }
+
+    /// A daemon on `store`, with whatever holds it alive.
+    static func daemon(_ store: Store, _ arguments: [String] = []) throws -> (DaemonProcess, SharedStore?) {
+        switch store {
+        case .embedded: return (try DaemonProcess(arguments), nil)
+        case .redis:
+            let shared = try SharedStore(.single, daemons: 1, arguments: arguments)
+            return (shared.daemons[0], shared)
+        }
+    }
+
+    /// Subjects are their bytes: the Kelvin sign's "Kate" and NFD "José" are not "Kate" and
+    /// NFC "José", in the index, the listing and revoke by subject.
+    @Test(arguments: Store.allCases)
+    func lookAlikeSubjectsAreDifferentSubjects(_ store: Store) async throws {
+        let (daemon, shared) = try Self.daemon(store)
+        defer { withExtendedLifetime(shared) {} }
+        let client = try await daemon.client()
+        for (one, other) in [("Kate", "\u{212A}ate"), ("Jos\u{E9}", "Jose\u{301}")] {
+            let kept = try #require(try await client.issue(IssueRequest(mode: .session, subject: one)).sessionToken)
+            let gone = try #require(try await client.issue(IssueRequest(mode: .session, subject: other)).sessionToken)
+            let listed = try await client.sessions(SessionsRequest(subject: other))
+            #expect(listed.sessions.map(\.subject).allSatisfy { $0.utf8.elementsEqual(other.utf8) } && listed.sessions.count == 1,
+                    "\(store): listing \(Array(other.unicodeScalars))")
+            #expect(try await client.revoke(.subject(other)) == 1)
+            #expect(await refusal { try await client.verify(token: gone) } == .revoked)
+            let outcome = try await client.verify(token: kept)
+            #expect(outcome.status.isSuccess && outcome.result.subject.utf8.elementsEqual(one.utf8), "\(store): \(one) lost its session")
+        }
+        await client.close()
+    }
+}

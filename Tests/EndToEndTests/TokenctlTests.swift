@@ -124,3 +124,53 @@ import TestSupport
         #expect(try restarted.tokenctl(["ping"]).status == 0)
     }
 }
+
+/// What a key's removal and a leaked key can and cannot do.
+@Suite struct KeyRingTests {
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not JSON: \(text)")
+    }
+
+    /// A token verified (and cached) before its key was removed verifies no more after the
+    /// reload that removed it.
+    @Test func aRemovedKeyVerifiesNothingItVerifiedBefore() async throws {
+        let daemon = try DaemonProcess()
+        let token = try #require(try json(try daemon.tokenctl(["issue", "--subject", "alice", "--json"]).output)["token"] as? String)
+        #expect(try daemon.tokenctl(["verify", token]).status == 0)
+        #expect(try daemon.tokenctl(["verify", token]).status == 0, "twice, so that the cache holds it")
+        let keys = daemon.stateDirectory.appendingPathComponent("keys")
+        let old = try #require(try FileManager.default.contentsOfDirectory(atPath: keys.path).first { $0.hasSuffix(".key") })
+        #expect(try daemon.tokenctl(["keys", "rotate"]).status == 0)
+        try FileManager.default.removeItem(at: keys.appendingPathComponent(old))
+        #expect(try daemon.tokenctl(["keys", "reload"]).status == 0)
+        let after = try daemon.tokenctl(["verify", "--json", token])
+        #expect(after.status == 1)
+        #expect(try json(after.output)["status"] as? String == "bad_signature", "\(after.output)")
+    }
+
+    /// A holder of a leaked key can sign, but not move a login to another subject: verify
+    /// checks the token's sub against the subject stored for its sid, and answers with that.
+    @Test func aReSignedTokenCannotClaimAnotherSubject() async throws {
+        let daemon = try DaemonProcess()
+        let issued = try json(try daemon.tokenctl(["issue", "--subject", "alice", "--json"]).output)
+        let token = try #require(issued["token"] as? String)
+        let keys = daemon.stateDirectory.appendingPathComponent("keys")
+        let keyFile = try #require(try FileManager.default.contentsOfDirectory(atPath: keys.path).first { $0.hasSuffix(".key") })
+        let listed = try json(try daemon.tokenctl(["keys", "list", "--json"]).output)
+        let kid = try #require(((listed["keys"] as? [[String: Any]])?.first?["kid"]) as? String)
+        let decoded = try json(try runProcess(DaemonProcess.executable("tokenctl"), ["jwt", "decode", token]).output)
+        var claims = try #require(decoded["claims"] as? [String: Any])
+        claims["sub"] = "root"
+        let claimsText = String(decoding: try JSONSerialization.data(withJSONObject: claims), as: UTF8.self)
+        let forged = try runProcess(DaemonProcess.executable("tokenctl"), [
+            "jwt", "sign", "--alg", "HS256", "--key", keys.appendingPathComponent(keyFile).path, "--kid", kid, "--claims", claimsText,
+        ])
+        #expect(forged.status == 0, "\(forged.error)")
+        let forgedToken = forged.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let verified = try daemon.tokenctl(["verify", "--json", forgedToken])
+        #expect(verified.status == 1, "a token re-signed as root verified: \(verified.output)")
+        #expect(try json(verified.output)["status"] as? String == "bad_signature")
+        // The genuine token still answers with the stored subject.
+        #expect(try json(try daemon.tokenctl(["verify", "--json", token]).output)["subject"] as? String == "alice")
+    }
+}

@@ -23,6 +23,22 @@ import Testing
                  newRefreshExpiresAt: now + 60, sealedCandidate: new.bytes)
     }
 
+    /// Subjects are compared as bytes: canonically equivalent strings are different subjects.
+    @Test(arguments: [("Kate", "\u{212A}ate"), ("Jos\u{E9}", "Jose\u{301}")])
+    func lookAlikeSubjectsDoNotShareSessions(_ subjects: (String, String)) {
+        let (one, other) = subjects
+        #expect(one == other, "Swift's String equality takes these for one subject")
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let first = SessionKey.random(), second = SessionKey.random()
+        #expect(state.create(session(first, subject: one, now: 1000), now: 1000) == .created)
+        #expect(state.create(session(second, subject: other, now: 1000), now: 1000) == .created)
+        #expect(state.list(ListQuery(subject: other, limit: 10), now: 1001).logins.map(\.key) == [second])
+        #expect(state.revoke(.subject(other), now: 1001) == 1)
+        guard case .active = state.touchSession(first, fingerprint: fingerprint, explicit: false, now: 1002) else {
+            Issue.record("revoking \(Array(other.unicodeScalars)) revoked \(Array(one.unicodeScalars))'s session"); return
+        }
+    }
+
     @Test func slidingSessionRenewsOnlyBelowTheThresholdByTheStep() {
         var state = EmbeddedState(policy: policy, now: 1000)
         let key = SessionKey.random()
@@ -146,7 +162,7 @@ import Testing
         #expect(state.expire(now: 1010, budget: 30) == 30)
         #expect(state.expire(now: 1010, budget: 1000) == 70)
         #expect(state.logins.count == 1 && state.logins[late] != nil)
-        #expect(state.bySubject["alice"]?.count == 1)
+        #expect(state.bySubject[SubjectKey("alice")]?.count == 1)
         #expect(state.expire(now: 5000) == 1)
         #expect(state.logins.isEmpty && state.bySubject.isEmpty)
     }

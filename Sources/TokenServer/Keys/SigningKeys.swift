@@ -12,6 +12,9 @@ public final class SigningKeys: Sendable {
         var entries: [KeyDirectory.Entry]
         var verifier: JWTVerifier
         var signing: JWTKey
+        /// Counts the rings built: whatever was checked against an older ring (the verified-token
+        /// cache's entries) is checked again, so a removed key verifies nothing more.
+        var generation: UInt64 = 0
     }
 
     private let ring: NIOLockedValueBox<Ring>
@@ -31,12 +34,15 @@ public final class SigningKeys: Sendable {
         entries.last { $0.createdAt <= now } ?? entries[0]
     }
 
-    private static func makeRing(_ entries: [KeyDirectory.Entry], signing: KeyDirectory.Entry, policy: JWTValidationPolicy) -> Ring {
+    private static func makeRing(_ entries: [KeyDirectory.Entry], signing: KeyDirectory.Entry, policy: JWTValidationPolicy, after previous: Ring? = nil) -> Ring {
         let keyRing = JWTKeyRing(keys: entries.map(\.key), signingKid: signing.key.kid)
-        return Ring(entries: entries, verifier: JWTVerifier(keyRing: keyRing, policy: policy), signing: signing.key)
+        return Ring(entries: entries, verifier: JWTVerifier(keyRing: keyRing, policy: policy), signing: signing.key,
+                    generation: (previous?.generation ?? 0) + 1)
     }
 
     var verifier: JWTVerifier { ring.withLockedValue { $0.verifier } }
+    /// The verifier with the generation of the ring it belongs to, read together.
+    var current: (verifier: JWTVerifier, generation: UInt64) { ring.withLockedValue { ($0.verifier, $0.generation) } }
     var signingKey: JWTKey { ring.withLockedValue { $0.signing } }
     var entries: [KeyDirectory.Entry] { ring.withLockedValue { $0.entries } }
 
@@ -48,7 +54,7 @@ public final class SigningKeys: Sendable {
             guard due.key.kid != ring.signing.kid,
                   let current = ring.entries.first(where: { $0.key.kid == ring.signing.kid }), due.createdAt > current.createdAt
             else { return nil }
-            ring = Self.makeRing(ring.entries, signing: due, policy: policy)
+            ring = Self.makeRing(ring.entries, signing: due, policy: policy, after: ring)
             return due
         }
     }
@@ -59,7 +65,7 @@ public final class SigningKeys: Sendable {
         try rotation.withLockedValue { _ in
             let entries = try directory.load()
             guard !entries.isEmpty else { throw ConfigurationError("\(directory.path) holds no key files; keeping the keys in use") }
-            ring.withLockedValue { $0 = Self.makeRing(entries, signing: Self.active(entries, now: now), policy: policy) }
+            ring.withLockedValue { $0 = Self.makeRing(entries, signing: Self.active(entries, now: now), policy: policy, after: $0) }
             return entries
         }
     }
@@ -69,7 +75,7 @@ public final class SigningKeys: Sendable {
         try rotation.withLockedValue { _ in
             let newest = ring.withLockedValue { $0.entries.last?.createdAt ?? 0 }
             let entry = try directory.create(algorithm: algorithm, now: max(now, newest + 1))
-            ring.withLockedValue { $0 = Self.makeRing($0.entries + [entry], signing: entry, policy: policy) }
+            ring.withLockedValue { $0 = Self.makeRing($0.entries + [entry], signing: entry, policy: policy, after: $0) }
             return entry
         }
     }

@@ -20,6 +20,12 @@ extension TokenService {
             case session, access, refresh, other
         }
 
+        /// Whether the token's `sub` is `subject`, compared as UTF-8 bytes (never as Swift
+        /// strings, which equate canonically equivalent text: "K" and the Kelvin sign).
+        func names(subject stored: String) -> Bool {
+            subject.utf8.elementsEqual(stored.utf8)
+        }
+
         static func kind(of type: String?) -> Kind {
             switch (type ?? "").lowercased() {
             case TokenType.session.lowercased(): .session
@@ -35,20 +41,21 @@ extension TokenService {
     func authenticate(_ token: String) -> Result<Presented, OutcomeError> {
         let key = VerifiedTokenCache.key(token)
         let now = clock.now()
-        if let cached = cache.lookup(key, now: now) { return .success(cached.presented) }
-        let result = authenticateUncached(token)
+        let (verifier, generation) = keys.current
+        if let cached = cache.lookup(key, now: now, generation: generation) { return .success(cached.presented) }
+        let result = authenticateUncached(token, verifier: verifier)
         // Refresh tokens are spent by their one use, and expired ones are refused anyway:
         // caching either would only take room.
         if case .success(let presented) = result, presented.kind != .refresh, now < presented.expiration {
-            cache.insert(key, VerifiedTokenCache.Entry(presented: presented, claimsJSON: presented.claimsJSON))
+            cache.insert(key, VerifiedTokenCache.Entry(presented: presented, claimsJSON: presented.claimsJSON, generation: generation))
         }
         return result
     }
 
-    private func authenticateUncached(_ token: String) -> Result<Presented, OutcomeError> {
+    private func authenticateUncached(_ token: String, verifier: JWTVerifier) -> Result<Presented, OutcomeError> {
         let jwt: VerifiedJWT
         do {
-            jwt = try keys.verifier.verifyIgnoringTime(token)
+            jwt = try verifier.verifyIgnoringTime(token)
         } catch {
             return .failure(OutcomeError(Self.status(for: error), error.reason))
         }
@@ -87,7 +94,8 @@ extension TokenService {
             return store.touchSession(presented.key, fingerprint: fingerprint, explicit: explicit, on: eventLoop).map { outcome in
                 switch outcome {
                 case .active(let info, let renewed):
-                    let result = VerifyResult(mode: .session, subject: presented.subject, sessionID: presented.key.text, claimsJSON: claimsJSON,
+                    guard presented.names(subject: info.subject) else { return Self.loginMismatch }
+                    let result = VerifyResult(mode: .session, subject: info.subject, sessionID: presented.key.text, claimsJSON: claimsJSON,
                                               expiresAt: UInt64(info.expiresAt), tokenExpiresAt: UInt64(presented.expiration), renewed: renewed)
                     return Outcome(status: renewed ? .renewed : .ok, fields: result.fields)
                 case .idleExpired: return .refused(.sessionExpired, "the session expired after being idle; log in again")
@@ -107,8 +115,9 @@ extension TokenService {
             }
             return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).map { outcome in
                 switch outcome {
-                case .active:
-                    let result = VerifyResult(mode: .pair, subject: presented.subject, sessionID: presented.key.text, claimsJSON: claimsJSON,
+                case .active(let record):
+                    guard presented.names(subject: record.subject) else { return Self.loginMismatch }
+                    let result = VerifyResult(mode: .pair, subject: record.subject, sessionID: presented.key.text, claimsJSON: claimsJSON,
                                               expiresAt: UInt64(presented.expiration), tokenExpiresAt: UInt64(presented.expiration), renewed: false)
                     return .ok(result.fields)
                 case let other: return Self.refusal(other)
@@ -120,6 +129,11 @@ extension TokenService {
             return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "not a token type tokend issues"))
         }
     }
+
+    /// A token that verifies but names a login it was not issued for: its `sub` is not the
+    /// subject stored for its `sid`. Only a token signed with a leaked key can be one, so it is
+    /// refused as a signature the daemon does not stand behind.
+    static let loginMismatch = Outcome.refused(.badSignature, "the token does not match the login it names")
 
     static func refusal(_ outcome: FamilyOutcome) -> Outcome {
         switch outcome {
@@ -150,6 +164,8 @@ extension TokenService {
         // expired.
         return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).flatMap { outcome in
             guard case .active(let record) = outcome else { return eventLoop.makeSucceededFuture(Self.refusal(outcome)) }
+            // The new pair copies the presented token's claims: they must be the login's own.
+            guard presented.names(subject: record.subject) else { return eventLoop.makeSucceededFuture(Self.loginMismatch) }
             guard now < presented.expiration + self.configuration.leeway else {
                 return eventLoop.makeSucceededFuture(.refused(.expired, "the refresh token expired; log in again"))
             }

@@ -6,12 +6,15 @@ import TokenStore
 /// token again skips the signature (the costly part for ES256, EdDSA and RS256).
 ///
 /// Keyed by a SHA-256 digest of the whole token; bounded (the oldest entry goes first); an
-/// entry never outlives its token's `exp`. Only the cryptographic check is cached: the store
-/// (revocation, the session table, fingerprints) is consulted on every hit.
+/// entry never outlives its token's `exp`, nor the key ring it was checked against (a key
+/// removed by a reload verifies nothing it verified before). Only the cryptographic check is
+/// cached: the store (revocation, the session table, fingerprints) is consulted on every hit.
 final class VerifiedTokenCache: Sendable {
     struct Entry: Sendable {
         let presented: TokenService.Presented
         let claimsJSON: String
+        /// The key ring's generation when the token was checked.
+        let generation: UInt64
     }
 
     private struct State {
@@ -36,14 +39,14 @@ final class VerifiedTokenCache: Sendable {
         return token.withUTF8 { Digest128(prefixOf: HashFunction.sha256.hash(UnsafeRawBufferPointer($0))) }
     }
 
-    func lookup(_ key: Digest128, now: Int64) -> Entry? {
+    func lookup(_ key: Digest128, now: Int64, generation: UInt64) -> Entry? {
         guard capacity > 0 else { return nil }
         return state.withLockedValue { state in
             guard let entry = state.entries[key] else {
                 state.misses += 1
                 return nil
             }
-            guard now < entry.presented.expiration else {
+            guard now < entry.presented.expiration, entry.generation == generation else {
                 state.entries[key] = nil
                 state.misses += 1
                 return nil

@@ -29,7 +29,8 @@ enum RedisScripts {
         """)
 
     /// KEYS: login. ARGV: now, fingerprint ('' for none), explicit (1/0), renew-below, renew-by.
-    /// Returns {status} or {'active', subject, expires, max-expires, renewed}.
+    /// Returns {status} or {'active', subject, expires, max-expires, renewed}. The renewal is
+    /// `LoginRecord.renewalTarget`'s.
     static let touch = RedisScript(name: "touch", source: """
         local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 't', 'e', 'm', 'v')
         if not r[1] then return {'unknown'} end
@@ -45,7 +46,7 @@ enum RedisScripts {
         if ARGV[3] == '1' then
             target = math.min(now + tonumber(r[4]), m)
         elseif e - now < tonumber(ARGV[4]) then
-            target = math.min(e + tonumber(ARGV[5]), m)
+            target = math.min(e + tonumber(ARGV[5]), now + tonumber(r[4]), m)
         end
         local renewed = 0
         if target > e then

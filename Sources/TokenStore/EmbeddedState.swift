@@ -152,14 +152,7 @@ struct EmbeddedState: Sendable {
         guard now < record.maxExpiresAt else { return .maxLifetimeReached }
         guard record.accepts(fingerprint) else { return .fingerprintMismatch }
         guard now < record.expiresAt else { return .idleExpired }
-        let target: Int64
-        if explicit {
-            target = min(now + record.ttl, record.maxExpiresAt)
-        } else if record.expiresAt - now < policy.renewBelow {
-            target = min(record.expiresAt + policy.renewBy, record.maxExpiresAt)
-        } else {
-            target = record.expiresAt
-        }
+        let target = record.renewalTarget(now: now, explicit: explicit, policy: policy)
         let renewed = target > record.expiresAt
         if renewed {
             record.expiresAt = target

@@ -70,3 +70,15 @@ public struct DedupEntry: Sendable, Hashable {
         self.expiresAt = expiresAt
     }
 }
+
+extension LoginRecord {
+    /// Where a verify (or, `explicit`, a renew) moves a live session's idle expiry: a renew to
+    /// a whole idle TTL from now; a verify, once less than `renewBelow` remains, by `renewBy`;
+    /// never past now plus the login's own idle TTL, nor past its maximum lifetime. At most the
+    /// current expiry means no renewal. `RedisScripts.touch` keeps the same rule.
+    func renewalTarget(now: Int64, explicit: Bool, policy: RenewalPolicy) -> Int64 {
+        if explicit { return min(now + ttl, maxExpiresAt) }
+        guard expiresAt - now < policy.renewBelow else { return expiresAt }
+        return min(expiresAt + policy.renewBy, now + ttl, maxExpiresAt)
+    }
+}

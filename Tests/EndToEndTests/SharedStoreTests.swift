@@ -362,4 +362,21 @@ struct BothStoresTests {
         }
         await client.close()
     }
+
+    /// A verify renews a session issued with `ttl` 60 s to at most 60 s from now, on both stores.
+    @Test(arguments: Store.allCases)
+    func aRenewalNeverOutrunsTheLoginsOwnIdleTTL(_ store: Store) async throws {
+        let (daemon, shared) = try Self.daemon(store)
+        defer { withExtendedLifetime(shared) {} }
+        let client = try await daemon.client()
+        let issued = try await client.issue(IssueRequest(mode: .session, subject: "short", ttl: 60))
+        let before = Int64(Date().timeIntervalSince1970)
+        let outcome = try await client.verify(token: try #require(issued.sessionToken))
+        let after = Int64(Date().timeIntervalSince1970)
+        // Renewed or not (within the second of issue there is nothing to add), never further.
+        #expect(outcome.status.isSuccess)
+        #expect(Int64(outcome.result.expiresAt) <= after + 60 && Int64(outcome.result.expiresAt) >= before + 59,
+                "\(store): renewed to \(Int64(outcome.result.expiresAt) - before) s from now")
+        await client.close()
+    }
 }

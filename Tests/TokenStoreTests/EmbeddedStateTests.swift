@@ -23,6 +23,18 @@ import Testing
                  newRefreshExpiresAt: now + 60, sealedCandidate: new.bytes)
     }
 
+    /// A session issued with a short idle TTL is never renewed past now plus that TTL, however
+    /// large the daemon's renew-by.
+    @Test func aRenewalNeverOutrunsTheLoginsOwnIdleTTL() {
+        var state = EmbeddedState(policy: RenewalPolicy(renewBelow: 3600, renewBy: 3600, dedupWindow: 5), now: 1000)
+        let key = SessionKey.random()
+        #expect(state.create(session(key, now: 1000, idle: 60, max: 43200), now: 1000) == .created)
+        guard case .active(let info, let renewed) = state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1010) else {
+            Issue.record("not active"); return
+        }
+        #expect(renewed && info.expiresAt == 1070, "renewed to \(info.expiresAt), not 1010 + 60")
+    }
+
     /// Subjects are compared as bytes: canonically equivalent strings are different subjects.
     @Test(arguments: [("Kate", "\u{212A}ate"), ("Jos\u{E9}", "Jose\u{301}")])
     func lookAlikeSubjectsDoNotShareSessions(_ subjects: (String, String)) {

@@ -45,9 +45,9 @@ public struct JWTClaims: Sendable, Hashable {
 
     /// Reads claims straight from payload JSON, without building a tree for the registered
     /// ones: the hot path of every verification.
-    init(parsing payload: UnsafeRawBufferPointer, maximumDepth: Int) throws(JWTError) {
+    init(parsing payload: UnsafeRawBufferPointer, maximumDepth: Int, maximumMembers: Int) throws(JWTError) {
         self.init()
-        var cursor = JSONCursor(bytes: payload, maximumDepth: maximumDepth)
+        var cursor = JSONCursor(bytes: payload, maximumDepth: maximumDepth, maximumMembers: maximumMembers)
         var claims = self
         do {
             try cursor.forEachMember { name, cursor throws(StrictJSONParser.Error) in

@@ -7,16 +7,21 @@ public enum JWTDecoder {
         try token.withJWTBytes { bytes throws(JWTError) in
             guard bytes.count <= maximumSize else { throw JWTError(.tooLarge, "the token is \(bytes.count) bytes, more than the \(maximumSize) allowed") }
             let jws = try CompactJWS(splitting: bytes)
-            let header = try bytes.withDecodedSegment(jws.header, name: "header") { raw throws(JWTError) in try parse(raw, "header") }
-            let payload = try bytes.withDecodedSegment(jws.payload, name: "payload") { raw throws(JWTError) in try parse(raw, "payload") }
+            let policy = JWTValidationPolicy()
+            let header = try bytes.withDecodedSegment(jws.header, name: "header") { raw throws(JWTError) in
+                try parse(raw, "header", maximumMembers: policy.maximumHeaderMembers)
+            }
+            let payload = try bytes.withDecodedSegment(jws.payload, name: "payload") { raw throws(JWTError) in
+                try parse(raw, "payload", maximumMembers: policy.maximumClaimMembers)
+            }
             _ = try bytes.withDecodedSegment(jws.signature, name: "signature") { _ throws(JWTError) in () }
             return (header, payload)
         }
     }
 
-    static func parse(_ raw: UnsafeRawBufferPointer, _ name: String, maximumDepth: Int = 16) throws(JWTError) -> JSONObject {
+    static func parse(_ raw: UnsafeRawBufferPointer, _ name: String, maximumDepth: Int = 16, maximumMembers: Int) throws(JWTError) -> JSONObject {
         do {
-            return try StrictJSONParser(maximumDepth: maximumDepth).parseObject(raw)
+            return try StrictJSONParser(maximumDepth: maximumDepth, maximumMembers: maximumMembers).parseObject(raw)
         } catch {
             throw JWTError(.malformed, "the \(name) is not a strict JSON object: \(error)")
         }

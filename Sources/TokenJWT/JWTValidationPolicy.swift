@@ -13,6 +13,11 @@ public struct JWTValidationPolicy: Sendable, Hashable {
     public var type: String?
     /// Deepest JSON nesting accepted in header and payload.
     public var maximumJSONDepth: Int = 16
+    /// The most members the header may have: a dozen names are defined; anything near this is
+    /// hostile, and it is parsed before any signature is checked.
+    public var maximumHeaderMembers: Int = 16
+    /// The most members any object of the claims may have.
+    public var maximumClaimMembers: Int = 1024
 
     public init(leeway: Int64 = 0, issuer: String? = nil, audience: String? = nil, type: String? = nil) {
         self.leeway = leeway

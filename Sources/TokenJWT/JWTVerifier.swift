@@ -38,7 +38,7 @@ public struct JWTVerifier: Sendable {
     /// Follow with `checkTime(_:now:)` unless time truly does not matter.
     public func verifyIgnoringTime(bytes token: UnsafeRawBufferPointer) throws(JWTError) -> VerifiedJWT {
         try withVerifiedSignature(token) { header, key, payload throws(JWTError) in
-            let claims = try JWTClaims(parsing: payload, maximumDepth: policy.maximumJSONDepth)
+            let claims = try JWTClaims(parsing: payload, maximumDepth: policy.maximumJSONDepth, maximumMembers: policy.maximumClaimMembers)
             try check(claims, header: header)
             return VerifiedJWT(header: header, claims: claims, kid: key.kid)
         }
@@ -64,7 +64,7 @@ public struct JWTVerifier: Sendable {
         }
         let jws = try CompactJWS(splitting: token)
         let header = try token.withDecodedSegment(jws.header, name: "header") { raw throws(JWTError) in
-            try JWTHeader(object: parseObject(raw, "header"))
+            try JWTHeader(object: JWTDecoder.parse(raw, "header", maximumDepth: policy.maximumJSONDepth, maximumMembers: policy.maximumHeaderMembers))
         }
         guard let algorithm = JWSAlgorithm(name: header.algorithmName) else {
             throw JWTError(.algorithmMismatch, "algorithm \"\(header.algorithmName)\" is not accepted")
@@ -82,10 +82,6 @@ public struct JWTVerifier: Sendable {
             guard valid else { throw JWTError(.badSignature, "the signature does not verify") }
             return try body(header, key, payload)
         }
-    }
-
-    private func parseObject(_ raw: UnsafeRawBufferPointer, _ name: String) throws(JWTError) -> JSONObject {
-        try JWTDecoder.parse(raw, name, maximumDepth: policy.maximumJSONDepth)
     }
 
     private func check(_ claims: JWTClaims, header: JWTHeader) throws(JWTError) {

@@ -99,6 +99,37 @@ import TokenJWT
         expectRefused(try factory.token(payload: #"{"sub":"alice","exp":2000000000,"exp":2100000000}"#), .malformed)
     }
 
+    /// A header may hold 16 members, not 17; duplicates are found among the most members an
+    /// object may hold (the set that replaces the pairwise scan past eight names), wherever
+    /// they stand.
+    @Test func memberLimitsAndDuplicatesAtTheLargestAllowedSize() throws {
+        func header(_ count: Int, duplicateOf: Int? = nil) -> String {
+            var members = [#""alg":"HS256""#, #""kid":"k1""#]
+            members += (members.count..<count).map { #""x\#($0)":0"# }
+            if let duplicateOf { members[count - 1] = #""x\#(duplicateOf)":1"# }
+            return "{" + members.joined(separator: ",") + "}"
+        }
+        let payload = TokenFactory.validPayload
+        _ = try factory.verifier.verify(try factory.token(header: header(16), payload: payload), now: now)
+        expectRefused(try factory.token(header: header(17), payload: payload), .malformed)
+        expectRefused(try factory.token(header: header(16, duplicateOf: 3), payload: payload), .malformed)
+        expectRefused(try factory.token(header: header(16, duplicateOf: 14), payload: payload), .malformed)
+
+        func claims(_ count: Int, duplicateOf: Int? = nil) -> String {
+            var members = [#""sub":"alice""#, #""exp":2000000000"#]
+            members += (members.count..<count).map { #""c\#($0)":0"# }
+            if let duplicateOf { members[count - 1] = #""c\#(duplicateOf)":1"# }
+            return "{" + members.joined(separator: ",") + "}"
+        }
+        let wide = JWTVerifier(keyRing: factory.verifier.keyRing, policy: { var p = JWTValidationPolicy(); p.maximumTokenSize = 1 << 20; return p }())
+        _ = try wide.verify(try factory.token(payload: claims(1024)), now: now)
+        expectRefused(try factory.token(payload: claims(1025)), .malformed, verifier: wide)
+        expectRefused(try factory.token(payload: claims(1024, duplicateOf: 2)), .malformed, verifier: wide)
+        expectRefused(try factory.token(payload: claims(1024, duplicateOf: 1000)), .malformed, verifier: wide)
+        // Names equal as Swift strings but not as bytes are two names, not a duplicate.
+        _ = try factory.verifier.verify(try factory.token(payload: #"{"sub":"alice","exp":2000000000,"Jos\u00e9":1,"Jose\u0301":2}"#), now: now)
+    }
+
     @Test func expirationOfTheWrongShape() throws {
         for exp in [#""2000000000""#, "2000000000.0", "2e9", "true", "-1", "99999999999999999999", "9223372036854775808", "null"] {
             expectRefused(try factory.token(payload: #"{"sub":"alice","exp":\#(exp)}"#), .malformed)

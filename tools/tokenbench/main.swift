@@ -179,3 +179,35 @@ let data = Data(payload)
 let foundation = measure { _ = try! JSONSerialization.jsonObject(with: data) }
 row([pad("StrictJSONParser", 24, left: true), pad(String(format: "%.0f", strict), 12)])
 row([pad("Foundation JSONSerialization", 24, left: true), pad(String(format: "%.0f", foundation), 12), String(format: "(strict/foundation %.2fx; Foundation also cannot see duplicate names)", strict / foundation)])
+
+// A hostile header: as many members as fit in a token of the largest size a verifier accepts
+// (8 KiB), sent by any peer of the socket and parsed before any key or signature is looked at.
+// Its verify is refused; what matters is what the refusal costs next to a normal verify: once
+// at the cap on header members, and once with the cap lifted, where only the linear duplicate
+// check stands between the peer and quadratic work.
+print("")
+do {
+    let key = keys[0]
+    let token = try JWTSigner.sign(claims, with: key)
+    let parts = token.split(separator: ".")
+    var count = 16
+    func hostile(_ count: Int) -> String {
+        let members = (0..<count).map { #""m\#($0)":0"# }.joined(separator: ",")
+        return Base64URL.encode(Array(#"{"alg":"HS256",\#(members)}"#.utf8)) + "." + parts[1] + "." + parts[2]
+    }
+    while hostile(count + 16).utf8.count <= JWTValidationPolicy().maximumTokenSize { count += 16 }
+    let hostileToken = hostile(count)
+    var uncapped = JWTValidationPolicy()
+    uncapped.maximumHeaderMembers = .max
+    let verifier = JWTVerifier(keyRing: JWTKeyRing(keys: [key]))
+    let uncappedVerifier = JWTVerifier(keyRing: JWTKeyRing(keys: [key]), policy: uncapped)
+    let normal = measure { _ = try? verifier.verify(token, now: now) }
+    let refused = measure { _ = try? verifier.verify(hostileToken, now: now) }
+    let refusedUncapped = measure { _ = try? uncappedVerifier.verify(hostileToken, now: now) }
+    print("Hostile header: a \(hostileToken.utf8.count)-byte token whose header has \(count + 1) members, verifies/s:")
+    row([pad("normal HS256 verify", 28, left: true), pad(String(format: "%.0f", normal), 12)])
+    row([pad("hostile, refused at the cap", 28, left: true), pad(String(format: "%.0f", refused), 12),
+         String(format: "(costs %.2fx a normal verify; goal under 10x)", normal / refused)])
+    row([pad("hostile, cap lifted", 28, left: true), pad(String(format: "%.0f", refusedUncapped), 12),
+         String(format: "(costs %.2fx a normal verify: the linear duplicate check alone)", normal / refusedUncapped)])
+}

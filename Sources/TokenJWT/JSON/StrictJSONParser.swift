@@ -1,8 +1,9 @@
 /// A strict RFC 8259 parser for the small objects JOSE carries.
 ///
-/// Beyond the grammar it refuses: duplicate member names, nesting deeper than `maximumDepth`,
-/// invalid UTF-8, lone surrogate escapes, the NUL character (raw or escaped), and anything
-/// after the top-level value but whitespace.
+/// Beyond the grammar it refuses: duplicate member names (compared as UTF-8 bytes, found in
+/// linear time), objects of more than `maximumMembers` members, nesting deeper than
+/// `maximumDepth`, invalid UTF-8, lone surrogate escapes, the NUL character (raw or escaped),
+/// and anything after the top-level value but whitespace.
 public struct StrictJSONParser {
     public struct Error: Swift.Error, Hashable, Sendable, CustomStringConvertible {
         public let reason: String
@@ -11,12 +12,17 @@ public struct StrictJSONParser {
     }
 
     public var maximumDepth: Int
+    /// The most members any one object may have: the parse stops at the first one past it.
+    public var maximumMembers: Int
 
-    public init(maximumDepth: Int = 16) { self.maximumDepth = maximumDepth }
+    public init(maximumDepth: Int = 16, maximumMembers: Int = 1024) {
+        self.maximumDepth = maximumDepth
+        self.maximumMembers = maximumMembers
+    }
 
     /// Parses a document whose top-level value must be an object.
     public func parseObject(_ bytes: UnsafeRawBufferPointer) throws(Error) -> JSONObject {
-        var cursor = JSONCursor(bytes: bytes, maximumDepth: maximumDepth)
+        var cursor = JSONCursor(bytes: bytes, maximumDepth: maximumDepth, maximumMembers: maximumMembers)
         cursor.skipWhitespace()
         guard cursor.peek() == UInt8(ascii: "{") else { throw cursor.error("expected a JSON object") }
         let object = try cursor.parseObject(depth: 1)
@@ -35,7 +41,7 @@ public struct StrictJSONParser {
 
     /// Parses a document holding any JSON value.
     public func parseValue(_ bytes: UnsafeRawBufferPointer) throws(Error) -> JSONValue {
-        var cursor = JSONCursor(bytes: bytes, maximumDepth: maximumDepth)
+        var cursor = JSONCursor(bytes: bytes, maximumDepth: maximumDepth, maximumMembers: maximumMembers)
         cursor.skipWhitespace()
         let value = try cursor.parseValue(depth: 0)
         cursor.skipWhitespace()
@@ -48,11 +54,13 @@ public struct StrictJSONParser {
 struct JSONCursor {
     let bytes: UnsafeRawBufferPointer
     let maximumDepth: Int
+    let maximumMembers: Int
     var index = 0
 
-    init(bytes: UnsafeRawBufferPointer, maximumDepth: Int) {
+    init(bytes: UnsafeRawBufferPointer, maximumDepth: Int, maximumMembers: Int = 1024) {
         self.bytes = bytes
         self.maximumDepth = maximumDepth
+        self.maximumMembers = maximumMembers
     }
 
     var atEnd: Bool { index >= bytes.count }
@@ -108,14 +116,13 @@ struct JSONCursor {
             index += 1
             return JSONObject(members: members)
         }
+        var names = MemberNames()
         while true {
             skipWhitespace()
             guard peek() == UInt8(ascii: "\"") else { throw error("expected a member name") }
             let nameOffset = index
             let name = try parseString()
-            if members.contains(where: { $0.name == name }) {
-                throw StrictJSONParser.Error(reason: "duplicate member name", offset: nameOffset)
-            }
+            try names.insert(name, at: nameOffset, maximum: maximumMembers)
             skipWhitespace()
             try expect(UInt8(ascii: ":"), "':'")
             skipWhitespace()
@@ -134,8 +141,7 @@ struct JSONCursor {
         skipWhitespace()
         guard peek() == UInt8(ascii: "{") else { throw error("expected a JSON object") }
         index += 1
-        var names: [String] = []
-        names.reserveCapacity(12)
+        var names = MemberNames()
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             index += 1
@@ -145,8 +151,7 @@ struct JSONCursor {
                 guard peek() == UInt8(ascii: "\"") else { throw error("expected a member name") }
                 let nameOffset = index
                 let name = try parseString()
-                if names.contains(name) { throw StrictJSONParser.Error(reason: "duplicate member name", offset: nameOffset) }
-                names.append(name)
+                try names.insert(name, at: nameOffset, maximum: maximumMembers)
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"), "':'")
                 skipWhitespace()
@@ -316,5 +321,33 @@ struct JSONCursor {
             index += 1
         }
         return value
+    }
+}
+
+/// The member names of one object so far, to refuse a duplicate and a member past the limit.
+/// A few names are compared one by one; past that they go in a set, so that finding duplicates
+/// among many members costs linear time, not quadratic. Names compare as UTF-8 bytes (Swift's
+/// `String` equality would take canonically equivalent names for one).
+struct MemberNames {
+    private var few: [String] = []
+    private var many: Set<[UInt8]>?
+    private(set) var count = 0
+
+    mutating func insert(_ name: String, at offset: Int, maximum: Int) throws(StrictJSONParser.Error) {
+        guard count < maximum else {
+            throw StrictJSONParser.Error(reason: "more than \(maximum) members in one object", offset: offset)
+        }
+        count += 1
+        if many == nil, few.count < 8 {
+            guard !few.contains(where: { $0.utf8.elementsEqual(name.utf8) }) else {
+                throw StrictJSONParser.Error(reason: "duplicate member name", offset: offset)
+            }
+            few.append(name)
+            return
+        }
+        if many == nil { many = Set(few.map { Array($0.utf8) }) }
+        guard many!.insert(Array(name.utf8)).inserted else {
+            throw StrictJSONParser.Error(reason: "duplicate member name", offset: offset)
+        }
     }
 }

@@ -100,12 +100,16 @@ extension TokenService {
         return Int64(value)
     }
 
+    /// The most members an object of the caller's claims may have: with the registered claims
+    /// added, a token's claims stay within what a verifier accepts.
+    static let maximumExtraClaimMembers = 1000
+
     /// The caller's extra claims: a strict JSON object without registered names.
     func extraClaims(_ json: String?) throws(ProtocolError) -> [JSONObject.Member] {
         guard let json else { return [] }
         let object: JSONObject
         do {
-            object = try StrictJSONParser().parseObject(Array(json.utf8))
+            object = try StrictJSONParser(maximumMembers: Self.maximumExtraClaimMembers).parseObject(Array(json.utf8))
         } catch {
             throw .badRequest("claims must be a JSON object: \(error)")
         }

@@ -91,6 +91,17 @@ import TestSupport
         #expect(try json(after.output)["status"] as? String == "revoked")
     }
 
+    /// Into a pipe, `top` prints a line per interval and ends when the reader goes away.
+    @Test func topIntoAPipeEndsWhenTheReaderDoes() throws {
+        let daemon = try DaemonProcess()
+        let started = Date()
+        let result = try runProcess("/usr/bin/timeout", ["20", "/bin/sh", "-c",
+            "'\(DaemonProcess.executable("tokenctl"))' --socket '\(daemon.socketPath)' top --interval 0.2 | head -3"])
+        #expect(result.status == 0, "timeout ended it: \(result.output)")
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(result.output.split(separator: "\n").count == 3, "\(result.output)")
+    }
+
     @Test func usageErrorsAndAnUnreachableDaemon() throws {
         let daemon = try DaemonProcess()
         #expect(try daemon.tokenctl(["revoke", "--token", "a", "--subject", "b"]).status == 2)

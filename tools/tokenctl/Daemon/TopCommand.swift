@@ -31,7 +31,9 @@ struct TopCommand: AsyncParsableCommand {
             var previous = MetricsSample(text: try await client.metrics(), at: .now)
             let terminal = interactive ? Terminal() : nil
             defer { terminal?.restore() }
-            if !interactive { print(TopView.plainHeader) }
+            // Into a pipe: each line flushed at once, and the end when the reader goes away
+            // (`tokenctl top | head -3` ends by itself).
+            if !interactive, !Self.emit(TopView.plainHeader) { return }
             var refreshes = 0
             while count.map({ refreshes < $0 }) ?? true {
                 if let terminal {
@@ -43,13 +45,22 @@ struct TopCommand: AsyncParsableCommand {
                 let view = TopView(previous: previous, current: current, socket: options.socket)
                 if let terminal {
                     terminal.draw(view.screen(width: terminal.width))
-                } else {
-                    print(view.plainLine)
+                } else if !Self.emit(view.plainLine) {
+                    return
                 }
                 previous = current
                 refreshes += 1
             }
         }
+    }
+}
+
+extension TopCommand {
+    /// Writes a line straight to standard output (no buffer to hold it back); false when the
+    /// reader has gone (EPIPE).
+    static func emit(_ line: String) -> Bool {
+        let bytes = Array((line + "\n").utf8)
+        return bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) } == bytes.count
     }
 }
 

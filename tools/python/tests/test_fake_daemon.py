@@ -195,10 +195,12 @@ class FakeDaemonTest(unittest.TestCase):
         self.assertIsInstance(second.error, ConnectionLostError)
         self.assertIn("too_large", str(second.error))
 
-    def test_timeout_closes_the_connection(self) -> None:
+    def test_timeout_keeps_the_connection(self) -> None:
         def script(conn: FakeConnection) -> None:
             conn.answer_hello()
-            conn.read_requests(1)
+            first = conn.read_requests(1)[0]  # not answered in time
+            second = conn.read_requests(1)[0]
+            conn.send(ping_reply(first) + ping_reply(second))  # the late reply is dropped
             conn.read_request()
 
         client = self.serve(script)
@@ -207,7 +209,9 @@ class FakeDaemonTest(unittest.TestCase):
         with self.assertRaises(TokendTimeoutError):
             client.ping()
         self.assertLess(time.monotonic() - started, 3)
-        self.assertFalse(client.connected)
+        self.assertTrue(client.connected, "a timeout leaves the connection to the other calls")
+        client.ping()
+        self.assertEqual(self.daemon.connections, 1)
 
     def test_request_ids_wrap_and_skip_zero(self) -> None:
         seen: list[int] = []
@@ -221,7 +225,8 @@ class FakeDaemonTest(unittest.TestCase):
 
         client = self.serve(script)
         client.connect()
-        client._next_id = 0xFFFF_FFFE
+        assert client._conn is not None
+        client._conn.wire.next_id = 0xFFFF_FFFE
         with client.pipeline() as pipe:
             for _ in range(3):
                 pipe.ping()

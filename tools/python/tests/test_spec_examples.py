@@ -10,6 +10,7 @@ import unittest
 from pathlib import Path
 from typing import Callable
 
+from tokend_client.client import check_frame_sizes
 from tokend_client import messages
 from tokend_client.errors import RequestTooLargeError, TokendError
 from tokend_client.models import (
@@ -130,8 +131,9 @@ class SpecExamplesTest(unittest.TestCase):
         self.assertEqual(request.body_size, 100000)
         from tokend_client import Client
         client = Client("/nonexistent/tokend.sock", negotiate=False)
+        client.max_frame_size = 65536
         with self.assertRaises(RequestTooLargeError):
-            client._exchange_connected([request], 1.0)
+            check_frame_sizes([request], client.max_frame_size)
 
 
 def _too_large_request() -> Request:

@@ -8,7 +8,6 @@ import importlib
 import sys
 import unittest
 from types import ModuleType
-from typing import Any
 
 from tokend_client import Client, aio
 
@@ -32,7 +31,7 @@ class WebExamples:
         client = Client(socket_path, timeout=2.0)
         test.addCleanup(client.close)
         original = self.wsgi.TOKEND
-        self.wsgi.TOKEND = client
+        setattr(self.wsgi, "TOKEND", client)
         test.addCleanup(setattr, self.wsgi, "TOKEND", original)
         self.aio_client = aio.Client(socket_path, timeout=2.0)
         self.middleware = self.asgi.TokendAuth(self.asgi.hello, self.aio_client)
@@ -46,8 +45,7 @@ class WebExamples:
             try:
                 return [await run_asgi(self.middleware, headers) for headers in requests]
             finally:
-                await self.aio_client.close()
-                self.aio_client._closed = False  # reusable by the next asyncio.run
+                await self.aio_client.close()  # before asyncio.run ends the loop
 
         return asyncio.run(run())
 
@@ -119,10 +117,6 @@ class ExamplesTest(unittest.TestCase):
         status, headers, body = web.get_wsgi(good_request)
         self.assertEqual(status, "503 Service Unavailable", body)
         self.assertEqual(web.get_asgi(good_request)[0][0], 503)
-
-
-def _unused(*_: Any) -> None:
-    pass
 
 
 if __name__ == "__main__":

@@ -100,8 +100,16 @@ class Wire:
         return slots
 
 
+class ClosedByClient(ConnectionLostError):
+    """Internal: the call ended because the client itself was closed (never repeated)."""
+
+
 def lost(reason: str) -> Callable[[], TokendError]:
     return lambda: ConnectionLostError(reason)
+
+
+def closed_by_client() -> TokendError:
+    return ClosedByClient("the client was closed with the request unanswered; outcome unknown")
 
 
 def protocol_failure(message: str) -> Callable[[], TokendError]:

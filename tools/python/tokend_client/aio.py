@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, Literal, Mapping, Sequence, TypeVar
 
 from . import messages
-from ._wire import Slot, Wire, lost, protocol_failure
+from ._wire import ClosedByClient, Slot, Wire, closed_by_client, lost, protocol_failure
 from .client import (
     DEFAULT_CLIENT_NAME,
     DEFAULT_TIMEOUT,
@@ -155,7 +155,7 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         if not self._failed:
-            self._fail(lost("the client was closed; outcome unknown"))
+            self._fail(closed_by_client)
 
     async def exchange(self, requests: Sequence[Request],
                        deadline: float | None) -> list[_Outcome]:
@@ -206,8 +206,13 @@ class Client:
     Arguments, attributes, operations, results and errors are those of
     :class:`tokend_client.Client`; the operations are coroutines. ``timeout`` is each call's
     deadline, waiting for the connection, connecting and a repeat after a lost connection
-    included. Close it with ``await client.close()`` (or ``async with``) in the loop that used
-    it.
+    included.
+
+    ``await client.close()`` (or leaving ``async with``) closes its connections; a later call
+    opens a new one. Close it in each event loop that used it before the loop ends (in an ASGI
+    app, at lifespan shutdown; with ``asyncio.run``, at the end of the coroutine): asyncio
+    cannot close a connection of a loop that has ended, which is then only reclaimed by the
+    garbage collector, with a ResourceWarning.
     """
 
     def __init__(self, socket_path: str | os.PathLike[str] | None = None, *,
@@ -225,7 +230,6 @@ class Client:
             weakref.WeakKeyDictionary())
         self._open_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary())
-        self._closed = False
         self.server: HelloInfo | None = None
         """What the latest ``hello`` said (None before one)."""
         self.max_frame_size = DEFAULT_MAX_FRAME_SIZE
@@ -239,7 +243,7 @@ class Client:
         await self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("connected" if self.connected else "idle")
+        state = "connected" if self.connected else "idle"
         return f"<tokend_client.aio.Client {self.socket_path!r} {state}>"
 
     @property
@@ -257,9 +261,9 @@ class Client:
         await self._connection(_deadline(self.timeout))
 
     async def close(self) -> None:
-        """Close the connections; calls in flight end with :class:`ConnectionLostError`. The
-        client cannot be used afterwards."""
-        self._closed = True
+        """Close this event loop's connection, and ask the other running loops to close theirs;
+        calls in flight end with :class:`ConnectionLostError` (not repeated). The client stays
+        usable: a later call opens a new connection."""
         current: asyncio.AbstractEventLoop | None
         try:
             current = asyncio.get_running_loop()
@@ -269,8 +273,11 @@ class Client:
             if loop is current:
                 conn.close()
             elif not loop.is_closed():
-                loop.call_soon_threadsafe(conn.close)
-        self._connections.clear()
+                try:
+                    loop.call_soon_threadsafe(conn.close)
+                except RuntimeError:
+                    continue  # closed meanwhile
+            del self._connections[loop]
 
     # --- operations ---------------------------------------------------------------------------
 
@@ -385,7 +392,8 @@ class Client:
                    deadline: float | None | Literal[_Default.TIMEOUT] = _Default.TIMEOUT) -> T:
         limit = _deadline(self.timeout) if deadline is _Default.TIMEOUT else deadline
         (result,) = await self._exchange([call.request], limit)
-        if (isinstance(result, ConnectionLostError) and call.safe_to_repeat and not self._closed
+        if (isinstance(result, ConnectionLostError) and call.safe_to_repeat
+                and not isinstance(result, ClosedByClient)
                 and (limit is None or time.monotonic() < limit)):
             (result,) = await self._exchange([call.request], limit)  # once, on a new connection
         if isinstance(result, TokendError):
@@ -400,8 +408,6 @@ class Client:
 
     async def _exchange(self, requests: Sequence[Request],
                         deadline: float | None) -> list[_Outcome]:
-        if self._closed:
-            raise TokendError("this client is closed")
         if not requests:
             return []
         for _ in range(3):
@@ -422,8 +428,6 @@ class Client:
         try:
             async with asyncio.timeout(_remaining(deadline)):
                 async with lock:
-                    if self._closed:
-                        raise TokendError("this client is closed")
                     conn = self._connections.get(loop)
                     if conn is not None and conn.alive:
                         return conn

@@ -23,7 +23,7 @@ from typing import Any, Callable, Generic, Literal, Mapping, Sequence, TypeVar
 
 from . import messages
 from ._version import __version__
-from ._wire import Slot, Wire, lost, protocol_failure
+from ._wire import ClosedByClient, Slot, Wire, closed_by_client, lost, protocol_failure
 from .errors import (
     ConnectionLostError,
     DaemonUnreachableError,
@@ -246,7 +246,7 @@ class _Connection:
 
     def close(self) -> None:
         with self._lock:
-            self._end_locked(lost("the client was closed; outcome unknown"))
+            self._end_locked(closed_by_client)
             reading = self._reading
         if reading:
             self._wake()
@@ -618,7 +618,8 @@ class Client:
              timeout: float | None | Literal[_Default.TIMEOUT] = _Default.TIMEOUT) -> T:
         deadline = _deadline(self.timeout if timeout is _Default.TIMEOUT else timeout)
         (result,) = self._exchange([call.request], deadline)
-        if (isinstance(result, ConnectionLostError) and call.safe_to_repeat and not self._closed
+        if (isinstance(result, ConnectionLostError) and call.safe_to_repeat
+                and not isinstance(result, ClosedByClient)
                 and (deadline is None or time.monotonic() < deadline)):
             # Once, on a new connection (the lost one is never reused).
             (result,) = self._exchange([call.request], deadline)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import re
 import sys
 import unittest
 from types import ModuleType
+from typing import Any
 
 from tokend_client import Client, aio
 
@@ -121,3 +123,54 @@ class ExamplesTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReadmeHandlersTest(unittest.TestCase):
+    """The two handlers of README.md's Python section run as written."""
+
+    def blocks(self) -> list[str]:
+        readme = (TOOLS_PYTHON.parents[1] / "README.md").read_text(encoding="utf-8")
+        section = readme[readme.index("### From Python"):]
+        section = section[:section.index("\n## ")]
+        return re.findall(r"```python\n(.*?)```", section, re.S)
+
+    def test_readme_handlers(self) -> None:
+        wsgi_code, asgi_code = self.blocks()
+        store = SharedStore()
+        self.addCleanup(store.stop)
+        with Client(store.socket_path) as tokend:
+            good = tokend.issue("sam", fingerprint="UA").token
+            gone = tokend.issue("sam").token
+            tokend.revoke(gone)
+
+        async def your_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            body = f"hello {scope['state']['login'].subject}\n".encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+
+        wsgi: dict[str, Any] = {}
+        exec(wsgi_code.replace("/run/tokend/tokend.sock", store.socket_path), wsgi)
+        self.addCleanup(wsgi["tokend"].close)
+        asgi: dict[str, Any] = {"your_app": your_app}
+        exec(asgi_code.replace("/run/tokend/tokend.sock", store.socket_path), asgi)
+
+        requests = [{"Authorization": f"Bearer {good}", "User-Agent": "UA"},
+                    {"Authorization": f"Bearer {gone}"}, {}]
+
+        def wsgi_statuses() -> list[str]:
+            return [run_wsgi(wsgi["app"], {"HTTP_" + k.upper().replace("-", "_"): v
+                                           for k, v in r.items()})[0][:3] for r in requests]
+
+        def asgi_statuses() -> list[int]:
+            async def run() -> list[int]:
+                try:
+                    return [(await run_asgi(asgi["app"], r))[0] for r in requests]
+                finally:
+                    await asgi["app"].client.close()
+            return asyncio.run(run())
+
+        self.assertEqual(wsgi_statuses(), ["200", "401", "401"])
+        self.assertEqual(asgi_statuses(), [200, 401, 401])
+        store.redis_down()
+        self.assertEqual(wsgi_statuses(), ["503", "503", "401"])
+        self.assertEqual(asgi_statuses(), [503, 503, 401])

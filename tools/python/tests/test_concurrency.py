@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import unittest
-from typing import Callable
+from typing import Any, Callable
 
 from tokend_client import (
     Client,
@@ -268,3 +268,58 @@ def _readable(conn: FakeConnection) -> bool:
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class InterruptedWaitTest(unittest.TestCase):
+    def test_an_interrupted_caller_does_not_take_the_readers_role_with_it(self) -> None:
+        import tokend_client.client as client_module
+
+        def script(conn: FakeConnection) -> None:
+            conn.answer_hello()
+            while (request := conn.read_request()) is not None:
+                conn.send_later(0.3, verify_reply(request, request.fields.string(Tag.TOKEN)))
+
+        daemon = FakeDaemon(script)
+        self.addCleanup(daemon.close)
+        client = Client(daemon.path, timeout=5)
+        self.addCleanup(client.close)
+        client.connect()
+
+        class InterruptedOnce:
+            def __init__(self, lock: Any) -> None:
+                self.lock = lock
+
+            def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+                if blocking:
+                    time.sleep(0.1)
+                    raise KeyboardInterrupt
+                return bool(self.lock.acquire(blocking, timeout))
+
+            def release(self) -> None:
+                self.lock.release()
+
+        class Interrupted(client_module._Waiter):
+            def __init__(self, count: int) -> None:
+                super().__init__(count)
+                self._lock = InterruptedOnce(self._lock)  # type: ignore[assignment]
+
+        results: dict[str, object] = {}
+
+        def leader() -> None:
+            results["leader"] = client.verify("first").subject
+
+        first = threading.Thread(target=leader)
+        first.start()
+        time.sleep(0.05)  # the first call is reading; the next one follows
+        original = client_module._Waiter
+        client_module._Waiter = Interrupted  # type: ignore[misc]
+        try:
+            with self.assertRaises(KeyboardInterrupt):
+                client.verify("second")
+        finally:
+            client_module._Waiter = original  # type: ignore[misc]
+        first.join(timeout=5)
+        self.assertEqual(results["leader"], "first")
+        started = time.monotonic()
+        self.assertEqual(client.verify("third").subject, "third")  # someone reads again
+        self.assertLess(time.monotonic() - started, 2)

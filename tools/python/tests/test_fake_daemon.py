@@ -280,5 +280,27 @@ class FakeDaemonTest(unittest.TestCase):
         client.ping()  # no ConnectionLostError: nothing was in flight when it closed
         self.assertEqual(self.daemon.connections, 2)
 
+    def test_idle_close_is_noticed_before_an_unsafe_request(self) -> None:
+        # revoke is not repeated after a lost connection, so this passes only if the closed
+        # connection is noticed before the request is written.
+        def closes_after_one(conn: FakeConnection) -> None:
+            conn.answer_hello()
+            conn.send(ping_reply(conn.read_requests(1)[0]))
+
+        def second(conn: FakeConnection) -> None:
+            conn.answer_hello()
+            request = conn.read_requests(1)[0]
+            self.assertEqual(request.opcode, Opcode.REVOKE)
+            conn.send(encode_response(Opcode.REVOKE, request.request_id, Status.OK,
+                                      [(Tag.COUNT, encode_u64(1))]))
+            conn.read_request()
+
+        client = self.serve(closes_after_one, second)
+        client.ping()
+        time.sleep(0.2)
+        self.assertEqual(client.revoke("a.b.c").count, 1)
+        self.assertEqual(self.daemon.connections, 2)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -224,7 +224,15 @@ class _Connection:
                 self._lead_then_hand_over(waiter, deadline)
                 return
             timeout = _remaining(deadline)
-            got = waiter._lock.acquire(timeout=-1 if timeout is None else timeout)
+            try:
+                got = waiter._lock.acquire(timeout=-1 if timeout is None else timeout)
+            except BaseException:  # KeyboardInterrupt, ...: leave, and pass on a handed role
+                with self._lock:
+                    self._followers.pop(waiter, None)
+                    promoted, waiter.promoted = waiter.promoted, False
+                if promoted:
+                    self._hand_over()
+                raise
             with self._lock:
                 self._followers.pop(waiter, None)
                 if not got and waiter.signaled:
@@ -276,18 +284,21 @@ class _Connection:
         try:
             self._lead(waiter, deadline)
         finally:
-            with self._lock:
-                while self._followers:
-                    follower = next(iter(self._followers))
-                    del self._followers[follower]
-                    if follower.remaining > 0:
-                        follower.promoted = True
-                        self._signal(follower)
-                        break
-                else:
-                    self._reading = False
-                    if self._failed:
-                        self._close_fds()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Pass the reader's role to the longest-waiting caller, if any."""
+        with self._lock:
+            while self._followers:
+                follower = next(iter(self._followers))
+                del self._followers[follower]
+                if follower.remaining > 0:
+                    follower.promoted = True
+                    self._signal(follower)
+                    return
+            self._reading = False
+            if self._failed:
+                self._close_fds()
 
     def _lead(self, waiter: _Waiter, deadline: float | None) -> None:
         sock_fd = self._sock.fileno()
@@ -691,9 +702,11 @@ class Client:
                      deadline: float | None) -> list[Response | TokendError]:
         waiter = _Waiter(len(requests))
         slots = conn.submit(requests, waiter)
-        conn.wait(waiter, deadline)
-        if waiter.remaining:
-            conn.abandon(slots)
+        try:
+            conn.wait(waiter, deadline)
+        finally:
+            if waiter.remaining:
+                conn.abandon(slots)
         results: list[Response | TokendError] = []
         timed_out: TokendTimeoutError | None = None
         for slot in slots:

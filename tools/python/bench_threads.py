@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 def measure(socket_path: str, token: str, threads: int, seconds: float) -> dict[str, Any]:
     """In this process: ``threads`` threads share one client and verify ``token`` for
     ``seconds``; every call's latency is kept."""
+    import tokend_client
     from tokend_client import Client
 
     client = Client(socket_path, timeout=10.0)
@@ -70,7 +71,8 @@ def measure(socket_path: str, token: str, threads: int, seconds: float) -> dict[
     elapsed = time.perf_counter() - started
     client.close()
     every = sorted(x for mine in latencies for x in mine)
-    return {"threads": threads, "calls": len(every), "errors": errors[0],
+    return {"client": os.path.dirname(os.path.dirname(tokend_client.__file__ or "")),
+            "threads": threads, "calls": len(every), "errors": errors[0],
             "seconds": round(elapsed, 3), "ops_per_s": round(len(every) / elapsed, 1),
             "p50_ms": round(every[len(every) // 2] * 1000, 3),
             "p99_ms": round(every[min(len(every) - 1, int(len(every) * 0.99))] * 1000, 3)}
@@ -78,12 +80,14 @@ def measure(socket_path: str, token: str, threads: int, seconds: float) -> dict[
 
 def run_worker(code_dir: Path, socket_path: str, token: str, threads: int,
                seconds: float) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(code_dir)}
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", "--socket", socket_path,
-         "--token", token, "--threads", str(threads), "--seconds", str(seconds)],
-        env=env, capture_output=True, text=True, timeout=seconds + 60, check=True)
+        [sys.executable, str(Path(__file__).resolve()), "--worker", "--code", str(code_dir),
+         "--socket", socket_path, "--token", token, "--threads", str(threads),
+         "--seconds", str(seconds)],
+        capture_output=True, text=True, timeout=seconds + 60, check=True)
     result: dict[str, Any] = json.loads(done.stdout)
+    if Path(result["client"]).resolve() != code_dir.resolve():
+        raise RuntimeError(f"the worker imported {result['client']}, not {code_dir}")
     return result
 
 
@@ -224,9 +228,11 @@ def main() -> None:
                         help="a directory holding another tokend_client to compare with")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
+        sys.path.insert(0, args.code)  # before this script's own directory
         print(json.dumps(measure(args.socket, args.token, int(args.threads), args.seconds)))
         return
 
@@ -254,8 +260,10 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|")
         results: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for threads in (int(t) for t in args.threads.split(",")):
-            for _ in range(args.rounds):
-                for label, code in codes:  # alternately, so that noise hits both alike
+            for round_number in range(args.rounds):
+                # Alternately, and in the other order every other round, so that drift and
+                # noise hit both alike.
+                for label, code in codes if round_number % 2 == 0 else codes[::-1]:
                     result = run_worker(code, socket_path, token, threads, args.seconds)
                     results.setdefault((label, threads), []).append(result)
                     print(f"| {label} | {threads} | {result['ops_per_s']:,.0f} | "

@@ -386,6 +386,35 @@ class TokendTest(DaemonTestCase):
         self.assertTrue(snap.message)
 
 
+class HelloSettingsTest(DaemonTestCase):
+    daemon_args = ["--session-idle", "1h", "--renew-below", "20m", "--renew-by", "10m",
+                   "--access-ttl", "5m", "--refresh-ttl", "30m", "--max-lifetime", "2h",
+                   "--leeway", "3s"]
+
+    def test_hello_reports_the_settings_that_bound_issue(self) -> None:
+        info = self.client.hello()
+        if not info.reports_settings:
+            self.skipTest(f"{info.server_name} does not report its settings in hello (59-66)")
+        self.assertEqual(self.client.server, info)
+        self.assertEqual((info.dedup_window_ms, info.dedup_window), (1000, 1.0))
+        self.assertEqual((info.idle_ttl, info.renew_below, info.renew_by, info.access_ttl,
+                          info.refresh_token_ttl, info.max_login_lifetime, info.leeway),
+                         (3600, 1200, 600, 300, 1800, 7200, 3))
+        assert (info.idle_ttl and info.access_ttl and info.refresh_token_ttl
+                and info.max_login_lifetime)
+        # The largest overrides issue takes, in each mode.
+        self.client.issue("una", ttl=info.idle_ttl, max_lifetime=info.max_login_lifetime,
+                          refresh_ttl=info.refresh_token_ttl)
+        self.client.issue("una", "pair", ttl=info.access_ttl,
+                          refresh_ttl=info.refresh_token_ttl)
+        for mode, overrides in (("session", {"ttl": info.idle_ttl + 1}),
+                                ("pair", {"ttl": info.access_ttl + 1}),
+                                ("pair", {"refresh_ttl": info.refresh_token_ttl + 1}),
+                                ("session", {"max_lifetime": info.max_login_lifetime + 1})):
+            with self.subTest(mode=mode, **overrides), self.assertRefused("bad_request"):
+                self.client.issue("una", mode, **overrides)  # type: ignore[arg-type]
+
+
 class IdleTimeoutTest(DaemonTestCase):
     daemon_args = ["--idle-timeout", "1s"]
 

@@ -190,15 +190,15 @@ class _Connection:
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError as exc:
-                    if exc.errno not in _PEER_GONE:
-                        raise
-                    # The daemon closed the connection (idle timeout, restart) and nothing of
-                    # these frames went out: take them back and let the caller open another.
-                    # Replies to earlier requests are still read by their callers.
+                    # Nothing of these frames went out: take them back and let the caller open
+                    # another connection. When the daemon closed this one (idle timeout,
+                    # restart), replies to earlier requests are still read by their callers.
                     for slot in slots:
                         del self._wire.in_flight[slot.request_id]
                     self._can_write = False
-                    if not self._wire.in_flight:
+                    if exc.errno not in _PEER_GONE:
+                        self._end_locked(lost(f"the connection failed: {exc}; outcome unknown"))
+                    elif not self._wire.in_flight:
                         self._end_locked(lost(self._wire.lost_reason()))
                     raise _Dead() from None
                 if sent < len(frames):

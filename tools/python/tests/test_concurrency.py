@@ -93,7 +93,8 @@ class ConcurrencyTest(unittest.TestCase):
         for seconds, outcome in results:
             self.assertIsInstance(outcome, TokendTimeoutError)
             self.assertGreater(seconds, 1.9)
-            self.assertLess(seconds, 2.6, [round(s, 2) for s, _ in results])
+            # (a serialised client: 2, 4, 6, 8 and 10 s)
+            self.assertLess(seconds, 3.0, [round(s, 2) for s, _ in results])
         self.assertTrue(client.connected)
 
     def test_deadline_includes_waiting_for_the_connection(self) -> None:

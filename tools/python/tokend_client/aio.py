@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 import weakref
 from types import TracebackType
@@ -226,6 +227,8 @@ class Client:
         self.client_name = client_name
         self.negotiate = negotiate
         self._max_response_size = max_response_size
+        # Per event loop; a loop of another thread may touch them at the same time.
+        self._registry = threading.Lock()
         self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Connection] = (
             weakref.WeakKeyDictionary())
         self._open_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -253,7 +256,8 @@ class Client:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
-        conn = self._connections.get(loop)
+        with self._registry:
+            conn = self._connections.get(loop)
         return conn is not None and conn.alive
 
     async def connect(self) -> None:
@@ -269,15 +273,17 @@ class Client:
             current = asyncio.get_running_loop()
         except RuntimeError:
             current = None
-        for loop, conn in list(self._connections.items()):
+        with self._registry:
+            connections = list(self._connections.items())
+            self._connections.clear()
+        for loop, conn in connections:
             if loop is current:
                 conn.close()
             elif not loop.is_closed():
                 try:
                     loop.call_soon_threadsafe(conn.close)
                 except RuntimeError:
-                    continue  # closed meanwhile
-            del self._connections[loop]
+                    pass  # closed meanwhile
 
     # --- operations ---------------------------------------------------------------------------
 
@@ -419,20 +425,23 @@ class Client:
 
     async def _connection(self, deadline: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
-        conn = self._connections.get(loop)
-        if conn is not None and conn.alive:
-            return conn
-        lock = self._open_locks.get(loop)
-        if lock is None:
-            lock = self._open_locks[loop] = asyncio.Lock()
+        with self._registry:
+            conn = self._connections.get(loop)
+            if conn is not None and conn.alive:
+                return conn
+            lock = self._open_locks.get(loop)
+            if lock is None:
+                lock = self._open_locks[loop] = asyncio.Lock()
         try:
             async with asyncio.timeout(_remaining(deadline)):
                 async with lock:
-                    conn = self._connections.get(loop)
+                    with self._registry:
+                        conn = self._connections.get(loop)
                     if conn is not None and conn.alive:
                         return conn
                     conn = await self._open(loop, deadline)
-                    self._connections[loop] = conn
+                    with self._registry:
+                        self._connections[loop] = conn
                     return conn
         except TimeoutError:
             raise TokendTimeoutError(

@@ -7,19 +7,32 @@ it doubles as a check that the document is complete. Standard library only, Pyth
     tools/state-reader.py [--json] [--records] [--newest] PATH...
 
 PATH is a state directory (every snapshot and journal in it is read, in the order a start
-reads them, and the journal numbering is checked) or single files. A file's kind comes from its
-name (`snapshot.tks`, `snapshot.tks.tmp`, `journal-<hex>.tkj`, a `.broken` copy of either) or,
-failing that, from its magic. The torn-tail rules of section 9 apply to the newest journal of a
+reads them, and the journal numbering is checked) or single files. A journal is exactly a name
+`journal-<16 hex digits, either case>.tkj` numbering below 2^62 (section 1); any other name,
+`journal-7.tkj` say, is not a journal and is left alone. A file's kind comes from its name
+(`snapshot.tks`, `snapshot.tks.tmp`, a journal name, a `.broken` copy of either) or, failing
+that, from its magic. The torn-tail rules of section 9 apply to the newest journal of a
 directory only; a single journal file is taken as the newest when it has the highest number
 among the journals of its own directory, or always with --newest.
 
-Where docs/state-format.md is silent, the reader notes rather than fails: a journal record type
-(set_expiry, rotate, revoke) in a snapshot, a put_login with a dedup entry in a snapshot, a
-session with a refresh id, a journal whose header sequence differs from its name, two names for
-one journal number, a file that group or others may read.
+Each frame is checked in the order of section 4. A directory's `tokend.lock` is the daemon's
+lock, not a state file: it is tested with a shared non-blocking flock (never the exclusive lock,
+never written), and a daemon holding it is reported as a note, with the pid the file holds.
+
+Problems (exit status 1), each with a class: "damage" and "torn_tail" in a file (section 9);
+"damage" for journal 0 and for two names for one journal number among the journals read
+(sections 1 and 9); "gap" for missing journal numbers (section 9 step 4); "mode" for a snapshot
+or journal that group or others may access (any of the mode bits 0077) and for a state
+directory that grants more than 0750, which tokend refuses to start on (section 1).
+
+Notes, not problems: a record type that tokend never writes in a snapshot (a journal type, or a
+put_login with a dedup entry), applied as in a journal (section 6); a session with a refresh id;
+a journal whose header sequence differs from its name (the daemon orders by name); duplicate
+names among covered journals (deleted unread); a snapshot sequence from 2^62 on (no journal
+name can carry it).
 
 Exit status: 0 when every file is clean and the journals run unbroken, 1 when a problem was
-found (damage, a torn tail, or missing journals), 2 on a usage error.
+found (damage, a torn tail, missing journals, a refused mode), 2 on a usage error.
 
 Nothing secret-adjacent is printed in full: digests and sealed results appear only as their
 presence and length. Session ids, refresh-token jtis, subjects and times, which the files hold
@@ -30,6 +43,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
+import fcntl
 import json
 import os
 import re
@@ -46,7 +61,11 @@ SNAPSHOT_MAGIC = b"TOKENDSN"
 JOURNAL_MAGIC = b"TOKENDJL"
 SNAPSHOT_NAME = "snapshot.tks"
 SNAPSHOT_TMP_NAME = "snapshot.tks.tmp"
-JOURNAL_RE = re.compile(r"journal-([0-9A-Fa-f]+)\.tkj")
+LOCK_NAME = "tokend.lock"
+JOURNAL_RE = re.compile(r"journal-([0-9A-Fa-f]{16})\.tkj")
+JOURNAL_LIKE_RE = re.compile(r"journal-.*\.tkj")   # looks like one; a journal only if JOURNAL_RE
+JOURNAL_LIMIT = 2 ** 62   # journal numbers are below this (section 1)
+END_PAYLOAD_SIZE = 12     # the snapshot end record's payload, exactly (section 6)
 FORGET_AFTER = 3600  # a login is forgotten an hour after its max_expires_at (section 9 step 5)
 
 RECORD_TYPES = {
@@ -248,7 +267,8 @@ class FileReport:
     size: int
     number: int | None = None      # a journal's number, from its name
     newest: bool = False           # the newest journal: the torn-tail rules apply
-    role: str = "read"             # read / covered / leftover / broken / single
+    role: str = "read"             # read / covered / torn_header / single
+    mode: int = 0o600              # permission bits
     header: dict[str, Any] | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
     problem: Problem | None = None
@@ -265,7 +285,8 @@ class FileReport:
     def as_dict(self, with_records: bool) -> dict[str, Any]:
         d: dict[str, Any] = {
             "name": self.name, "path": self.path, "kind": self.kind, "role": self.role,
-            "size": self.size, "number": self.number, "newest": self.newest,
+            "size": self.size, "mode": f"{self.mode:04o}", "number": self.number,
+            "newest": self.newest,
             "header": self.header,
             "record_count": len(self.records),
             "records_by_type": self.counts(),
@@ -313,18 +334,15 @@ def all_zero(data: bytes, start: int) -> bool:
 
 def read_file(path: str, kind: str, newest: bool, role: str, number: int | None) -> FileReport:
     with open(path, "rb") as f:
-        mode = os.fstat(f.fileno()).st_mode & 0o777
+        mode = os.fstat(f.fileno()).st_mode & 0o7777
         data = f.read()
     report = FileReport(path=path, name=os.path.basename(path), kind=kind, size=len(data),
-                        number=number, newest=newest, role=role)
-    if mode & 0o077:
-        # Section 1 says the daemon does not check these modes; tokend (and `tokenctl store
-        # check`) in fact refuse a snapshot or journal that group or others may read.
-        report.notes.append(f"mode {mode:04o}: tokend creates these files 0600 and refuses to "
-                            "load one that group or others may read")
+                        number=number, newest=newest, role=role, mode=mode)
     header, header_problem = read_header(data, kind)
     report.header = header
     if header_problem is not None:
+        # Section 9: a header at fault is a torn tail in the newest journal when the file is
+        # shorter than 32 bytes or all its bytes are zero; anything else at offset 0 is damage.
         torn = newest and (len(data) < HEADER_SIZE or all_zero(data, 0))
         if newest and len(data) >= HEADER_SIZE and all_zero(data, 0):
             header_problem = "header all zero bytes"
@@ -335,22 +353,30 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
             and header["sequence"] != number:
         report.notes.append(f"header sequence {header['sequence']} differs from the number in "
                             f"the name ({number}); the daemon orders by the name")
+    if kind == "snapshot" and header is not None and header["sequence"] >= JOURNAL_LIMIT:
+        report.notes.append(f"sequence {header['sequence']} is not below 2^62: no journal name "
+                            "can carry it (section 1)")
 
     offset = HEADER_SIZE
     end_seen = False
 
     def fail(at: int, reason: str, torn: bool = False) -> FileReport:
+        # Section 9, last torn-tail case: every byte from the offset to the end of the file is
+        # zero (space allocated but never written). Section 4's order alone would call a zero
+        # "record" with more zeros after it a checksum mismatch, that is damage; section 9 makes
+        # it a torn tail, and tokend and `tokenctl store check` agree.
+        if not torn and at < len(data) and all_zero(data, at):
+            torn = True
+            reason += f"; only zero bytes from here to the end ({len(data) - at} bytes)"
         report.problem = Problem(at, reason, "torn_tail" if (torn and newest) else "damage")
         report.valid_end = at
         return report
 
-    while offset < len(data):
+    # Each frame, in the order of section 4: the first check that fails decides.
+    while offset < len(data):                            # nothing left: the file ends cleanly
         if end_seen:
             return fail(offset, f"{len(data) - offset} bytes after the snapshot end record")
         remaining = len(data) - offset
-        if all_zero(data, offset):
-            return fail(offset, f"only zero bytes from here to the end ({remaining} bytes)",
-                        torn=True)
         if remaining < FRAME_SIZE:
             return fail(offset, f"fewer than {FRAME_SIZE} bytes left for a record frame "
                                 f"({remaining})", torn=True)
@@ -373,17 +399,19 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
         name = RECORD_TYPES[rtype]
         if rtype == 255 and kind == "journal":
             return fail(offset, "snapshot end record (type 255) in a journal")
-        if kind == "snapshot" and rtype not in SNAPSHOT_TYPES:
-            # Section 5 lists set_expiry, rotate and revoke as journal records but does not say
-            # that one in a snapshot is damage (only unknown types and a misplaced end record
-            # are); `tokenctl store check` accepts them. Noted, applied, not a problem.
-            report.notes.append(f"{name} record at {offset} in a snapshot (a journal record)")
+        if rtype == 255 and length != END_PAYLOAD_SIZE:
+            return fail(offset, f"snapshot end record payload of {length} bytes, not "
+                                f"{END_PAYLOAD_SIZE}")
         try:
             fields = parse_payload(rtype, payload)
         except Malformed as error:
             return fail(offset, f"malformed {name} payload: {error}")
         record = {"offset": offset, "type": rtype, "type_name": name, "length": length,
                   "crc": stored_crc, **fields}
+        if kind == "snapshot" and rtype not in SNAPSHOT_TYPES:
+            # Section 6: tokend writes none, and applies one as in a journal.
+            report.notes.append(f"{name} record at {offset} in a snapshot: tokend writes none; "
+                                "applied as in a journal (section 6)")
         if rtype == 255:
             count_before = len(report.records)
             file_crc = crc32c(data[0:offset])
@@ -399,8 +427,8 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
             end_seen = True
         elif rtype == 1:
             if kind == "snapshot" and fields["dedup"] is not None:
-                report.notes.append(f"put_login at {offset} carries a dedup entry in a snapshot "
-                                    "(section 5 says a snapshot's put_login records have none)")
+                report.notes.append(f"put_login at {offset} carries a dedup entry in a snapshot: "
+                                    "tokend writes none; applied as in a journal (section 6)")
             login = fields["login"]
             if login["kind"] == "session" and login["refresh_id"] is not None:
                 report.notes.append(f"session at {offset} has a refresh id")
@@ -408,6 +436,7 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
         offset = record_end
 
     if kind == "snapshot" and not end_seen:
+        # Section 9: the problem is at the file's size, where the end record should start.
         return fail(len(data), "snapshot without an end record")
     report.valid_end = offset
     return report
@@ -417,11 +446,12 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
 # Directories (sections 1 and 9)
 
 def journal_number(name: str) -> int | None:
+    """The number of a journal name (section 1), or None for any other name."""
     m = JOURNAL_RE.fullmatch(name)
     if m is None:
         return None
     number = int(m.group(1), 16)
-    return number if number < 2 ** 64 else None
+    return number if number < JOURNAL_LIMIT else None
 
 
 def kind_of(path: str) -> str | None:
@@ -448,6 +478,49 @@ def journals_in(directory: str) -> list[tuple[int, str]]:
             out.append((number, name))
     out.sort()
     return out
+
+
+def lock_status(directory: str) -> dict[str, Any]:
+    """`tokend.lock` (section 1): its pid, and whether a daemon holds it.
+
+    Tested as `tokenctl store check` does: opened read-only (never created), a shared
+    non-blocking flock, released at once; never the exclusive lock, never written.
+    """
+    path = os.path.join(directory, LOCK_NAME)
+    status: dict[str, Any] = {"present": False, "pid": None, "held": None}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return status
+    except OSError as error:
+        status.update(present=True, error=error.strerror)
+        return status
+    try:
+        status["present"] = True
+        content = os.read(fd, 64)
+        m = re.fullmatch(rb"([0-9]{1,19})\n", content)
+        status["pid"] = int(m.group(1)) if m else None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            status["held"] = True
+        else:
+            status["held"] = False
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    return status
+
+
+def mode_problem(report: FileReport) -> dict[str, Any] | None:
+    """Section 1: tokend refuses a snapshot or journal with any of the mode bits 0077."""
+    if report.mode & 0o077 == 0:
+        return None
+    return {"file": report.name, "offset": None, "class": "mode",
+            "reason": f"mode {report.mode & 0o777:04o}: group or others may access it; tokend "
+                      f"refuses to start on it (chmod 600 fixes it)"}
 
 
 def apply(state: dict[str, Any], record: dict[str, Any]) -> None:
@@ -478,8 +551,25 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
     files: list[FileReport] = []
     notes: list[str] = []
     others: list[str] = []
+    problems: list[dict[str, Any]] = []
+
+    # Section 1: tokend refuses a state directory that grants more than 0750.
+    dir_mode = os.stat(directory).st_mode & 0o777
+    if dir_mode & ~0o750:
+        problems.append({"file": None, "offset": None, "class": "mode",
+                         "reason": f"the state directory's mode {dir_mode:04o} grants more than "
+                                   "0750; tokend refuses to start on it (chmod 700 fixes it)"})
+    lock = lock_status(directory)
+    if lock["held"]:
+        pid = lock["pid"] if lock["pid"] is not None else "unknown"
+        notes.append(f"{LOCK_NAME}: a daemon (pid {pid}) holds this directory; its newest "
+                     "journal may be caught mid-write")
+    elif lock["present"] and lock["pid"] is None and "error" not in lock:
+        notes.append(f"{LOCK_NAME} does not hold a pid and a newline (section 1)")
+
     snapshot_path = os.path.join(directory, SNAPSHOT_NAME)
     sequence = 0
+    sequence_known = False
     have_snapshot = os.path.isfile(snapshot_path)
     snapshot: FileReport | None = None
     if have_snapshot:
@@ -488,18 +578,20 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
         h = snapshot.header
         if h is not None and h["crc_valid"] and h["magic"] == SNAPSHOT_MAGIC.decode():
             sequence = h["sequence"]
+            sequence_known = True
         else:
             notes.append("the snapshot's header is unreadable: every journal would be replayed")
 
+    # Section 9 step 3: journals below S are covered (deleted unread), the others are read in
+    # order. The newest journal is the highest number present; if its header never reached the
+    # disk (a torn tail at offset 0) a start deletes it, and it is left out of step 4 and 6.
     journals = journals_in(directory)
-    numbers = [n for n, _ in journals]
-    duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
-    for n in duplicates:
-        notes.append(f"several files name journal {n}: "
-                     + ", ".join(name for m, name in journals if m == n))
     highest = journals[-1][0] if journals else None
     read_numbers: list[int] = []
+    read_names: dict[int, list[str]] = {}
     covered: list[int] = []
+    covered_names: dict[int, list[str]] = {}
+    torn_header: list[int] = []
     for number, name in journals:
         path = os.path.join(directory, name)
         if number < sequence:
@@ -507,15 +599,19 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
             report.notes.append(f"covered by the snapshot (sequence {sequence}): a start "
                                 "deletes it unread")
             covered.append(number)
+            covered_names.setdefault(number, []).append(name)
         else:
             newest = number == highest
             report = read_file(path, "journal", newest=newest, role="read", number=number)
-            empty_torn = (report.problem is not None and report.problem.cls == "torn_tail"
-                          and report.problem.offset == 0)
-            if empty_torn:
-                report.notes.append("an empty torn tail: a start deletes this file")
+            if (report.problem is not None and report.problem.cls == "torn_tail"
+                    and report.problem.offset == 0):
+                report.role = "torn_header"
+                report.notes.append("its header never reached the disk: a start deletes it, "
+                                    "leaves it out of the numbering and reuses its number")
+                torn_header.append(number)
             else:
                 read_numbers.append(number)
+                read_names.setdefault(number, []).append(name)
         files.append(report)
 
     for name in names:
@@ -524,14 +620,45 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
             notes.append(f"{name}: a leftover temporary snapshot; a start deletes it unread")
         elif name.endswith(".broken"):
             notes.append(f"{name}: set aside by --repair; never read by the daemon")
-        elif name != SNAPSHOT_NAME and journal_number(name) is None:
+        elif name in (SNAPSHOT_NAME, LOCK_NAME, "keys", "tokend.sock"):
+            pass
+        elif journal_number(name) is None:
+            if JOURNAL_LIKE_RE.fullmatch(name):
+                notes.append(f"{name}: not a journal name (16 hexadecimal digits below 2^62, "
+                             "section 1); left alone")
             others.append(name)
 
-    # Section 9 step 4: the journals read run unbroken from S (1 without a snapshot) to the
-    # highest one read.
+    for report in files:
+        if report.problem is not None and report.role in ("read", "torn_header"):
+            problems.append({"file": report.name, **report.problem.as_dict()})
+    for report in files:
+        problem = mode_problem(report)
+        if problem is not None:
+            problems.append(problem)
+
+    # Section 9 step 4: the journals read run from S (1 without a snapshot) to the highest one
+    # read, with no number missing, no number named twice and no journal 0.
+    if 0 in read_names:
+        problems.append({"file": read_names[0][0], "offset": None, "class": "damage",
+                         "reason": "journal 0: tokend numbers journals from 1"})
+    for number, dup in sorted(read_names.items()):
+        if len(dup) > 1:
+            problems.append({"file": dup[-1], "offset": None, "class": "damage",
+                             "reason": f"two names for journal {number}: " + ", ".join(dup)})
+    for number, dup in sorted(covered_names.items()):
+        if len(dup) > 1:
+            notes.append(f"two names for covered journal {number} ({', '.join(dup)}); both "
+                         "are deleted unread")
     missing: list[int] = []
     if read_numbers:
-        start = sequence if have_snapshot and sequence > 0 else 1
+        # With a snapshot whose header cannot be read, S is unknown (section 9 says only that
+        # every journal is then replayed): the numbering is checked from the lowest one read.
+        if not have_snapshot:
+            start = 1
+        elif sequence_known:
+            start = sequence
+        else:
+            start = min(read_numbers)
         present = set(read_numbers)
         top = max(read_numbers)
         if top - start > 1_000_000:
@@ -540,7 +667,15 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
             missing = [n for n in range(start, start + 1000) if n not in present]
         else:
             missing = [n for n in range(start, top + 1) if n not in present]
-    next_journal = max(sequence, (highest if highest is not None else 0) + 1)
+    if missing:
+        problems.append({"file": None, "offset": None, "class": "gap",
+                         "reason": "missing journals: " + ", ".join(str(n) for n in missing)})
+    # Section 9 step 6: H counts only the journals read (not covered ones, not a newest one
+    # deleted for its torn header).
+    next_journal = max(sequence, (max(read_numbers) if read_numbers else 0) + 1)
+    if next_journal >= JOURNAL_LIMIT:
+        notes.append(f"a start would open journal {next_journal}, which no journal name can "
+                     "carry (section 1: below 2^62)")
 
     # Replay, as a start would (each file's valid prefix; expiry judged at `now`).
     state: dict[str, Any] = {"logins": {}, "dedup": []}
@@ -564,18 +699,16 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
         "dedup_entries_live": len(live_dedup),
         "now": now,
     }
-    problems = [{"file": r.name, **r.problem.as_dict()} for r in files
-                if r.problem is not None and r.role == "read"]
-    if missing:
-        problems.append({"file": None, "offset": None, "class": "gap",
-                         "reason": "missing journals: " + ", ".join(str(n) for n in missing)})
     return {
         "directory": directory,
+        "mode": f"{dir_mode:04o}",
+        "lock": lock,
         "files": files,
         "journal_order": {
             "snapshot_sequence": sequence if have_snapshot else None,
             "journals_read": read_numbers,
             "journals_covered": covered,
+            "journals_torn_header": torn_header,
             "missing": missing,
             "next_journal": next_journal,
         },
@@ -603,6 +736,11 @@ def read_single(path: str, force_newest: bool) -> dict[str, Any]:
     report = read_file(path, kind, newest=newest, role="single", number=number)
     problems = [] if report.problem is None else [{"file": report.name,
                                                    **report.problem.as_dict()}]
+    if name == SNAPSHOT_NAME or journal_number(name) is not None:
+        # A file a start would read (not a .broken copy, a temporary or another name).
+        problem = mode_problem(report)
+        if problem is not None:
+            problems.append(problem)
     return {"directory": None, "files": [report], "journal_order": None, "state": None,
             "notes": [], "other_files": [], "problems": problems}
 
@@ -621,9 +759,14 @@ def hex32(value: int | None) -> str:
 def text_report(result: dict[str, Any], with_records: bool) -> str:
     lines: list[str] = []
     if result["directory"] is not None:
-        lines.append(f"state directory {result['directory']}")
+        lines.append(f"state directory {result['directory']} (mode {result['mode']})")
+        lock = result["lock"]
+        if lock["present"]:
+            held = {True: "held by a daemon", False: "not held", None: "not tested"}[lock["held"]]
+            lines.append(f"{LOCK_NAME}: pid {lock['pid']}, {held}")
     for report in result["files"]:
-        lines.append(f"{report.name}: {report.kind}, {report.size} bytes, {report.role}"
+        lines.append(f"{report.name}: {report.kind}, {report.size} bytes, mode "
+                     f"{report.mode & 0o777:04o}, {report.role}"
                      + (", newest journal" if report.newest else ""))
         h = report.header
         if h is not None:
@@ -652,7 +795,8 @@ def text_report(result: dict[str, Any], with_records: bool) -> str:
     if order is not None:
         lines.append(f"journals: snapshot sequence {order['snapshot_sequence']}, read "
                      f"{order['journals_read'] or 'none'}, covered "
-                     f"{order['journals_covered'] or 'none'}, missing "
+                     f"{order['journals_covered'] or 'none'}, torn header "
+                     f"{order['journals_torn_header'] or 'none'}, missing "
                      f"{order['missing'] or 'none'}; a start opens journal "
                      f"{order['next_journal']}")
     if result["state"] is not None:
@@ -666,6 +810,10 @@ def text_report(result: dict[str, Any], with_records: bool) -> str:
     if result["other_files"]:
         lines.append("ignored: " + ", ".join(result["other_files"]))
     if result["problems"]:
+        for p in result["problems"]:
+            where = p["file"] or "directory"
+            at = "" if p["offset"] is None else f" at byte offset {p['offset']}"
+            lines.append(f"problem: {where}: {p['class'].replace('_', ' ')}{at}: {p['reason']}")
         lines.append(f"{len(result['problems'])} problem(s)")
     else:
         lines.append("clean")

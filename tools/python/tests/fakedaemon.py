@@ -9,7 +9,7 @@ import struct
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from tokend_client.protocol import Fields, Opcode, Tag, encode_response, encode_u8, encode_u64
 
@@ -26,6 +26,7 @@ class FakeConnection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
+        self.send_lock = threading.Lock()  # replies may be sent from timer threads
 
     def _read_exactly(self, size: int) -> bytes | None:
         while len(self.buffer) < size:
@@ -56,14 +57,29 @@ class FakeConnection:
         return result
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        with self.send_lock:
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                pass  # the client went away meanwhile
 
-    def answer_hello(self, max_frame_size: int = 65536, protocol_version: int = 1) -> None:
+    def send_later(self, delay: float, data: bytes) -> threading.Timer:
+        """Send ``data`` after ``delay`` seconds, from a timer thread."""
+        timer = threading.Timer(delay, self.send, (data,))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def answer_hello(self, max_frame_size: int = 65536, protocol_version: int = 1,
+                     settings: Mapping[int, int] | None = None) -> None:
+        """Answer the client's hello; ``settings``: extra u64 fields by tag (59-66)."""
         request = self.read_request()
         assert request is not None and request.opcode == Opcode.HELLO
+        extra = [(tag, encode_u64(value)) for tag, value in (settings or {}).items()]
         self.send(encode_response(Opcode.HELLO, request.request_id, 0, [
             (Tag.PROTOCOL_VERSION, encode_u8(protocol_version)),
-            (Tag.SERVER_NAME, b"fake 0"), (Tag.MAX_FRAME_SIZE, encode_u64(max_frame_size))]))
+            (Tag.SERVER_NAME, b"fake 0"), (Tag.MAX_FRAME_SIZE, encode_u64(max_frame_size)),
+            *extra]))
 
 
 Script = Callable[[FakeConnection], None]

@@ -8,20 +8,20 @@ the issue and admin roles), and kills it in tearDown.
 from __future__ import annotations
 
 import base64
+import json
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 import unittest
-from pathlib import Path
 
 from tokend_client import (
+    BadSignature,
     Client,
     ConnectionLostError,
+    MalformedToken,
+    RequestRefused,
+    ServiceUnavailable,
+    TokenRefused,
     RequestTooLargeError,
     Status,
     TokendError,
@@ -30,62 +30,7 @@ from tokend_client import (
 )
 from tokend_client.protocol import Opcode, Request, Tag, encode_string
 
-REPO = Path(__file__).resolve().parents[3]
-DEFAULT_BIN = REPO / ".build" / "debug" / "tokend"
-MAX_FRAME_SIZE = 32768  # not the default, so that a test can see hello report it
-
-
-def tokend_binary() -> Path:
-    configured = os.environ.get("TOKEND_BIN")
-    binary = Path(configured) if configured else DEFAULT_BIN
-    if not binary.exists():
-        if configured:
-            raise FileNotFoundError(f"TOKEND_BIN={configured} does not exist")
-        raise unittest.SkipTest(f"no tokend binary at {DEFAULT_BIN}; set TOKEND_BIN")
-    return binary
-
-
-class Daemon:
-    """A tokend process on a temporary state directory and socket."""
-
-    def __init__(self, extra_args: list[str]) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tokend-py-", dir="/tmp")
-        self.socket_path = os.path.join(self.dir, "tokend.sock")
-        self.log_path = os.path.join(self.dir, "tokend.log")
-        args = [str(tokend_binary()), "--state-dir", os.path.join(self.dir, "state"),
-                "--socket", self.socket_path, "--dedup-window", "1s",
-                "--max-frame-size", str(MAX_FRAME_SIZE), "--log-level", "notice", *extra_args]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def log(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tokend exited with {self.process.returncode}:\n{self.log()}")
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(self.socket_path)
-                return
-            except OSError:
-                time.sleep(0.02)
-            finally:
-                probe.close()
-        self.stop()
-        raise RuntimeError(f"tokend did not open {self.socket_path} in time:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
+from .support import MAX_FRAME_SIZE, Daemon
 
 def start_of_a_second(margin: float = 0.6) -> None:
     """Sleep until early in a wall-clock second, so that the next ``margin`` seconds stay in it.
@@ -131,10 +76,15 @@ class DaemonTestCase(unittest.TestCase):
                          tb: object) -> bool:
                 test.assertIsNotNone(exc, f"expected a {name} refusal, got success")
                 test.assertIsInstance(exc, TokendError)
-                assert isinstance(exc, TokendError)
+                assert isinstance(exc, TokendError) and exc.status is not None
                 test.assertEqual(exc.name, name, exc.message)
                 test.assertEqual(exc.status, Status[name.upper()])
                 test.assertEqual(status_name(exc.status), exc.name)
+                # The class says whose fault it is.
+                kind = (TokenRefused if Status.EXPIRED <= exc.status <= Status.WRONG_TOKEN_TYPE
+                        else ServiceUnavailable if exc.status >= Status.STORE_UNAVAILABLE
+                        else RequestRefused)
+                test.assertIsInstance(exc, kind)
                 test.assertTrue(exc.message, "refusals carry a message")
                 return True
 
@@ -183,21 +133,25 @@ class TokendTest(DaemonTestCase):
         self.assertEqual(self.client.verify(unbound.token, fingerprint="anything").subject, "bob")
 
     def test_verify_slides_and_renew_extends(self) -> None:
-        login = self.client.issue("carol", ttl=60)  # idle expiry in 60 s < renew-below (3600 s)
+        # Idle TTL 3000 s: less than renew-below (3600 s) remains from the start, so a verify
+        # slides the session, to min(expires_at + renew-by, now + 3000, max_expires_at): never
+        # further than the login's own idle TTL after this use (spec 12.4).
+        login = self.client.issue("carol", ttl=3000)
+        time.sleep(1.05 - time.time() % 1)  # into the next second, so now + 3000 is later
         slid = self.client.verify(login.token)
         self.assertTrue(slid.renewed)
         self.assertEqual(slid.status, Status.RENEWED)
-        self.assertEqual(slid.expires_at, login.expires_at + 3600)  # moved by renew-by
-        # Now 3660 s remain, more than renew-below: no slide.
+        self.assertGreater(slid.expires_at, login.expires_at)
+        self.assertLessEqual(slid.expires_at, int(time.time()) + 3000)
         again = self.client.verify(login.token)
-        self.assertEqual((again.status_name, again.renewed, again.expires_at),
-                         ("ok", False, slid.expires_at))
+        self.assertEqual(again.renewed, again.expires_at != slid.expires_at)
+        self.assertEqual(again.status_name, "renewed" if again.renewed else "ok")
+        self.assertLessEqual(again.expires_at, int(time.time()) + 3000)
 
-        # renew sets the idle expiry to now + the session's idle TTL (60 s): earlier than the
-        # slid expiry, so it does not move and the answer is ok.
+        # renew sets the idle expiry to now + the session's idle TTL.
         kept = self.client.renew(login.token)
-        self.assertEqual((kept.status_name, kept.renewed, kept.expires_at),
-                         ("ok", False, again.expires_at))
+        self.assertEqual(kept.renewed, kept.expires_at != again.expires_at)
+        self.assertLessEqual(kept.expires_at, int(time.time()) + 3000)
 
         fresh = self.client.issue("carol", ttl=60)
         time.sleep(1.05 - time.time() % 1)  # into the next second, so now + 60 is later
@@ -293,11 +247,18 @@ class TokendTest(DaemonTestCase):
 
     def test_bad_tokens(self) -> None:
         login = self.client.issue("ivan")
-        for garbage in ("", "not-a-token", "a.b.c", "e30.e30.", login.token + "x"):
-            with self.subTest(token=garbage), self.assertRaises(TokendError) as caught:
+        for garbage in ("not-a-token", "a.b.c", "e30.e30.", login.token + "x"):
+            with self.subTest(token=garbage), self.assertRaises(TokenRefused) as caught:
                 self.client.verify(garbage)
             self.assertIn(caught.exception.name, ("malformed_token", "bad_signature"))
+            self.assertIsInstance(caught.exception, (MalformedToken, BadSignature))
+            assert caught.exception.status is not None
             self.assertEqual(caught.exception.name, status_name(caught.exception.status))
+        for mistake, says in (("", "empty"), ("   ", "empty"), ("Bearer " + login.token, "Bearer"),
+                              ("bearer\t" + login.token, "Bearer"), ("Bearer", "Bearer"),
+                              ("a\0b", "NUL"), ("x" * 8193, "8192")):
+            with self.subTest(token=mistake[:20]), self.assertRaisesRegex(ValueError, says):
+                self.client.verify(mistake)
         with self.assertRefused("bad_signature"):
             self.client.verify(tamper_signature(login.token))
         with self.assertRefused("bad_signature"):
@@ -340,8 +301,8 @@ class TokendTest(DaemonTestCase):
         self.assertTrue(all(r.ok and r.fields.string(Tag.SUBJECT) == "judy" for r in responses))
 
     def test_error_names(self) -> None:
-        with self.assertRefused("bad_request"):
-            self.client.issue("")
+        with self.assertRaises(ValueError):
+            self.client.issue("")  # found before sending
         with self.assertRefused("bad_request"):
             self.client.issue("kate", ttl=10**9)  # above the daemon's idle TTL
         with self.assertRefused("bad_request"):
@@ -369,9 +330,11 @@ class TokendTest(DaemonTestCase):
 
     def test_oversized_requests(self) -> None:
         connections = self.client.stats()["connections_total"]
-        huge = {"blob": "x" * MAX_FRAME_SIZE}
+        huge = encode_string(json.dumps({"blob": "x" * MAX_FRAME_SIZE}))
         with self.assertRaises(RequestTooLargeError):
-            self.client.issue("leo", claims=huge)
+            self.client.call("issue", [(Tag.SUBJECT, b"leo"), (Tag.CLAIMS, huge)])
+        with self.assertRaises(ValueError):
+            self.client.issue("leo", claims={"blob": "x" * 20000})  # above claims' own limit
         self.client.ping()  # nothing was sent; same connection
         self.assertEqual(self.client.stats()["connections_total"], connections)
 
@@ -427,6 +390,35 @@ class TokendTest(DaemonTestCase):
         self.assertTrue(snap.message)
 
 
+class HelloSettingsTest(DaemonTestCase):
+    daemon_args = ["--session-idle", "1h", "--renew-below", "20m", "--renew-by", "10m",
+                   "--access-ttl", "5m", "--refresh-ttl", "30m", "--max-lifetime", "2h",
+                   "--leeway", "3s"]
+
+    def test_hello_reports_the_settings_that_bound_issue(self) -> None:
+        info = self.client.hello()
+        if not info.reports_settings:
+            self.skipTest(f"{info.server_name} does not report its settings in hello (59-66)")
+        self.assertEqual(self.client.server, info)
+        self.assertEqual((info.dedup_window_ms, info.dedup_window), (1000, 1.0))
+        self.assertEqual((info.idle_ttl, info.renew_below, info.renew_by, info.access_ttl,
+                          info.refresh_token_ttl, info.max_login_lifetime, info.leeway),
+                         (3600, 1200, 600, 300, 1800, 7200, 3))
+        assert (info.idle_ttl and info.access_ttl and info.refresh_token_ttl
+                and info.max_login_lifetime)
+        # The largest overrides issue takes, in each mode.
+        self.client.issue("una", ttl=info.idle_ttl, max_lifetime=info.max_login_lifetime,
+                          refresh_ttl=info.refresh_token_ttl)
+        self.client.issue("una", "pair", ttl=info.access_ttl,
+                          refresh_ttl=info.refresh_token_ttl)
+        for mode, overrides in (("session", {"ttl": info.idle_ttl + 1}),
+                                ("pair", {"ttl": info.access_ttl + 1}),
+                                ("pair", {"refresh_ttl": info.refresh_token_ttl + 1}),
+                                ("session", {"max_lifetime": info.max_login_lifetime + 1})):
+            with self.subTest(mode=mode, **overrides), self.assertRefused("bad_request"):
+                self.client.issue("una", mode, **overrides)  # type: ignore[arg-type]
+
+
 class IdleTimeoutTest(DaemonTestCase):
     daemon_args = ["--idle-timeout", "1s"]
 
@@ -435,36 +427,6 @@ class IdleTimeoutTest(DaemonTestCase):
         time.sleep(2.5)
         self.client.ping()  # the closed connection is noticed before sending
         self.assertEqual(self.client.stats()["connections_total"], connections + 1)
-
-
-class ExampleWsgiTest(DaemonTestCase):
-    def test_example_app(self) -> None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        self.addCleanup(sys.path.remove, sys.path[0])
-        import example_wsgi
-
-        original = example_wsgi.TOKEND
-        example_wsgi.TOKEND = self.client
-        self.addCleanup(setattr, example_wsgi, "TOKEND", original)
-
-        def get(headers: dict[str, str]) -> tuple[str, dict[str, str], str]:
-            seen: dict[str, object] = {}
-
-            def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
-                seen["status"], seen["headers"] = status, dict(response_headers)
-
-            body = b"".join(example_wsgi.app(dict(headers), start_response)).decode()
-            return str(seen["status"]), seen["headers"], body  # type: ignore[return-value]
-
-        token = self.client.issue("olivia", fingerprint="UA/1").token
-        ok = {"HTTP_AUTHORIZATION": f"Bearer {token}", "HTTP_USER_AGENT": "UA/1"}
-        self.assertEqual(get(ok)[::2], ("200 OK", "hello olivia\n"))
-        status, headers, body = get({**ok, "HTTP_USER_AGENT": "UA/2"})
-        self.assertEqual((status, body), ("401 Unauthorized", "fingerprint_mismatch\n"))
-        self.assertIn('error_description="fingerprint_mismatch"', headers["WWW-Authenticate"])
-        self.assertEqual(get({})[::2], ("401 Unauthorized", "malformed_token\n"))
-        self.client.revoke(token)
-        self.assertEqual(get(ok)[::2], ("401 Unauthorized", "revoked\n"))
 
 
 if __name__ == "__main__":

@@ -2,28 +2,51 @@
 
 ::
 
-    from tokend_client import Client, TokendError
+    from tokend_client import Client, ServiceUnavailable, TokenRefused
 
-    with Client("/run/tokend/tokend.sock") as tokend:
-        login = tokend.issue("alice", fingerprint=user_agent)
-        try:
-            check = tokend.verify(login.token, fingerprint=user_agent)
-        except TokendError as refusal:
-            print(refusal.name)          # e.g. "session_expired"
+    tokend = Client("/run/tokend/tokend.sock")     # one per process, shared by its threads
+    login = tokend.issue("alice", fingerprint=user_agent)
+    try:
+        check = tokend.verify(login.token, fingerprint=user_agent)
+    except TokenRefused as refusal:    # expired, revoked, ...: 401, log in again
+        print(refusal.name)            # e.g. "session_expired"
+    except ServiceUnavailable:         # store_unavailable, connection lost, timeout: 503
+        ...
 
-Standard library only; Python 3.11+.
+:mod:`tokend_client.aio` has the same client for asyncio. Standard library only; Python 3.11+.
 """
 
 from . import messages, protocol
-from .client import DEFAULT_CLIENT_NAME, Client, Pending, Pipeline, __version__, default_socket_path
+from ._version import __version__
+from .client import DEFAULT_CLIENT_NAME, Client, Pending, Pipeline, default_socket_path
 from .errors import (
+    BadRequest,
+    BadSignature,
     ConnectionLostError,
     DaemonUnreachableError,
+    Expired,
+    FingerprintMismatch,
+    Forbidden,
+    InternalError,
+    MalformedToken,
+    MaxLifetimeReached,
     ProtocolError,
+    RequestRefused,
     RequestTooLargeError,
+    ReuseDetected,
+    Revoked,
+    ServiceUnavailable,
+    SessionExpired,
+    SessionUnknown,
+    StoreUnavailable,
     TokendClientError,
     TokendError,
     TokendTimeoutError,
+    TokenRefused,
+    TooLarge,
+    UnknownOperation,
+    UnsupportedVersion,
+    WrongTokenType,
 )
 from .messages import Call
 from .models import (
@@ -40,33 +63,53 @@ from .models import (
 from .protocol import PROTOCOL_VERSION, Opcode, Request, Response, Status, Tag, status_name
 
 __all__ = [
-    "DEFAULT_CLIENT_NAME",
-    "PROTOCOL_VERSION",
+    "BadRequest",
+    "BadSignature",
     "Call",
     "Client",
     "ConnectionLostError",
+    "DEFAULT_CLIENT_NAME",
     "DaemonUnreachableError",
+    "Expired",
+    "FingerprintMismatch",
+    "Forbidden",
     "HelloInfo",
+    "InternalError",
     "IssueResult",
     "KeyInfo",
+    "MalformedToken",
+    "MaxLifetimeReached",
     "Opcode",
+    "PROTOCOL_VERSION",
     "Pending",
     "Pipeline",
     "ProtocolError",
     "Request",
+    "RequestRefused",
     "RequestTooLargeError",
     "Response",
+    "ReuseDetected",
     "RevokeResult",
+    "Revoked",
+    "ServiceUnavailable",
+    "SessionExpired",
     "SessionInfo",
+    "SessionUnknown",
     "SessionsPage",
     "SnapshotResult",
     "Stats",
     "Status",
+    "StoreUnavailable",
     "Tag",
+    "TokenRefused",
     "TokendClientError",
     "TokendError",
     "TokendTimeoutError",
+    "TooLarge",
+    "UnknownOperation",
+    "UnsupportedVersion",
     "VerifyResult",
+    "WrongTokenType",
     "__version__",
     "default_socket_path",
     "messages",

@@ -1,29 +1,35 @@
-"""A synchronous, pipelining client for tokend's Unix socket.
+"""A thread-safe, pipelining client for tokend's Unix socket.
 
-One :class:`Client` holds one connection, opened on first use (and again after the daemon
-closed it, for example for being idle, section 14.3). Every write is interleaved with reads, so a
-long pipeline never deadlocks against the daemon's flow control (section 13). Responses are
-matched to requests by request id, never by position.
+One :class:`Client` holds one connection, opened on first use (and again after it was lost, for
+example when the daemon closed it for being idle, section 14.3). Any number of threads call it at
+once: each call gets its own request id and is written at once, and whichever caller is waiting
+reads the replies for all of them, matching each to its request by id, whatever order they come
+in (section 13). No call waits for another's reply, and every write is interleaved with reads,
+so a long pipeline never deadlocks against the daemon's flow control.
 """
 
 from __future__ import annotations
 
 import enum
 import errno
+import math
 import os
-import selectors
+import select
 import socket
 import threading
+import time
 from types import TracebackType
-from typing import Any, Generic, Literal, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Generic, Literal, Mapping, Sequence, TypeVar
 
 from . import messages
+from ._version import __version__
+from ._wire import ClosedByClient, Slot, Wire, closed_by_client, lost, protocol_failure
 from .errors import (
     ConnectionLostError,
     DaemonUnreachableError,
     ProtocolError,
     RequestTooLargeError,
-    TokendClientError,
+    TokendError,
     TokendTimeoutError,
 )
 from .messages import Call, ModeArg, Seconds
@@ -46,23 +52,18 @@ from .protocol import (
     Opcode,
     Request,
     Response,
-    Status,
     decode_response,
     opcode_name,
 )
 
 __all__ = ["Client", "Pending", "Pipeline", "default_socket_path"]
 
-__version__ = "0.1.0"
-
 T = TypeVar("T")
 
 DEFAULT_CLIENT_NAME = f"tokend_client-python {__version__}"
 DEFAULT_TIMEOUT = 10.0
 SNAPSHOT_TIMEOUT = 300.0
-_MAX_REQUEST_ID = 0xFFFF_FFFF
 _RECV_SIZE = 256 * 1024
-_SEND_CHUNK = 256 * 1024
 _PEER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
 
 
@@ -75,26 +76,366 @@ class _Default(enum.Enum):
     TIMEOUT = "the client's timeout"
 
 
-class _Lost(Exception):
-    """Internal: the connection ended (EOF or reset) while requests were unanswered."""
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _timeout_error(what: str) -> TokendTimeoutError:
+    return TokendTimeoutError(f"no answer from tokend within the call's deadline ({what})")
+
+
+def check_frame_sizes(requests: Sequence[Request], max_frame_size: int) -> None:
+    for request in requests:
+        if request.body_size > max_frame_size:
+            raise RequestTooLargeError(
+                f"{opcode_name(request.opcode)} request body of {request.body_size} bytes "
+                f"exceeds the daemon's max_frame_size of {max_frame_size}")
+
+
+class _Waiter:
+    """What a calling thread sleeps on: a lock taken at creation and released (under the
+    connection's lock, at most once per wait) when its requests are all answered, or when it is
+    handed the reader's role."""
+
+    __slots__ = ("_lock", "remaining", "signaled", "promoted")
+
+    def __init__(self, count: int) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.remaining = count
+        self.signaled = False
+        self.promoted = False
+
+
+class _Dead(Exception):
+    """Internal: the connection ended before the request could be written; open another."""
+
+
+class _Connection:
+    """One socket shared by the calling threads, leader/follower style: no thread of its own.
+
+    Each call writes its frames itself when the socket takes them. Then one waiting caller at a
+    time, the reader, polls the socket: it writes what others could not and reads every reply,
+    completing whichever calls they answer; the others sleep until their own replies come.
+    When the reader's own reply has come (or its deadline passed), it hands the role to a
+    caller still waiting. A lone caller thus sends, polls and reads itself, with no thread
+    switch; with many callers, one read hands out many replies.
+    """
+
+    def __init__(self, path: str, max_response_size: int, deadline: float | None) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(_remaining(deadline))
+            sock.connect(path)
+        except socket.timeout:
+            sock.close()
+            raise TokendTimeoutError(f"connecting to {path} timed out") from None
+        except OSError as exc:
+            sock.close()
+            raise DaemonUnreachableError(
+                f"cannot connect to tokend at {path}: {exc.strerror or exc}") from exc
+        sock.setblocking(False)
+        self._sock = sock
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._poller = select.poll()
+        self._poller.register(self._wake_r.fileno(), select.POLLIN)
+        self._poller.register(sock.fileno(), select.POLLIN)
+        self._watching_write = False
+        self._lock = threading.Lock()
+        self._wire = Wire()
+        self._reader = FrameReader(max_response_size)
+        self._out = bytearray()
+        self._reading = False  # a caller holds the reader's role
+        self._followers: dict[_Waiter, None] = {}  # callers asleep, in arrival order
+        self._can_write = True
+        self._failed = False
+        self._fds_closed = False
+        self._pid = os.getpid()
+
+    @property
+    def alive(self) -> bool:
+        return not self._failed and self._can_write and self._pid == os.getpid()
+
+    @property
+    def wire(self) -> Wire:
+        return self._wire
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def submit(self, requests: Sequence[Request], waiter: _Waiter) -> list[Slot]:
+        """Register the requests and write what the socket takes now; the rest is written by
+        the reader. Raises :class:`_Dead` when the connection is closed (nothing written)."""
+        wake = False
+        with self._lock:
+            if self._failed or not self._can_write:
+                raise _Dead()
+            slots = []
+            frames = bytearray()
+            for request in requests:
+                slot = Slot(request.opcode, waiter)
+                frames += request.encode(self._wire.register(slot))
+                slots.append(slot)
+            if self._out:
+                self._out += frames
+                wake = self._reading
+            else:
+                try:
+                    sent = self._sock.send(frames)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as exc:
+                    # Nothing of these frames went out: take them back and let the caller open
+                    # another connection. When the daemon closed this one (idle timeout,
+                    # restart), replies to earlier requests are still read by their callers.
+                    for slot in slots:
+                        del self._wire.in_flight[slot.request_id]
+                    self._can_write = False
+                    if exc.errno not in _PEER_GONE:
+                        self._end_locked(lost(f"the connection failed: {exc}; outcome unknown"))
+                    elif not self._wire.in_flight:
+                        self._end_locked(lost(self._wire.lost_reason()))
+                    raise _Dead() from None
+                if sent < len(frames):
+                    self._out += memoryview(frames)[sent:]
+                    wake = self._reading
+        if wake:
+            self._wake()
+        return slots
+
+    def wait(self, waiter: _Waiter, deadline: float | None) -> None:
+        """Return when the waiter's requests are all answered or the deadline has passed,
+        reading for every caller meanwhile if no one else is."""
+        while True:
+            with self._lock:
+                if waiter.remaining == 0:
+                    return
+                lead = not self._reading
+                if lead:
+                    self._reading = True
+                else:
+                    self._followers[waiter] = None
+            if lead:
+                self._lead_then_hand_over(waiter, deadline)
+                return
+            timeout = _remaining(deadline)
+            try:
+                got = waiter._lock.acquire(timeout=-1 if timeout is None else timeout)
+            except BaseException:  # KeyboardInterrupt, ...: leave, and pass on a handed role
+                with self._lock:
+                    self._followers.pop(waiter, None)
+                    promoted, waiter.promoted = waiter.promoted, False
+                if promoted:
+                    self._hand_over()
+                raise
+            with self._lock:
+                self._followers.pop(waiter, None)
+                if not got and waiter.signaled:
+                    got = waiter._lock.acquire(blocking=False)  # signalled as it timed out
+                waiter.signaled = False
+                promoted, waiter.promoted = waiter.promoted, False
+            if promoted:  # handed the reader's role (which it must pass on in any case)
+                self._lead_then_hand_over(waiter, deadline)
+                return
+            if not got:
+                return  # deadline
+
+    def abandon(self, slots: Sequence[Slot]) -> None:
+        """The caller stopped waiting: a late reply is dropped (its id stays reserved until it
+        comes, so that it cannot be mistaken for another request's)."""
+        with self._lock:
+            for slot in slots:
+                slot.waiter = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._end_locked(closed_by_client)
+            reading = self._reading
+        if reading:
+            self._wake()
+
+    def discard_after_fork(self) -> None:
+        """In a forked child: drop the descriptors; the parent keeps using the connection."""
+        self._failed = True
+        self._close_fds()
+
+    # --- the reader's role ------------------------------------------------------------------------
+
+    def _signal(self, waiter: _Waiter) -> None:  # under the lock
+        if not waiter.signaled:
+            waiter.signaled = True
+            waiter._lock.release()
+
+    def _completed(self, slot: Slot) -> None:  # under the lock
+        waiter = slot.waiter
+        if waiter is None:
+            return
+        waiter.remaining -= 1
+        if waiter.remaining == 0:
+            self._followers.pop(waiter, None)
+            self._signal(waiter)
+
+    def _lead_then_hand_over(self, waiter: _Waiter, deadline: float | None) -> None:
+        try:
+            self._lead(waiter, deadline)
+        finally:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Pass the reader's role to the longest-waiting caller, if any."""
+        with self._lock:
+            while self._followers:
+                follower = next(iter(self._followers))
+                del self._followers[follower]
+                if follower.remaining > 0:
+                    follower.promoted = True
+                    self._signal(follower)
+                    return
+            self._reading = False
+            if self._failed:
+                self._close_fds()
+
+    def _lead(self, waiter: _Waiter, deadline: float | None) -> None:
+        sock_fd = self._sock.fileno()
+        try:
+            while True:
+                with self._lock:
+                    if waiter.remaining == 0 or self._failed:
+                        return
+                    want_write = self._can_write and bool(self._out)
+                timeout = _remaining(deadline)
+                if timeout is not None and timeout <= 0:
+                    return
+                if want_write != self._watching_write:
+                    self._poller.modify(sock_fd,
+                                        select.POLLIN | (select.POLLOUT if want_write else 0))
+                    self._watching_write = want_write
+                events = self._poller.poll(None if timeout is None
+                                           else math.ceil(timeout * 1000))
+                for fd, mask in events:
+                    if fd != sock_fd:
+                        self._drain_wake()
+                        continue
+                    if mask & select.POLLOUT:
+                        self._write()
+                    if mask & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                        data = self._recv()
+                        if data is None:
+                            continue
+                        if not data:
+                            with self._lock:
+                                self._end_locked(lost(self._wire.lost_reason()))
+                            return
+                        self._received(data)
+        except ProtocolError as exc:
+            with self._lock:
+                self._end_locked(protocol_failure(str(exc)))
+        except OSError as exc:
+            with self._lock:
+                self._end_locked(lost(f"the connection failed: {exc}; outcome unknown"))
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # a wake-up is pending already, or the connection is gone
+
+    def _write(self) -> None:
+        with self._lock:
+            if not self._out or self._failed:
+                return
+            try:
+                sent = self._sock.send(self._out)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno not in _PEER_GONE:
+                    raise
+                self._can_write = False  # the daemon closed; read what it answered first
+                return
+            del self._out[:sent]
+
+    def _recv(self) -> bytes | None:
+        """What the socket holds; b"" at the end of the stream; None when nothing is there."""
+        try:
+            return self._sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            if exc.errno not in _PEER_GONE:
+                raise
+            return b""
+
+    def _received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        responses = [decode_response(body) for body in self._reader.bodies()]
+        if not responses:
+            return
+        with self._lock:
+            for response in responses:
+                slot = self._wire.dispatch(response)
+                if slot is not None:
+                    self._completed(slot)
+
+    def _end_locked(self, make_error: Callable[[], TokendError]) -> None:
+        if self._failed:
+            return
+        self._failed = True
+        for slot in self._wire.fail_all(make_error):
+            self._completed(slot)
+        self._out.clear()
+        if not self._reading:
+            self._close_fds()
+
+    def _close_fds(self) -> None:
+        if self._fds_closed:
+            return
+        self._fds_closed = True
+        for sock in (self._sock, self._wake_r, self._wake_w):
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 class Client:
-    """A connection to tokend.
+    """A connection to tokend, shared by any number of threads.
 
     ``socket_path``: the daemon's socket (default :func:`default_socket_path`).
-    ``timeout``: seconds the daemon may go without accepting or sending a byte while a request is
-    outstanding (also the connect timeout); None waits forever.
-    ``client_name``: sent in ``hello``. ``negotiate``: send ``hello`` on every new connection,
-    check the version and learn ``max_frame_size`` (section 12.1; on by default).
+    ``timeout``: the deadline of each call in seconds: waiting for the connection, connecting,
+    writing, the reply, and a repeat after a lost connection all count against it. None waits
+    forever. ``client_name``: sent in ``hello``. ``negotiate``: send ``hello`` on every new
+    connection, check the version, learn ``max_frame_size`` and the daemon's settings (section
+    12.1; on by default).
 
-    Refusals raise :class:`TokendError`; ``verify`` and ``renew`` return normally for ``ok`` and
-    ``renewed`` (see :attr:`VerifyResult.renewed`). A client may be shared between threads: its
-    calls are serialised. Use :meth:`pipeline` to have many requests in flight at once.
+    Calls from several threads share the connection: each is written at once with its own
+    request id and returns as soon as its own reply comes, so a slow request delays no other.
+    A call that reaches its deadline raises :class:`TokendTimeoutError`; the connection stays
+    open for the others.
+
+    After a lost connection (:class:`ConnectionLostError`: the daemon restarted or closed it),
+    calls that are safe to repeat (``hello``, ``ping``, ``verify``, ``renew``, ``stats``,
+    ``sessions``, ``keys_list``, ``keys_jwks``, ``metrics``; proto-spec.md section 14.4) are
+    repeated once, on a new connection, within the same deadline. Other calls raise.
+
+    Errors say whose fault they are (:mod:`tokend_client.errors`): :class:`TokenRefused` (the
+    token is no good: 401), :class:`ServiceUnavailable` (tokend could not answer: 503, retry
+    later), :class:`RequestRefused` (the calling code's mistake). ``verify`` and ``renew``
+    return normally for ``ok`` and ``renewed`` (see :attr:`VerifyResult.renewed`).
+
+    A forked child opens its own connection on first use.
     """
 
     def __init__(self, socket_path: str | os.PathLike[str] | None = None, *,
@@ -108,14 +449,9 @@ class Client:
         self.client_name = client_name
         self.negotiate = negotiate
         self._max_response_size = max_response_size
-        self._lock = threading.RLock()
-        self._sock: socket.socket | None = None
-        self._selector: selectors.BaseSelector | None = None
-        self._reader = FrameReader(max_response_size)
-        self._next_id = 1
-        self._in_flight: dict[int, int] = {}  # request id -> opcode
-        self._answered: dict[int, Response] = {}
-        self._notice: Response | None = None  # an opcode-0 reply about this connection
+        self._open_lock = threading.Lock()
+        self._conn: _Connection | None = None
+        self._pid = os.getpid()
         self._closed = False
         self.server: HelloInfo | None = None
         """What the latest ``hello`` said (None before one)."""
@@ -133,28 +469,31 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("connected" if self._sock else "idle")
+        state = "closed" if self._closed else ("connected" if self.connected else "idle")
         return f"<tokend_client.Client {self.socket_path!r} {state}>"
 
     def connect(self) -> None:
         """Open the connection now (otherwise the first call does), negotiating if enabled."""
-        with self._lock:
-            self._ensure_connected()
+        self._connection(_deadline(self.timeout))
 
     def close(self) -> None:
-        """Close the connection. The client cannot be used afterwards."""
-        with self._lock:
-            self._closed = True
-            self._drop_connection()
+        """Close the connection; calls in flight end with :class:`ConnectionLostError`. The
+        client cannot be used afterwards."""
+        self._closed = True
+        with self._open_lock:
+            conn, self._conn = self._conn, None
+        if conn is not None and conn.alive:
+            conn.close()
 
     @property
     def connected(self) -> bool:
-        return self._sock is not None
+        conn = self._conn
+        return conn is not None and conn.alive
 
     # --- operations ---------------------------------------------------------------------------
 
     def hello(self, client_name: str | None = None) -> HelloInfo:
-        """Identify this client and learn the daemon's version and limits (12.1)."""
+        """Identify this client and learn the daemon's version, limits and settings (12.1)."""
         info = self._run(messages.hello(client_name if client_name is not None
                                         else self.client_name))
         self._apply_hello(info)
@@ -174,14 +513,25 @@ class Client:
               max_lifetime: Seconds | None = None) -> IssueResult:
         """Create a login (12.3; issue role). ``claims`` is a mapping (sent as compact JSON) or
         JSON text sent as it is. ``ttl`` is the idle TTL (session) or access TTL (pair);
-        overrides may only shorten the daemon's settings."""
+        overrides may only shorten the daemon's settings (``self.server`` holds them when the
+        daemon reports them).
+
+        Not repeated after a lost connection: the login may or may not have been created. A
+        repeat is safe only with an ``idempotency_key``, unchanged, and within the daemon's dedup
+        window of the first attempt (``self.server.dedup_window``, from ``hello``); within it the
+        daemon hands back the same login instead of creating another. The caller decides that
+        (it knows whether the key and request are the same), and repeats promptly.
+        """
         return self._run(messages.issue(
             subject, mode, fingerprint=fingerprint, audience=audience, claims=claims,
             idempotency_key=idempotency_key, ttl=ttl, refresh_ttl=refresh_ttl,
             max_lifetime=max_lifetime))
 
     def verify(self, token: str, fingerprint: bytes | str | None = None) -> VerifyResult:
-        """Check a session or access token (12.4); may slide the session (``renewed``)."""
+        """Check a session or access token (12.4); may slide the session (``renewed``).
+
+        ``token`` is the token alone: an empty one, or one still starting with ``Bearer ``,
+        raises ValueError. Refusals raise a :class:`TokenRefused` subclass."""
         return self._run(messages.verify(token, fingerprint))
 
     def renew(self, token: str, fingerprint: bytes | str | None = None) -> VerifyResult:
@@ -189,7 +539,15 @@ class Client:
         return self._run(messages.renew(token, fingerprint))
 
     def refresh(self, token: str, fingerprint: bytes | str | None = None) -> IssueResult:
-        """Trade a refresh token for a new pair (12.6). The presented token is spent."""
+        """Trade a refresh token for a new pair (12.6). The presented token is spent.
+
+        Not repeated after a lost connection: its outcome is unknown, and the token may already
+        be spent. Repeating it is safe only within the daemon's dedup window of the first
+        attempt (``self.server.dedup_window`` seconds, from ``hello``) and with the same
+        fingerprint: the daemon then hands back the same new pair. After the window a repeat is
+        taken for token theft and revokes the whole family (``reuse_detected``). So the caller,
+        who knows when it first sent it, decides, and repeats promptly.
+        """
         return self._run(messages.refresh(token, fingerprint))
 
     def revoke(self, token: str | None = None, *, session_id: str | None = None,
@@ -252,11 +610,13 @@ class Client:
         """Pipeline raw requests: write them all (reading meanwhile), match the replies by id,
         and return them in request order. Raises :class:`ConnectionLostError` if the connection
         closes first; its ``responses`` holds the replies that did arrive (None elsewhere)."""
-        results = self._exchange(requests, self.timeout)
+        results = self._exchange(requests, _deadline(self.timeout))
         responses = [r if isinstance(r, Response) else None for r in results]
         for result in results:
-            if isinstance(result, TokendClientError):
+            if isinstance(result, ConnectionLostError):
                 raise ConnectionLostError(str(result), responses=responses)
+            if isinstance(result, TokendError):
+                raise result
         return [r for r in responses if r is not None]
 
     def pipeline(self) -> Pipeline:
@@ -267,9 +627,14 @@ class Client:
 
     def _run(self, call: Call[T], *,
              timeout: float | None | Literal[_Default.TIMEOUT] = _Default.TIMEOUT) -> T:
-        wait = self.timeout if timeout is _Default.TIMEOUT else timeout
-        (result,) = self._exchange([call.request], wait)
-        if isinstance(result, TokendClientError):
+        deadline = _deadline(self.timeout if timeout is _Default.TIMEOUT else timeout)
+        (result,) = self._exchange([call.request], deadline)
+        if (isinstance(result, ConnectionLostError) and call.safe_to_repeat
+                and not isinstance(result, ClosedByClient)
+                and (deadline is None or time.monotonic() < deadline)):
+            # Once, on a new connection (the lost one is never reused).
+            (result,) = self._exchange([call.request], deadline)
+        if isinstance(result, TokendError):
             raise result
         return call.decode(result)
 
@@ -279,212 +644,79 @@ class Client:
         self.server = info
         self.max_frame_size = info.max_frame_size
 
-    def _exchange(self, requests: Sequence[Request],
-                  timeout: float | None) -> list[Response | TokendClientError]:
-        with self._lock:
-            self._ensure_connected()
-            return self._exchange_connected(requests, timeout)
-
-    def _ensure_connected(self) -> None:
-        if self._closed:
-            raise TokendClientError("this client is closed")
-        if self._sock is not None:
-            self._poll_idle()
-        if self._sock is None:
-            self._open()
-
-    def _open(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _connection(self, deadline: float | None) -> _Connection:
+        conn = self._conn
+        if conn is not None and conn.alive:
+            return conn
+        if self._pid != os.getpid():
+            self._after_fork()
+        timeout = _remaining(deadline)
+        if not self._open_lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise _timeout_error("waiting for the connection to open")
         try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.socket_path)
-        except socket.timeout:
-            sock.close()
-            raise TokendTimeoutError(f"connecting to {self.socket_path} timed out") from None
-        except OSError as exc:
-            sock.close()
-            raise DaemonUnreachableError(
-                f"cannot connect to tokend at {self.socket_path}: {exc.strerror or exc}") from exc
-        sock.setblocking(False)
-        selector = selectors.DefaultSelector()
-        selector.register(sock, selectors.EVENT_READ)
-        self._sock, self._selector = sock, selector
-        self._reader = FrameReader(self._max_response_size)
-        self._notice = None
-        if not self.negotiate:
-            return
-        try:
-            call = messages.hello(self.client_name)
-            (result,) = self._exchange_connected([call.request], self.timeout)
-            if isinstance(result, TokendClientError):
-                raise result
-            self._apply_hello(call.decode(result))
-        except BaseException:
-            self._drop_connection()
-            raise
-
-    def _drop_connection(self) -> None:
-        if self._selector is not None:
-            self._selector.close()
-        if self._sock is not None:
-            self._sock.close()
-        self._sock = None
-        self._selector = None
-        self._in_flight.clear()
-        self._answered.clear()
-
-    def _allocate_id(self) -> int:
-        # Ids run 1..2^32-1 (0 is left to the opcode-0 replies, section 5.2), skipping any
-        # still in flight.
-        while True:
-            request_id = self._next_id
-            self._next_id = request_id + 1 if request_id < _MAX_REQUEST_ID else 1
-            if request_id not in self._in_flight and request_id not in self._answered:
-                return request_id
-
-    def _exchange_connected(self, requests: Sequence[Request],
-                            timeout: float | None) -> list[Response | TokendClientError]:
-        for request in requests:
-            if request.body_size > self.max_frame_size:
-                raise RequestTooLargeError(
-                    f"{opcode_name(request.opcode)} request body of {request.body_size} bytes "
-                    f"exceeds the daemon's max_frame_size of {self.max_frame_size}")
-        if len(requests) > _MAX_REQUEST_ID - len(self._in_flight):
-            raise ValueError("too many requests for one connection's id space")
-        out = bytearray()
-        ids: list[int] = []
-        for request in requests:
-            request_id = self._allocate_id()
-            self._in_flight[request_id] = request.opcode
-            ids.append(request_id)
-            out += request.encode(request_id)
-        lost: ConnectionLostError | None = None
-        try:
-            self._pump(out, ids, timeout)
-        except _Lost as exc:
-            lost = ConnectionLostError(exc.reason)
-        except BaseException:
-            self._drop_connection()
-            raise
-        results: list[Response | TokendClientError] = []
-        for request_id in ids:
-            self._in_flight.pop(request_id, None)
-            response = self._answered.pop(request_id, None)
-            if response is not None:
-                results.append(response)
-            else:
-                assert lost is not None
-                results.append(lost)
-        if lost is not None:
-            self._drop_connection()
-        return results
-
-    def _pump(self, out: bytearray, ids: list[int], timeout: float | None) -> None:
-        """Write ``out`` and read replies until every id in ``ids`` is answered."""
-        sock, selector = self._sock, self._selector
-        assert sock is not None and selector is not None
-        view = memoryview(out)
-        sent = 0
-        can_write = True
-        pending = set(ids)
-        registered = selectors.EVENT_READ
-        try:
-            while pending:
-                pending.difference_update(self._answered.keys())
-                if not pending:
-                    break
-                want_write = can_write and sent < len(view)
-                events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
-                if events != registered:
-                    selector.modify(sock, events)
-                    registered = events
-                ready = selector.select(timeout)
-                if not ready:
-                    raise TokendTimeoutError(
-                        f"tokend sent nothing for {timeout} s with {len(pending)} request(s) "
-                        "unanswered; connection closed")
-                mask = ready[0][1]
-                if mask & selectors.EVENT_WRITE:
-                    try:
-                        sent += sock.send(view[sent:sent + _SEND_CHUNK])
-                    except (BlockingIOError, InterruptedError):
-                        pass
-                    except OSError as exc:
-                        if exc.errno not in _PEER_GONE:
-                            raise
-                        can_write = False  # the daemon closed; read what it answered first
-                if mask & selectors.EVENT_READ:
-                    self._read_available()
-        finally:
-            if registered != selectors.EVENT_READ and self._selector is not None:
-                selector.modify(sock, selectors.EVENT_READ)
-
-    def _read_available(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        try:
-            data = sock.recv(_RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            if exc.errno not in _PEER_GONE:
-                raise
-            data = b""
-        if not data:
-            raise _Lost(self._lost_reason())
-        self._reader.feed(data)
-        for body in self._reader.bodies():
-            self._dispatch(decode_response(body))
-
-    def _lost_reason(self) -> str:
-        if self._notice is not None and self._notice.status == Status.TOO_LARGE:
-            return ("tokend closed the connection after a too_large reply "
-                    f"({self._notice.message}); outcome unknown")
-        return "tokend closed the connection before answering; outcome unknown"
-
-    def _dispatch(self, response: Response) -> None:
-        if response.is_connection_notice:
-            if response.status == Status.TOO_LARGE:
-                # The daemon answers what it read before, then closes (section 4.3).
-                self._notice = response
-                return
-            raise ProtocolError(
-                "tokend could not read one of this client's frames as a request: "
-                f"{response.status_name}: {response.message}")
-        opcode = self._in_flight.get(response.request_id)
-        if opcode is None:
-            return  # answers no request in flight: ignored (section 14.2)
-        if response.opcode != opcode:
-            raise ProtocolError(
-                f"the reply to request {response.request_id} echoes opcode "
-                f"{opcode_name(response.opcode)}, not {opcode_name(opcode)}")
-        del self._in_flight[response.request_id]
-        self._answered[response.request_id] = response
-
-    def _poll_idle(self) -> None:
-        """Before reusing an idle connection, notice whether the daemon closed it meanwhile
-        (idle timeout, restart): then a new one is opened instead of failing the request."""
-        sock = self._sock
-        assert sock is not None
-        try:
-            while True:
+            if self._closed:
+                raise TokendError("this client is closed")
+            conn = self._conn
+            if conn is not None and conn.alive:
+                return conn
+            self._conn = None
+            conn = _Connection(self.socket_path, self._max_response_size, deadline)
+            if self.negotiate:
                 try:
-                    data = sock.recv(_RECV_SIZE)
-                except (BlockingIOError, InterruptedError):
-                    return
-                if not data:
-                    break
-                self._reader.feed(data)
-                for body in self._reader.bodies():
-                    self._dispatch(decode_response(body))
-        except OSError as exc:
-            if exc.errno not in _PEER_GONE:
-                self._drop_connection()
-                raise
-        except BaseException:
-            self._drop_connection()
-            raise
-        self._drop_connection()
+                    call = messages.hello(self.client_name)
+                    (result,) = self._exchange_on(conn, [call.request], deadline)
+                    if isinstance(result, TokendError):
+                        raise result
+                    self._apply_hello(call.decode(result))
+                except BaseException:
+                    conn.close()
+                    raise
+            self._conn = conn
+            return conn
+        finally:
+            self._open_lock.release()
+
+    def _after_fork(self) -> None:
+        self._pid = os.getpid()
+        self._open_lock = threading.Lock()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.discard_after_fork()
+
+    def _exchange(self, requests: Sequence[Request],
+                  deadline: float | None) -> list[Response | TokendError]:
+        if self._closed:
+            raise TokendError("this client is closed")
+        if not requests:
+            return []
+        for _ in range(3):
+            conn = self._connection(deadline)
+            check_frame_sizes(requests, self.max_frame_size)  # the limit hello reported
+            try:
+                return self._exchange_on(conn, requests, deadline)
+            except _Dead:
+                continue  # closed before anything was written: another connection
+        raise ConnectionLostError("tokend keeps closing new connections")
+
+    def _exchange_on(self, conn: _Connection, requests: Sequence[Request],
+                     deadline: float | None) -> list[Response | TokendError]:
+        waiter = _Waiter(len(requests))
+        slots = conn.submit(requests, waiter)
+        try:
+            conn.wait(waiter, deadline)
+        finally:
+            if waiter.remaining:
+                conn.abandon(slots)
+        results: list[Response | TokendError] = []
+        timed_out: TokendTimeoutError | None = None
+        for slot in slots:
+            outcome = slot.outcome()
+            if outcome is None:
+                if timed_out is None:
+                    timed_out = _timeout_error(opcode_name(slot.opcode))
+                outcome = timed_out
+            results.append(outcome)
+        return results
 
 
 class Pending(Generic[T]):
@@ -496,19 +728,19 @@ class Pending(Generic[T]):
         self._call = call
         self._done = False
         self._value: T | None = None
-        self._error: TokendClientError | None = None
+        self._error: TokendError | None = None
 
-    def _resolve(self, response: Response | TokendClientError) -> None:
+    def _resolve(self, response: Response | TokendError) -> None:
         self._done = True
-        if isinstance(response, TokendClientError):
+        if isinstance(response, TokendError):
             self._error = response
             return
         try:
             self._value = self._call.decode(response)
-        except TokendClientError as exc:
+        except TokendError as exc:
             self._error = exc
 
-    def _fail(self, error: TokendClientError) -> None:
+    def _fail(self, error: TokendError) -> None:
         self._done, self._error = True, error
 
     @property
@@ -516,8 +748,8 @@ class Pending(Generic[T]):
         return self._done
 
     @property
-    def error(self) -> TokendClientError | None:
-        """The refusal (:class:`TokendError`) or failure of this request, if any."""
+    def error(self) -> TokendError | None:
+        """The refusal or failure of this request, if any."""
         return self._error
 
     def result(self) -> T:
@@ -566,9 +798,10 @@ class Pipeline:
         return pending
 
     def execute(self) -> list[Pending[Any]]:
-        """Send every queued request and wait for all replies. A connection failure resolves
-        the unanswered requests with :class:`ConnectionLostError`; a timeout or protocol error
-        fails every request not yet answered and is raised."""
+        """Send every queued request and wait for all replies, within the client's timeout. A
+        lost connection resolves the unanswered requests with :class:`ConnectionLostError` (not
+        repeated); a timeout or protocol error resolves them with that error, which is then
+        raised."""
         if self._executed:
             raise RuntimeError("this pipeline has been executed already")
         self._executed = True
@@ -576,13 +809,18 @@ class Pipeline:
             return []
         try:
             results = self._client._exchange([p._call.request for p in self._queue],
-                                             self._client.timeout)
-        except TokendClientError as exc:
+                                             _deadline(self._client.timeout))
+        except TokendError as exc:
             for pending in self._queue:
                 pending._fail(exc)
             raise
+        raised: TokendError | None = None
         for pending, result in zip(self._queue, results):
             pending._resolve(result)
+            if raised is None and isinstance(result, (TokendTimeoutError, ProtocolError)):
+                raised = result
+        if raised is not None:
+            raise raised
         return list(self._queue)
 
     # One method per operation, as on Client.

@@ -9,6 +9,7 @@ the spec says is always present, or holds one of the wrong type.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Generic, Literal, Mapping, TypeVar
@@ -39,6 +40,7 @@ from .protocol import (
 )
 
 __all__ = [
+    "SAFE_TO_REPEAT",
     "Call",
     "ModeArg",
     "hello",
@@ -66,6 +68,18 @@ Seconds = int | timedelta
 """A duration: whole seconds as an int, or a timedelta of whole seconds."""
 
 
+SAFE_TO_REPEAT: frozenset[int] = frozenset({
+    Opcode.HELLO, Opcode.PING, Opcode.VERIFY, Opcode.RENEW, Opcode.STATS, Opcode.SESSIONS,
+    Opcode.KEYS_LIST, Opcode.KEYS_JWKS, Opcode.METRICS,
+})
+"""Operations a client repeats once, on a new connection, when the connection closed with the
+request unanswered (proto-spec.md section 14.4): they change nothing, or repeating them changes
+nothing more. Not here: ``issue`` and ``refresh`` (a repeat is safe only within the dedup
+window and with the same request, which the caller must decide), ``revoke`` (its repeat reports
+a lower count), ``snapshot`` (writes another), ``keys_rotate`` (makes another key) and
+``keys_reload``."""
+
+
 @dataclass(frozen=True)
 class Call(Generic[T]):
     """A request and the function that turns its response into a result (or raises)."""
@@ -73,23 +87,76 @@ class Call(Generic[T]):
     request: Request
     decode: Callable[[Response], T]
 
+    @property
+    def safe_to_repeat(self) -> bool:
+        """Whether the client may repeat this request after a connection loss."""
+        return self.request.opcode in SAFE_TO_REPEAT
+
+
+# Value limits of requests (proto-spec.md section 7), checked before sending.
+TOKEN_LIMIT = 8192
+FINGERPRINT_LIMIT = 1024
+NAME_LIMIT = 256  # subject, audience, idempotency_key, cursor, client_name
+SESSION_ID_LIMIT = 128
+CLAIMS_LIMIT = 16384
+
 
 # --- value helpers --------------------------------------------------------------------------
 
-def _opt_string(value: str | None) -> bytes | None:
-    return None if value is None else encode_string(value)
+def _limited(encoded: bytes, limit: int, what: str) -> bytes:
+    if len(encoded) > limit:
+        raise ValueError(f"{what}: {len(encoded)} bytes, above the protocol's limit of "
+                         f"{limit} bytes")
+    return encoded
 
 
-def _opt_bytes(value: bytes | str | None) -> bytes | None:
+def _string(value: str, what: str, limit: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        encoded = encode_string(value)
+    except ValueError:
+        raise ValueError(f"{what} must not contain a NUL character") from None
+    return encoded if limit is None else _limited(encoded, limit, what)
+
+
+def _opt_string(value: str | None, what: str, limit: int | None = None) -> bytes | None:
+    return None if value is None else _string(value, what, limit)
+
+
+def _opt_bytes(value: bytes | str | None, what: str, limit: int) -> bytes | None:
     if value is None:
         return None
-    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    if isinstance(value, str):
+        encoded = value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        encoded = bytes(value)
+    else:
+        raise TypeError(f"{what} must be bytes or a str, not {type(value).__name__}")
+    return _limited(encoded, limit, what)
 
 
 def _fingerprint(value: bytes | str | None) -> bytes | None:
     # An empty fingerprint means the same as none (section 6.2 rule 6); send neither.
-    encoded = _opt_bytes(value)
+    encoded = _opt_bytes(value, "the fingerprint", FINGERPRINT_LIMIT)
     return encoded or None
+
+
+_BEARER = re.compile(r"\s*bearer(\s|$)", re.IGNORECASE)
+
+
+def _token(value: str) -> bytes:
+    """A token as the caller passed it, with the mistakes a web handler makes caught here:
+    ValueError for an empty token and for one still carrying its ``Bearer`` scheme."""
+    if not isinstance(value, str):
+        raise TypeError(f"the token must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError("the token is empty (was there no Authorization header, or no token "
+                         "after its 'Bearer ' scheme?)")
+    if _BEARER.match(value):
+        raise ValueError("the token starts with 'Bearer ': pass only the token, without the "
+                         "Authorization header's scheme")
+    return _string(value, "the token", TOKEN_LIMIT)
 
 
 def _seconds(value: Seconds | None, what: str) -> bytes | None:
@@ -102,8 +169,10 @@ def _seconds(value: Seconds | None, what: str) -> bytes | None:
         value = micros // 1_000_000
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int of seconds or a timedelta")
-    if value < 0:
-        raise ValueError(f"{what} must not be negative")
+    if value < 1:
+        raise ValueError(f"{what} must be at least 1 second, not {value}")
+    if value > 0xFFFF_FFFF_FFFF_FFFF:
+        raise ValueError(f"{what} of {value} s does not fit in a u64")
     return encode_u64(value)
 
 
@@ -113,6 +182,10 @@ def _mode(value: ModeArg) -> int:
             if value == name:
                 return code
         raise ValueError(f"mode must be 'session' or 'pair', not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"mode must be 'session', 'pair' or an int, not {value!r}")
+    if not 0 <= value <= 0xFF:
+        raise ValueError(f"mode {value} does not fit in a u8")
     return value
 
 
@@ -124,7 +197,7 @@ def _claims(value: Mapping[str, Any] | str | None) -> bytes | None:
     else:
         text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False,
                           allow_nan=False)
-    return encode_string(text)
+    return _string(text, "the claims", CLAIMS_LIMIT)
 
 
 def _json_object(fields: Fields, tag: Tag) -> tuple[str, dict[str, Any]]:
@@ -149,7 +222,15 @@ def _decode_hello(response: Response) -> HelloInfo:
     f = response.fields
     return HelloInfo(protocol_version=f.u8(Tag.PROTOCOL_VERSION),
                      server_name=f.string(Tag.SERVER_NAME),
-                     max_frame_size=f.u64(Tag.MAX_FRAME_SIZE))
+                     max_frame_size=f.u64(Tag.MAX_FRAME_SIZE),
+                     dedup_window_ms=f.opt_u64(Tag.DEDUP_WINDOW_MS),
+                     idle_ttl=f.opt_u64(Tag.IDLE_TTL),
+                     renew_below=f.opt_u64(Tag.RENEW_BELOW),
+                     renew_by=f.opt_u64(Tag.RENEW_BY),
+                     access_ttl=f.opt_u64(Tag.ACCESS_TTL),
+                     refresh_token_ttl=f.opt_u64(Tag.REFRESH_TOKEN_TTL),
+                     max_login_lifetime=f.opt_u64(Tag.MAX_LOGIN_LIFETIME),
+                     leeway=f.opt_u64(Tag.LEEWAY))
 
 
 def _decode_issue(response: Response) -> IssueResult:
@@ -267,8 +348,8 @@ def _identity(response: Response) -> Response:
 # --- the operations -------------------------------------------------------------------------
 
 def hello(client_name: str | None = None) -> Call[HelloInfo]:
-    return Call(Request(Opcode.HELLO, request_fields((Tag.CLIENT_NAME, _opt_string(client_name)))),
-                _decode_hello)
+    return Call(Request(Opcode.HELLO, request_fields(
+        (Tag.CLIENT_NAME, _opt_string(client_name, "client_name", NAME_LIMIT)))), _decode_hello)
 
 
 def ping() -> Call[None]:
@@ -283,13 +364,16 @@ def issue(subject: str, mode: ModeArg = "session", *,
           ttl: Seconds | None = None,
           refresh_ttl: Seconds | None = None,
           max_lifetime: Seconds | None = None) -> Call[IssueResult]:
+    subject_bytes = _string(subject, "the subject", NAME_LIMIT)
+    if not subject_bytes:
+        raise ValueError("the subject must not be empty")
     fields = request_fields(
         (Tag.MODE, encode_u8(_mode(mode))),
-        (Tag.SUBJECT, encode_string(subject)),
+        (Tag.SUBJECT, subject_bytes),
         (Tag.FINGERPRINT, _fingerprint(fingerprint)),
-        (Tag.AUDIENCE, _opt_string(audience)),
+        (Tag.AUDIENCE, _opt_string(audience, "the audience", NAME_LIMIT)),
         (Tag.CLAIMS, _claims(claims)),
-        (Tag.IDEMPOTENCY_KEY, _opt_bytes(idempotency_key)),
+        (Tag.IDEMPOTENCY_KEY, _opt_bytes(idempotency_key, "the idempotency key", NAME_LIMIT)),
         (Tag.TTL, _seconds(ttl, "ttl")),
         (Tag.REFRESH_TTL, _seconds(refresh_ttl, "refresh_ttl")),
         (Tag.MAX_LIFETIME, _seconds(max_lifetime, "max_lifetime")),
@@ -298,7 +382,7 @@ def issue(subject: str, mode: ModeArg = "session", *,
 
 
 def _token_request(opcode: Opcode, token: str, fingerprint: bytes | str | None) -> Request:
-    return Request(opcode, request_fields((Tag.TOKEN, encode_string(token)),
+    return Request(opcode, request_fields((Tag.TOKEN, _token(token)),
                                           (Tag.FINGERPRINT, _fingerprint(fingerprint))))
 
 
@@ -319,9 +403,10 @@ def revoke(token: str | None = None, *, session_id: str | None = None,
     given = sum(value is not None for value in (token, session_id, subject))
     if given != 1:
         raise ValueError("revoke takes exactly one of token, session_id and subject")
-    fields = request_fields((Tag.TOKEN, _opt_string(token)),
-                            (Tag.SESSION_ID, _opt_string(session_id)),
-                            (Tag.SUBJECT, _opt_string(subject)))
+    fields = request_fields((Tag.TOKEN, None if token is None else _token(token)),
+                            (Tag.SESSION_ID, _opt_string(session_id, "the session id",
+                                                         SESSION_ID_LIMIT)),
+                            (Tag.SUBJECT, _opt_string(subject, "the subject", NAME_LIMIT)))
     return Call(Request(Opcode.REVOKE, fields), _decode_revoke)
 
 
@@ -331,8 +416,12 @@ def stats() -> Call[Stats]:
 
 def sessions(subject: str | None = None, *, cursor: str | None = None,
              limit: int | None = None) -> Call[SessionsPage]:
-    fields = request_fields((Tag.SUBJECT, _opt_string(subject)),
-                            (Tag.CURSOR, _opt_string(cursor)),
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise TypeError("limit must be an int")
+    if limit is not None and not 1 <= limit <= 1000:
+        raise ValueError(f"limit must be 1 to 1000, not {limit}")
+    fields = request_fields((Tag.SUBJECT, _opt_string(subject, "the subject", NAME_LIMIT)),
+                            (Tag.CURSOR, _opt_string(cursor, "the cursor", NAME_LIMIT)),
                             (Tag.LIMIT, None if limit is None else encode_u64(limit)))
     return Call(Request(Opcode.SESSIONS, fields), _decode_sessions)
 

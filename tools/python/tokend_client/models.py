@@ -31,11 +31,45 @@ def _mode_name(mode: int) -> str:
 
 @dataclass(frozen=True)
 class HelloInfo:
-    """The ``hello`` reply (12.1)."""
+    """The ``hello`` reply (12.1): the daemon's version and limits, and its settings.
+
+    The settings (tags 59 to 66) are None when the daemon does not send them (an older daemon).
+    All are whole seconds except ``dedup_window_ms``; :attr:`dedup_window` gives it in seconds.
+
+    - ``dedup_window_ms``: how long a refresh result, and an issue result with an idempotency
+      key, is handed out again: the window within which repeating a ``refresh`` (same
+      fingerprint) or an ``issue`` (same idempotency key and request) is safe (section 14.4).
+    - ``idle_ttl``: session mode's idle TTL, also the largest ``ttl`` a session-mode ``issue``
+      may ask for.
+    - ``renew_below``, ``renew_by``: a verify extends a session by ``renew_by`` when less than
+      ``renew_below`` remains of its idle expiry.
+    - ``access_ttl``: pair mode's access-token TTL, also the largest ``ttl`` in pair mode.
+    - ``refresh_token_ttl``: the refresh-token TTL, the largest ``refresh_ttl``.
+    - ``max_login_lifetime``: a login's maximum lifetime, the largest ``max_lifetime``.
+    - ``leeway``: clock skew tolerated on a token's ``exp``.
+    """
 
     protocol_version: int
     server_name: str
     max_frame_size: int
+    dedup_window_ms: int | None = None
+    idle_ttl: int | None = None
+    renew_below: int | None = None
+    renew_by: int | None = None
+    access_ttl: int | None = None
+    refresh_token_ttl: int | None = None
+    max_login_lifetime: int | None = None
+    leeway: int | None = None
+
+    @property
+    def dedup_window(self) -> float | None:
+        """The dedup window in seconds (``dedup_window_ms / 1000``), None when not reported."""
+        return None if self.dedup_window_ms is None else self.dedup_window_ms / 1000
+
+    @property
+    def reports_settings(self) -> bool:
+        """True when the daemon reported its settings (tags 59 to 66; a newer daemon)."""
+        return self.dedup_window_ms is not None
 
 
 @dataclass(frozen=True)

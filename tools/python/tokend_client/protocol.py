@@ -17,9 +17,10 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Final, Iterable, Iterator, Mapping
 
-from .errors import ProtocolError, TokendError
+from .errors import ProtocolError, TokendError, error_for_status
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -68,6 +69,7 @@ _U32: Final = struct.Struct(">I")
 _U64: Final = struct.Struct(">Q")
 _FIELD_HEADER: Final = struct.Struct(">BI")
 _REQUEST_HEADER: Final = struct.Struct(">BBI")
+_FRAME_HEADER: Final = struct.Struct(">IBBI")  # length prefix and request header
 _RESPONSE_HEADER: Final = struct.Struct(">BBIH")
 
 
@@ -203,6 +205,15 @@ class Tag(enum.IntEnum):
     NAME = 56
     VALUE = 57
     METRICS = 58
+    # hello's daemon settings (12.1): u64, seconds unless the name ends in _ms.
+    DEDUP_WINDOW_MS = 59
+    IDLE_TTL = 60
+    RENEW_BELOW = 61
+    RENEW_BY = 62
+    ACCESS_TTL = 63
+    REFRESH_TOKEN_TTL = 64
+    MAX_LOGIN_LIFETIME = 65
+    LEEWAY = 66
 
 
 class ValueType(enum.Enum):
@@ -259,6 +270,14 @@ TAG_TYPES: Final[Mapping[int, ValueType]] = {
     Tag.NAME: ValueType.STRING,
     Tag.VALUE: ValueType.U64,
     Tag.METRICS: ValueType.STRING,
+    Tag.DEDUP_WINDOW_MS: ValueType.U64,
+    Tag.IDLE_TTL: ValueType.U64,
+    Tag.RENEW_BELOW: ValueType.U64,
+    Tag.RENEW_BY: ValueType.U64,
+    Tag.ACCESS_TTL: ValueType.U64,
+    Tag.REFRESH_TOKEN_TTL: ValueType.U64,
+    Tag.MAX_LOGIN_LIFETIME: ValueType.U64,
+    Tag.LEEWAY: ValueType.U64,
 }
 
 REPEATED_TAGS: Final = frozenset({Tag.SESSION, Tag.KEY, Tag.STAT})
@@ -321,12 +340,19 @@ class Request:
     fields: tuple[tuple[int, bytes], ...] = ()
     version: int = PROTOCOL_VERSION
 
+    @cached_property
+    def encoded_fields(self) -> bytes:
+        """The field sequence, encoded once."""
+        return encode_fields(self.fields)
+
     def body(self, request_id: int) -> bytes:
-        return _REQUEST_HEADER.pack(self.version, self.opcode, request_id) + encode_fields(self.fields)
+        return _REQUEST_HEADER.pack(self.version, self.opcode, request_id) + self.encoded_fields
 
     def encode(self, request_id: int) -> bytes:
         """The whole frame, length prefix included."""
-        return encode_frame(self.body(request_id))
+        fields = self.encoded_fields
+        return _FRAME_HEADER.pack(REQUEST_HEADER_SIZE + len(fields), self.version, self.opcode,
+                                  request_id) + fields
 
     @property
     def body_size(self) -> int:
@@ -491,11 +517,13 @@ class Response:
         return self.opcode == 0 and self.request_id == 0
 
     def error(self) -> TokendError:
-        return TokendError(self.status, self.status_name, self.message,
-                           opcode=self.opcode, request_id=self.request_id)
+        """The exception for this refusal: a :class:`TokenRefused`, :class:`RequestRefused` or
+        :class:`ServiceUnavailable` subclass by status (see :mod:`tokend_client.errors`)."""
+        return error_for_status(self.status, self.status_name, self.message,
+                                opcode=self.opcode, request_id=self.request_id)
 
     def raise_for_status(self) -> None:
-        """Raise :class:`TokendError` unless the status is ``ok`` or ``renewed``."""
+        """Raise :meth:`error` unless the status is ``ok`` or ``renewed``."""
         if not self.ok:
             raise self.error()
 

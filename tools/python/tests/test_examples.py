@@ -1,0 +1,176 @@
+"""The web examples against the real tokend: 200 for a good token, 401 for a token tokend
+refused, 503 (never 401) when tokend cannot answer, here because its Redis is down."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+import sys
+import unittest
+from types import ModuleType
+from typing import Any
+
+from tokend_client import Client, aio
+
+from .support import TOOLS_PYTHON, Daemon, SharedStore, run_asgi, run_wsgi
+
+
+def import_example(name: str) -> ModuleType:
+    sys.path.insert(0, str(TOOLS_PYTHON))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(TOOLS_PYTHON))
+
+
+class WebExamples:
+    """Drives example_wsgi.app and example_asgi.TokendAuth against a daemon's socket."""
+
+    def __init__(self, test: unittest.TestCase, socket_path: str) -> None:
+        self.wsgi = import_example("example_wsgi")
+        self.asgi = import_example("example_asgi")
+        client = Client(socket_path, timeout=2.0)
+        test.addCleanup(client.close)
+        original = self.wsgi.TOKEND
+        setattr(self.wsgi, "TOKEND", client)
+        test.addCleanup(setattr, self.wsgi, "TOKEND", original)
+        self.aio_client = aio.Client(socket_path, timeout=2.0)
+        self.middleware = self.asgi.TokendAuth(self.asgi.hello, self.aio_client)
+
+    def get_wsgi(self, headers: dict[str, str]) -> tuple[str, dict[str, str], str]:
+        environ = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+        return run_wsgi(self.wsgi.app, environ)
+
+    def get_asgi(self, *requests: dict[str, str]) -> list[tuple[int, dict[str, str], str]]:
+        async def run() -> list[tuple[int, dict[str, str], str]]:
+            try:
+                return [await run_asgi(self.middleware, headers) for headers in requests]
+            finally:
+                await self.aio_client.close()  # before asyncio.run ends the loop
+
+        return asyncio.run(run())
+
+
+class ExamplesTest(unittest.TestCase):
+    def test_embedded_store(self) -> None:
+        daemon = Daemon([])
+        self.addCleanup(daemon.stop)
+        web = WebExamples(self, daemon.socket_path)
+        with Client(daemon.socket_path) as tokend:
+            token = tokend.issue("olivia", fingerprint="UA/1").token
+            ok = {"Authorization": f"Bearer {token}", "User-Agent": "UA/1"}
+            other_agent = {**ok, "User-Agent": "UA/2"}
+            bad_scheme = {"Authorization": f"Basic {token}"}
+            huge = {"Authorization": "Bearer " + "x" * 9000}
+
+            self.assertEqual(web.get_wsgi(ok)[::2], ("200 OK", "hello olivia\n"))
+            status, headers, body = web.get_wsgi(other_agent)
+            self.assertEqual((status, body), ("401 Unauthorized", "fingerprint_mismatch\n"))
+            self.assertEqual(headers["WWW-Authenticate"], 'Bearer error="invalid_token", '
+                                                          'error_description="fingerprint_mismatch"')
+            for missing in ({}, bad_scheme, {"Authorization": "Bearer "}):
+                status, headers, _ = web.get_wsgi(missing)
+                self.assertEqual(status, "401 Unauthorized")
+                self.assertNotIn("error=", headers["WWW-Authenticate"])  # RFC 6750 3.1
+            self.assertEqual(web.get_wsgi(huge)[::2], ("401 Unauthorized", "malformed_token\n"))
+
+            asgi = web.get_asgi(ok, other_agent, {}, huge)
+            self.assertEqual([(s, b) for s, _, b in asgi],
+                             [(200, "hello olivia\n"), (401, "fingerprint_mismatch\n"),
+                              (401, "missing bearer token\n"), (401, "malformed_token\n")])
+            self.assertIn('error="invalid_token"', asgi[1][1]["www-authenticate"])
+
+    def test_revoked_is_401_and_redis_down_is_503(self) -> None:
+        store = SharedStore()
+        self.addCleanup(store.stop)
+        web = WebExamples(self, store.socket_path)
+        with Client(store.socket_path, timeout=5.0) as tokend:
+            good = tokend.issue("peggy").token
+            gone = tokend.issue("peggy").token
+            tokend.revoke(gone)
+        good_request = {"Authorization": f"Bearer {good}"}
+        revoked_request = {"Authorization": f"Bearer {gone}"}
+
+        # Redis up: the good token passes, the revoked one is refused.
+        self.assertEqual(web.get_wsgi(good_request)[::2], ("200 OK", "hello peggy\n"))
+        status, headers, body = web.get_wsgi(revoked_request)
+        self.assertEqual((status, body), ("401 Unauthorized", "revoked\n"))
+        self.assertIn('Bearer error="invalid_token"', headers["WWW-Authenticate"])
+        asgi = web.get_asgi(good_request, revoked_request)
+        self.assertEqual([(s, b) for s, _, b in asgi], [(200, "hello peggy\n"), (401, "revoked\n")])
+
+        # Redis down: tokend answers store_unavailable. Nobody is logged out: 503, retry later.
+        store.redis_down()
+        for request in (good_request, revoked_request):
+            status, headers, body = web.get_wsgi(request)
+            self.assertEqual(status, "503 Service Unavailable", body)
+            self.assertIn("store_unavailable", body)
+            self.assertEqual(headers["Retry-After"], "1")
+            self.assertNotIn("WWW-Authenticate", headers)
+        for status_code, headers, body in web.get_asgi(good_request, revoked_request):
+            self.assertEqual(status_code, 503, body)
+            self.assertIn("store_unavailable", body)
+            self.assertEqual(headers["retry-after"], "1")
+
+        # And with tokend gone too: still 503.
+        assert store.daemon is not None
+        store.daemon.stop()
+        status, headers, body = web.get_wsgi(good_request)
+        self.assertEqual(status, "503 Service Unavailable", body)
+        self.assertEqual(web.get_asgi(good_request)[0][0], 503)
+
+
+if __name__ == "__main__":
+    unittest.main()
+
+
+class ReadmeHandlersTest(unittest.TestCase):
+    """The two handlers of README.md's Python section run as written."""
+
+    def blocks(self) -> list[str]:
+        readme = (TOOLS_PYTHON.parents[1] / "README.md").read_text(encoding="utf-8")
+        section = readme[readme.index("### From Python"):]
+        section = section[:section.index("\n## ")]
+        return re.findall(r"```python\n(.*?)```", section, re.S)
+
+    def test_readme_handlers(self) -> None:
+        wsgi_code, asgi_code = self.blocks()
+        store = SharedStore()
+        self.addCleanup(store.stop)
+        with Client(store.socket_path) as tokend:
+            good = tokend.issue("sam", fingerprint="UA").token
+            gone = tokend.issue("sam").token
+            tokend.revoke(gone)
+
+        async def your_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            body = f"hello {scope['state']['login'].subject}\n".encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+
+        wsgi: dict[str, Any] = {}
+        exec(wsgi_code.replace("/run/tokend/tokend.sock", store.socket_path), wsgi)
+        self.addCleanup(wsgi["tokend"].close)
+        asgi: dict[str, Any] = {"your_app": your_app}
+        exec(asgi_code.replace("/run/tokend/tokend.sock", store.socket_path), asgi)
+
+        requests = [{"Authorization": f"Bearer {good}", "User-Agent": "UA"},
+                    {"Authorization": f"Bearer {gone}"}, {}]
+
+        def wsgi_statuses() -> list[str]:
+            return [run_wsgi(wsgi["app"], {"HTTP_" + k.upper().replace("-", "_"): v
+                                           for k, v in r.items()})[0][:3] for r in requests]
+
+        def asgi_statuses() -> list[int]:
+            async def run() -> list[int]:
+                try:
+                    return [(await run_asgi(asgi["app"], r))[0] for r in requests]
+                finally:
+                    await asgi["app"].client.close()
+            return asyncio.run(run())
+
+        self.assertEqual(wsgi_statuses(), ["200", "401", "401"])
+        self.assertEqual(asgi_statuses(), [200, 401, 401])
+        store.redis_down()
+        self.assertEqual(wsgi_statuses(), ["503", "503", "401"])
+        self.assertEqual(asgi_statuses(), [503, 503, 401])

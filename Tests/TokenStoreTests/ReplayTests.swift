@@ -77,6 +77,8 @@ import Testing
         // Numbers tokend never writes are refused, not crashed on.
         #expect(StateLoader.missingJournals(snapshot: nil, journals: [0])?.contains("journal 0 is not a number tokend writes") == true)
         #expect(StateLoader.missingJournals(snapshot: nil, journals: [0, 1])?.contains("journal 0 is not a number tokend writes") == true)
-        #expect(StateLoader.missingJournals(snapshot: 7, journals: [7, 7, 8])?.contains("two journal files are named with the number 7") == true)
+        #expect(StateLoader.journalSequence(fileName: "journal-000000000000000a.tkj") == 10)
+        #expect(StateLoader.journalSequence(fileName: "journal-000000000000000A.tkj") == nil, "one number, one name")
+        #expect(StateLoader.journalSequence(fileName: "journal-a.tkj") == nil)
     }
 }

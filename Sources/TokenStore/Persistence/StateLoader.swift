@@ -119,13 +119,8 @@ public enum StateLoader {
         let replayed = journals.filter { $0 >= (firstJournal ?? 0) }
         var expected = firstJournal ?? 1
         for sequence in replayed {
-            if sequence < expected {
-                // Two names for one number (journal-7.tkj and journal-0000000000000007.tkj), or
-                // journal 0, which tokend never writes: neither can be replayed in a known order.
-                return sequence == expected - 1 && expected > (firstJournal ?? 1)
-                    ? "two journal files are named with the number \(sequence)"
-                    : "journal \(sequence) is not a number tokend writes (journals start at 1)"
-            }
+            // Journal 0 without a snapshot: tokend never writes it, so it cannot be ordered.
+            guard sequence >= expected else { return "journal \(sequence) is not a number tokend writes (journals start at 1)" }
             guard sequence == expected else {
                 let missing = expected == sequence - 1 ? "journal \(expected) is missing" : "journals \(expected) to \(sequence - 1) are missing"
                 let after = firstJournal.map { "the snapshot starts at journal \($0)" } ?? "there is no snapshot"
@@ -142,10 +137,13 @@ public enum StateLoader {
     }
 
     /// The sequence number of a journal's file name, or nil when the name is not one tokend
-    /// reads as a journal: `journal-`, exactly 16 hexadecimal digits (either case), `.tkj`.
+    /// reads as a journal: exactly the name it writes, `journal-`, 16 lower-case hexadecimal
+    /// digits, `.tkj` (so one number has one name).
     public static func journalSequence(fileName name: String) -> UInt64? {
+        let digits = name.utf8.dropFirst(8).dropLast(4)
         guard name.hasPrefix("journal-"), name.hasSuffix(".tkj"), name.utf8.count == 28,
-              let sequence = UInt64(name.dropFirst(8).dropLast(4), radix: 16), sequence < UInt64(1) << 62
+              digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }),
+              let sequence = UInt64(String(decoding: digits, as: UTF8.self), radix: 16), sequence < UInt64(1) << 62
         else { return nil }
         return sequence
     }

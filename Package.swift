@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "tokend",
             dependencies: [
-                "TokenServer", "TokenStore", "TokenCrypto",
+                "TokenServer", "TokenStore", "TokenCrypto", "TokenProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,6 +80,7 @@ let package = Package(
                 "TokenJWT",
                 "TokenCrypto",
                 "TokenClient",
+                "TokenProtocol",
                 "TokenStore",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

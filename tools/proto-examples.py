@@ -389,7 +389,7 @@ EXAMPLES = [
 
     ("error: forbidden", "`stats` from a peer with uid 1001, which does not have the admin role.",
      request(OPCODES["stats"], 20),
-     response(OPCODES["stats"], 20, STATUS["forbidden"], [("message", "uid 1001 may not stats")])),
+     response(OPCODES["stats"], 20, STATUS["forbidden"], [("message", "uid 1001 may not stats; tokend's --admin-uids or --admin-gids grants it")])),
 
     ("error: too_large",
      "The client announces a body of 100000 bytes (above 65536). The daemon replies as soon as it has "

@@ -130,7 +130,7 @@ public final class TokendServer: Service, Sendable {
                 umask(previousMask)
             } catch {
                 umask(previousMask)
-                throw error
+                throw ConfigurationError("cannot listen on \(path): \(ConfigurationError.plain(error))")
             }
             guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
                 try? await channel.close()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TokenProtocol
 import Foundation
 
 /// `tokenctl`: the client for people and scripts.
@@ -9,6 +10,7 @@ struct TokenCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenctl",
         abstract: "Drive and inspect tokend, and work with JWTs offline.",
+        version: TokendVersion.current,
         subcommands: [
             PingCommand.self, IssueCommand.self, VerifyCommand.self, RenewCommand.self, RefreshCommand.self,
             RevokeCommand.self, SessionsCommand.self, StatsCommand.self, TopCommand.self, KeysCommand.self, SnapshotCommand.self,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TokenProtocol
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -21,7 +22,8 @@ struct Tokend: AsyncParsableCommand {
             case: --access-ttl is TOKEND_ACCESS_TTL) or in a config file given by --config (lines of \
             "name = value", e.g. "access-ttl = 15m"). A flag beats the environment, which beats the file, \
             which beats the default. Durations are written 250ms, 5s, 30m, 2h or 1d.
-            """
+            """,
+        version: TokendVersion.current
     )
 
     @Option(help: "Config file of `name = value` lines.") var config: String?

@@ -14,10 +14,16 @@ enum FileSystem {
             }
             return
         }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: Int(mode)])
-        } catch {
-            throw ConfigurationError("cannot create \(path): \(error.localizedDescription)")
+        // Parents first, as mkdir -p; errors in plain words, with the path and errno.
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            guard mkdir(prefix, prefix == path || prefix == "./" + path ? mode : 0o755) == 0 || errno == EEXIST else {
+                throw ConfigurationError("cannot create \(path): \(String(cString: strerror(errno))) (at \(prefix))")
+            }
+        }
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw ConfigurationError("cannot create \(path): \(String(cString: strerror(ENOTDIR)))")
         }
         chmod(path, mode)
     }

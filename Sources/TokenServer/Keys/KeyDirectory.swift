@@ -1,3 +1,4 @@
+import NIOCore
 import Foundation
 import Logging
 import TokenCrypto
@@ -105,4 +106,10 @@ public struct KeyDirectory: Sendable {
 public struct ConfigurationError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+
+    /// A system error in plain words: the errno's text, not the Swift call that failed.
+    static func plain(_ error: any Error) -> String {
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+        return "\(error)"
+    }
 }

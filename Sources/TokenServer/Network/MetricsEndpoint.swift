@@ -12,7 +12,7 @@ enum MetricsEndpoint {
 
     /// Binds `address` (`host:port`, `[v6]:port`) and serves until the returned channel closes.
     static func start(_ address: String, service: TokenService, group: any EventLoopGroup) async throws -> any Channel {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
             throw ConfigurationError("--metrics-listen \(address): expected HOST:PORT, such as 127.0.0.1:9464")
         }
         var host = String(address[..<colon])
@@ -38,7 +38,7 @@ enum MetricsEndpoint {
                 }
                 .bind(host: host, port: port).get()
         } catch {
-            throw ConfigurationError("--metrics-listen \(address): cannot listen: \(error)")
+            throw ConfigurationError("--metrics-listen \(address): cannot listen: \(ConfigurationError.plain(error))")
         }
     }
 }

@@ -8,7 +8,7 @@ import TokenStore
 /// tokend's operations: takes a parsed request and the peer's credentials, answers with a
 /// response. Knows no sockets; the connection handler feeds it.
 public final class TokenService: Sendable {
-    public static let serverName = "tokend 0.1.0"
+    public static let serverName = "tokend \(TokendVersion.current)"
 
     /// The `hello` reply: the daemon's version, limits and the settings clients see.
     var helloInfo: HelloInfo {
@@ -114,10 +114,14 @@ public final class TokenService: Sendable {
 
     private func dispatch(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) throws(ProtocolError) -> EventLoopFuture<Outcome> {
         func requireIssue() throws(ProtocolError) {
-            guard access.mayIssue(peer) else { throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name)") }
+            guard access.mayIssue(peer) else {
+                throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --issue-uids or --issue-gids grants it")
+            }
         }
         func requireAdmin() throws(ProtocolError) {
-            guard access.isAdmin(peer) else { throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name)") }
+            guard access.isAdmin(peer) else {
+                throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --admin-uids or --admin-gids grants it")
+            }
         }
         switch request.opcode {
         case .hello:

@@ -198,18 +198,22 @@ public final class JournalWriter: @unchecked Sendable {
                         failed = true
                     } catch {}
                 case .switchTo(let sequence, let createdAt, let id):
-                    // The old file's records are synced before any record goes to the new one.
-                    if !failed, let range = unsynced {
+                    // The old file is synced whole before the new one exists: once it is not the
+                    // newest journal, a torn tail in it would be damage, and stop the next start.
+                    // One that cannot be synced stays current (its tail still counts as torn).
+                    var result: PersistenceError?
+                    if !failed {
                         do {
                             try sync()
-                            if policy == .always { settle(range, failure: nil) }
+                            if policy == .always, let range = unsynced { settle(range, failure: nil) }
                         } catch let error as PersistenceError {
-                            fail(error, tickets: range)
+                            fail(error, tickets: policy == .always ? unsynced : nil)
                             failed = true
+                            result = error
                         } catch {}
                         unsynced = nil
                     }
-                    let result = switchFile(sequence: sequence, createdAt: createdAt)
+                    if result == nil { result = switchFile(sequence: sequence, createdAt: createdAt) }
                     if result == nil { failed = false }
                     condition.withLock {
                         switchResults[id] = .some(result)
@@ -238,6 +242,8 @@ public final class JournalWriter: @unchecked Sendable {
     private func switchFile(sequence: UInt64, createdAt: Int64) -> PersistenceError? {
         do {
             let (descriptor, offset) = try Self.openFile(directory: directory, sequence: sequence, createdAt: createdAt)
+            // A healthy old file was synced before this; a failed one was cut back to its last
+            // whole record, which the snapshot that ends the fault makes moot.
             if fd >= 0 {
                 if dirty { _ = fdatasync(fd) }
                 close(fd)

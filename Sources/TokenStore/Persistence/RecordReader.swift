@@ -54,9 +54,13 @@ public struct RecordReader {
         var count: UInt64 = 0
         while offset < bytes.count {
             let remaining = bytes.count - offset
+            // Torn: nothing but zeros from the record on, or a record that reaches the end of the
+            // file (or is followed by nothing but zeros: space a file system allocated in whole
+            // blocks but never wrote, as a power cut can leave mid-record).
             func problem(_ reason: String, lastRecordEnds end: Int? = nil) -> Problem {
                 let zeros = bytes[offset...].allSatisfy { $0 == 0 }
-                return Problem(file: path, offset: offset, reason: reason, looksTorn: zeros || end == bytes.count)
+                let endsTheFile = end.map { $0 >= bytes.count || bytes[$0...].allSatisfy { $0 == 0 } } ?? false
+                return Problem(file: path, offset: offset, reason: reason, looksTorn: zeros || endsTheFile)
             }
             guard remaining >= RecordCodec.headerLength else {
                 throw problem("truncated record header", lastRecordEnds: bytes.count)

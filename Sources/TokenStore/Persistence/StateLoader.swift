@@ -117,7 +117,8 @@ public enum StateLoader {
     /// number (1 without a snapshot) with no gap.
     public static func missingJournals(snapshot firstJournal: UInt64?, journals: [UInt64]) -> String? {
         let replayed = journals.filter { $0 >= (firstJournal ?? 0) }
-        var expected = firstJournal ?? 1
+        // Journals are numbered from 1, whatever a snapshot says.
+        var expected = max(firstJournal ?? 1, 1)
         for sequence in replayed {
             // Journal 0 without a snapshot: tokend never writes it, so it cannot be ordered.
             guard sequence >= expected else { return "journal \(sequence) is not a number tokend writes (journals start at 1)" }

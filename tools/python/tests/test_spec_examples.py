@@ -350,7 +350,7 @@ def _r20(t: SpecExamplesTest, r: Response) -> None:
 def _r21(t: SpecExamplesTest, r: Response) -> None:
     _header(t, r, Opcode.STATS, 20, Status.FORBIDDEN)
     _refusal(t, r, messages.stats().decode, Opcode.STATS, 20, "forbidden",
-             "uid 1001 may not stats")
+             "uid 1001 may not stats; tokend's --admin-uids or --admin-gids grants it")
 
 
 def _r22(t: SpecExamplesTest, r: Response) -> None:

@@ -111,7 +111,7 @@ extension StateDirectoryReport {
         // A gap in the journals loses changes silently; tokend refuses to start on one. The
         // problem is reported at the first journal after the gap (or the snapshot's number).
         if let gap = StateLoader.missingJournals(snapshot: hasSnapshot ? firstJournal : nil, journals: journals.map(\.sequence)) {
-            var expected = hasSnapshot ? firstJournal : 1
+            var expected = max(hasSnapshot ? firstJournal : 1, 1)
             for journal in journals where journal.sequence >= firstJournal {
                 if journal.sequence != expected, let index = files.firstIndex(where: { $0.name == journal.name }), files[index].problem == nil {
                     files[index].problem = Problem(file: journal.name, offset: 0, reason: gap, torn: false)

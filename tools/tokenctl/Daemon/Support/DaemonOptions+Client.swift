@@ -1,3 +1,4 @@
+import Foundation
 import TokenClient
 import TokenJWT
 
@@ -38,7 +39,10 @@ extension DaemonOptions {
             }
             return .refused
         }
-        let message = if error.code == .unreachable {
+        let message = if error.code == .unreachable, error.message.hasSuffix(String(cString: strerror(EACCES))) {
+            "\(error.message): tokend is there, but this user may not open its socket. The socket's mode (0660 by default) "
+                + "lets in tokend's user and group: run tokenctl as one of them (or with sudo), or widen --socket-mode."
+        } else if error.code == .unreachable {
             "\(error.message). Is tokend running? Start it, or point --socket or TOKEND_SOCKET at its socket."
         } else {
             "no usable answer from tokend at \(socket): \(error.message)"

@@ -14,8 +14,9 @@
  *     order they happened (all under one lock, so that a directory's listing never sees another
  *     thread's rename half done), and "I" once the tree present at start is recorded.
  * POWERCUT_KILL_AT=N: the process SIGKILLs itself just before its N-th such event (a crash point
- * chosen by operation, not by time); POWERCUT_KILL_ON=C|R|U|M|S|D counts only creations, renames,
- * unlinks, mkdirs, file syncs or directory syncs; POWERCUT_KILL_AFTER=1 dies just after it.
+ * chosen by operation, not by time); POWERCUT_KILL_ON=C|R|U|M|S|D|J counts only creations,
+ * renames, unlinks, mkdirs, file syncs, directory syncs, or the directory syncs that make a new
+ * journal durable (a journal switch); POWERCUT_KILL_AFTER=1 dies just after the event.
  * POWERCUT_IGNORE=file|resync|dir: fsyncs of files, every fsync of a file but its first (a
  * journal's records never reach the disk, its header does), or fsyncs of directories are not
  * recorded as durable: a broken syncing discipline, for --self-test.
@@ -60,7 +61,8 @@ static char root[PATH_MAX], shadow[PATH_MAX];
 static size_t rootlen;
 static int logfd = -1, ignore_file_sync, ignore_resync, ignore_dir_sync;
 static long kill_at, events;
-static char kill_on = '*';   /* the kind of event counted: C R U M S D, or '*' for any */
+static char kill_on = '*';   /* the kind of event counted: C R U M S D J, or '*' for any */
+static int journal_created;  /* a journal-* file was created in root since root's last sync */
 static int kill_after;       /* die just after the event instead of just before */
 static unsigned long next_fid = 1;
 static off_t logpos;
@@ -88,11 +90,12 @@ static void logf_(const char *format, ...) {
 }
 
 /* Called just before (after = 0) and just after (after = 1) each event of kind C (create),
- * R (rename), U (unlink), M (mkdir), S (file sync) or D (directory sync) under root: the
- * process dies here if this is the chosen crash point. Call with the lock held. */
+ * R (rename), U (unlink), M (mkdir), S (file sync) or D (directory sync) under root, J being
+ * a sync of root that makes a new journal durable (a D too): the process dies here if this is
+ * the chosen crash point. Call with the lock held. */
 static void event(char kind, int after) {
-    if (kill_at > 0 && after == kill_after && (kill_on == '*' || kill_on == kind) && ++events >= kill_at)
-        raise(SIGKILL);
+    int counted = kill_on == '*' || kill_on == kind || (kill_on == 'D' && kind == 'J');
+    if (kill_at > 0 && after == kill_after && counted && ++events >= kill_at) raise(SIGKILL);
 }
 
 static unsigned long fid_of(dev_t dev, ino_t ino, int fresh) {
@@ -111,7 +114,7 @@ static unsigned long fid_of(dev_t dev, ino_t ino, int fresh) {
 /* Splits `path` (relative to `dirfd`) into the directory's path relative to root ("." for
  * root itself) and the last name. Returns 0 when the entry is not under root. */
 static int inside(int dirfd, const char *path, char *rel, char *name) {
-    char full[PATH_MAX];
+    char full[PATH_MAX * 2 + 2];
     if (!active || !path) return 0;
     if (path[0] == '/') {
         snprintf(full, sizeof full, "%s", path);
@@ -165,7 +168,7 @@ static void copy_content(int fd, unsigned long fid) {
 /* Writes the entries of root/<rel> to map<rel>: "pos <log offset>", then "f <fid> <name>" and
  * "d - <name>" lines. */
 static void write_map(const char *rel) {
-    char dir[PATH_MAX * 2], tmp[PATH_MAX * 2], dst[PATH_MAX * 2], enc[PATH_MAX];
+    char dir[PATH_MAX * 2], tmp[PATH_MAX * 3], dst[PATH_MAX * 3], enc[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/%s", root, rel);
     snprintf(enc, sizeof enc, "%s", strcmp(rel, ".") ? rel : "");
     for (char *c = enc; *c; c++) if (*c == '/') *c = '%';
@@ -203,9 +206,11 @@ static void on_sync(int fd) {
         strncat(path, "/x", sizeof path - strlen(path) - 1);
         if (!inside(AT_FDCWD, path, rel, name)) return;
         pthread_mutex_lock(&lock);
-        event('D', 0);
+        char kind = !strcmp(rel, ".") && journal_created ? 'J' : 'D';
+        if (kind == 'J') journal_created = 0;
+        event(kind, 0);
         if (!ignore_dir_sync) write_map(rel);
-        event('D', 1);
+        event(kind, 1);
         pthread_mutex_unlock(&lock);
     } else if (S_ISREG(st.st_mode)) {
         /* A file counts if it is under root or was ever seen there (unlinked since). */
@@ -289,8 +294,10 @@ static int opened(int dirfd, const char *path, int flags, int (*call)(void *), v
     struct stat st;
     int existed = fstatat(dirfd, path, &st, 0) == 0;
     int fd = call(args);
-    if (fd >= 0 && !existed && fstat(fd, &st) == 0)
+    if (fd >= 0 && !existed && fstat(fd, &st) == 0) {
         logf_("C %s %s %lu\n", rel, name, fid_of(st.st_dev, st.st_ino, 1));
+        if (!strcmp(rel, ".") && !strncmp(name, "journal-", 8)) journal_created = 1;
+    }
     event('C', 1);
     pthread_mutex_unlock(&lock);
     return fd;

@@ -6,9 +6,10 @@
 1. The document's own example files (tools/proto-examples.py --files) parse clean, with the
    contents docs/state-format.md section 14 describes; damaged copies of them are classified
    as section 9 says; and the rules revised since b8af303 hold on copies of them: journal
-   names (16 hex digits below 2^62, anything else left alone), journal 0 and two names for one
-   number as damage, `tokend.lock` (tested with a shared flock, never written), the end
-   record's exact 12 bytes, the modes tokend refuses, the order of frame checks (section 4),
+   names (16 lower-case hex digits below 2^62; anything else, upper-case digits among them,
+   left alone), journal 0 among the journals read as damage, `tokend.lock` (tested with a
+   shared flock, never written), the end record's exact 12 bytes, the modes tokend refuses,
+   the order of frame checks (section 4, a zero-filled tail second),
    a newest journal with a torn header left out of the numbering, and journal records in a
    snapshot applied as in a journal (section 6). Most run the reader's main() in-process;
    ProgramTest runs it as a program.
@@ -21,8 +22,10 @@
    record's offset, the last record cut in half is a torn tail at its offset; `tokenctl store
    check` agrees.
 4. DaemonAgreementTest: each revised rule on a directory that the reader reads, `tokenctl
-   store check` checks and tokend starts on; the three agree. One expected failure records
-   a disagreement of tokend with the document (an upper-case journal name, section 1).
+   store check` checks and tokend starts on; the three agree (an upper-case journal name
+   among them: none of the three takes it as a journal). One expected failure records a
+   disagreement of tokend and tokenctl with the document: journal 0 beside a snapshot whose
+   sequence is 0 (sections 1 and 9 step 4 make it damage; both read it).
 
 The daemon tests are skipped when there is no tokend binary at $TOKEND_BIN (default
 <repo>/.build/debug/tokend) or tokenctl at $TOKENCTL_BIN.
@@ -476,47 +479,52 @@ class ExampleFilesTest(unittest.TestCase):
         self.assertEqual((status, doc["problems"]), (0, []))
         self.assertEqual(result["journal_order"]["journals_covered"], [0, 1])
 
-    def test_two_names_for_one_number_are_damage(self) -> None:
-        self.only_journals(list(range(1, 11)))
-        write(os.path.join(self.dir, "journal-000000000000000A.tkj"), journal_header(10))
-        status, doc, result = self.result()
-        self.assertEqual(status, 1)
-        self.assertEqual([(p["class"], p["offset"], p["reason"]) for p in doc["problems"]], [
-            ("damage", None, "two names for journal 10: journal-000000000000000A.tkj, "
-                             "journal-000000000000000a.tkj")])
-        self.assertEqual(result["journal_order"]["journals_read"], list(range(1, 11)) + [10])
-        # Not the newest: the same.
-        write(os.path.join(self.dir, "journal-000000000000000b.tkj"), journal_header(11))
-        status, doc, _ = self.result()
-        self.assertEqual([p["reason"][:26] for p in doc["problems"]],
-                         ["two names for journal 10: "])
-        # Either case alone is one journal, read like any other.
-        os.remove(os.path.join(self.dir, "journal-000000000000000a.tkj"))
+    def test_an_upper_case_name_is_not_a_journal(self) -> None:
+        # Section 1: a journal is exactly the name tokend writes, 16 lower-case hexadecimal
+        # digits; so one number has one name, and an upper-case name is left alone.
+        upper = "journal-000000000000000A.tkj"
+        self.only_journals(list(range(1, 11)), upper=(10,))
         status, doc, result = self.result()
         self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
-        self.assertEqual(result["journal_order"]["journals_read"], list(range(1, 12)))
-        # Two names for a covered number: both deleted unread, a note, not a problem.
-        write_examples(self.dir)
-        for name in ("journal-000000000000000A.tkj", "journal-000000000000000b.tkj"):
-            os.remove(os.path.join(self.dir, name))
-        write(self.snapshot, snapshot_file([], 12))
+        order = result["journal_order"]
+        self.assertEqual((order["journals_read"], order["next_journal"]), (list(range(1, 10)), 10))
+        self.assertEqual(result["other_files"], [upper])
+        self.assertNotIn(upper, files_by_name(doc))
+        self.assertIn(f"{upper}: not a journal name", " ".join(result["notes"]))
+        # Beside the lower-case name of the same number: one journal 10, the other left alone.
         write(os.path.join(self.dir, "journal-000000000000000a.tkj"), journal_header(10))
-        write(os.path.join(self.dir, "journal-000000000000000A.tkj"), journal_header(10))
-        write(os.path.join(self.dir, "journal-000000000000000c.tkj"), journal_header(12))
-        for n in range(1, 10):
-            os.remove(os.path.join(self.dir, f"journal-{n:016x}.tkj"))
         status, doc, result = self.result()
         self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
-        self.assertEqual(result["journal_order"]["journals_covered"], [10, 10])
-        self.assertIn("two names for covered journal 10", " ".join(result["notes"]))
+        self.assertEqual(result["journal_order"]["journals_read"], list(range(1, 11)))
+        self.assertEqual(result["other_files"], [upper])
+        # Nor is it the newest journal: the lower-case 10 is, whatever the upper-case one holds.
+        write(os.path.join(self.dir, upper), journal_header(10)[:20])
+        status, doc, result = self.result()
+        self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
+        self.assertTrue(files_by_name(doc)["journal-000000000000000a.tkj"]["newest"])
+        # Below a snapshot's sequence it is not a covered journal either: just another name.
+        write(self.snapshot, snapshot_file([], 12))
+        status, doc, result = self.result()
+        self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
+        self.assertEqual(result["journal_order"]["journals_covered"], list(range(1, 11)))
+        self.assertEqual(result["other_files"], [upper])
+        # As a single file it is judged by its magic, without a number.
+        write(os.path.join(self.dir, upper), journal_header(10))
+        status, doc = run_reader("--json", os.path.join(self.dir, upper))
+        self.assertEqual(status, 0, doc)
+        self.assertEqual((files_by_name(doc)[upper]["kind"], files_by_name(doc)[upper]["number"]),
+                         ("journal", None))
 
     def test_names_that_are_not_journals_are_left_alone(self) -> None:
-        # Section 1: exactly 16 hexadecimal digits, below 2^62; any other name is left alone,
-        # whatever it holds (here a journal's header, or nothing a reader could parse).
+        # Section 1: exactly 16 lower-case hexadecimal digits, below 2^62; any other name is
+        # left alone, whatever it holds (here a journal's header, or nothing a reader could
+        # parse).
         names = ["journal-7.tkj", "journal-00000000000000008.tkj",
                  "journal-000000000000008.tkj", "journal-4000000000000000.tkj",
                  "journal-ffffffffffffffff.tkj", "journal-000000000000000g.tkj",
-                 "journal-0x00000000000008.tkj", "journal-000000000000000a.tkj.bak"]
+                 "journal-0x00000000000008.tkj", "journal-000000000000000a.tkj.bak",
+                 "journal-000000000000000A.tkj", "journal-3FFFFFFFFFFFFFFF.tkj",
+                 "JOURNAL-0000000000000008.TKJ"]
         for name in names:
             write(os.path.join(self.dir, name), b"not a journal")
         write(os.path.join(self.dir, "journal-8.tkj"), journal_header(8))
@@ -578,9 +586,10 @@ class ExampleFilesTest(unittest.TestCase):
         self.assertIn("does not hold a pid", " ".join(result["notes"]))
 
     def test_frame_checks_in_the_documented_order(self) -> None:
-        # Section 4: fewer than 9 bytes (torn); length above 1 MiB (damage); past the end
-        # (torn); checksum (torn when the record ends at the end of the file, else damage);
-        # then type, place and payload (damage). Each case fails more than one check.
+        # Section 4: only zero bytes left (torn); fewer than 9 bytes (torn); length above 1 MiB
+        # (damage); past the end (torn); checksum (torn when the record ends at the end of the
+        # file, else damage); then type, place and payload (damage). Each case fails more than
+        # one check.
         data = Path(self.journal).read_bytes()
         revoke = data[32:57]
         big = (1048577).to_bytes(4, "big") + revoke[4:]
@@ -600,6 +609,10 @@ class ExampleFilesTest(unittest.TestCase):
             (data + frame(9, b"\xff" * 3), 57, "damage", "unknown record type"),
             (data + frame(4, b"\x00" * 15), 57, "damage", "malformed"),
             (data + revoke[:8], 57, "torn_tail", "fewer than 9"),
+            # Only zero bytes: second in the order, before every check of a frame of zeros.
+            (data + bytes(40), 57, "torn_tail", "only zero bytes"),   # not: checksum
+            (data + bytes(5), 57, "torn_tail", "only zero bytes"),    # not: fewer than 9
+            (data + bytes(9), 57, "torn_tail", "only zero bytes"),    # not: checksum at EOF
         ]
         for content, offset, cls, words in cases:
             with self.subTest(words=words, cls=cls, size=len(content)):
@@ -609,12 +622,16 @@ class ExampleFilesTest(unittest.TestCase):
                 p = self.problem(doc, "journal-0000000000000007.tkj")
                 self.assertEqual((p["offset"], p["class"]), (offset, cls), p)
                 self.assertIn(words, p["reason"])
-        # Section 9's last torn case: only zero bytes from the offset on (a zero "record" with
-        # zeros after it fails the checksum with bytes after it, yet it is a torn tail).
+        # Zeros after a non-zero byte are not a zero-filled tail: the frame checks decide.
+        Path(self.journal).write_bytes(data + b"\x00\x00\x00\x01" + bytes(40))
+        p = self.problem(run_reader("--json", self.dir)[1], "journal-0000000000000007.tkj")
+        self.assertEqual((p["offset"], p["class"]), (57, "damage"), p)
+        self.assertIn("checksum mismatch", p["reason"])
+        # In a journal that is not the newest, or in a snapshot, a zero-filled tail is damage.
+        write(os.path.join(self.dir, "journal-0000000000000008.tkj"), journal_header(8))
         Path(self.journal).write_bytes(data + bytes(40))
         p = self.problem(run_reader("--json", self.dir)[1], "journal-0000000000000007.tkj")
-        self.assertEqual((p["offset"], p["class"]), (57, "torn_tail"), p)
-        self.assertIn("checksum mismatch", p["reason"])
+        self.assertEqual((p["offset"], p["class"]), (57, "damage"), p)
         self.assertIn("only zero bytes", p["reason"])
 
     def test_a_newest_journal_with_a_torn_header_is_left_out(self) -> None:
@@ -1203,16 +1220,6 @@ class DaemonAgreementTest(unittest.TestCase):
         self.assertTrue(listened, log)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "journal-0000000000000000.tkj")))
 
-    def test_two_names_for_one_number(self) -> None:
-        self.only_journals(list(range(1, 12)))
-        write(os.path.join(self.dir, "journal-000000000000000A.tkj"), journal_header(10))
-        doc, (code, check), (listened, log) = self.all_three()
-        self.assertEqual([p["class"] for p in doc["problems"]], ["damage"])
-        self.assertEqual((code, check["problem"]["torn"]), (1, False), check)
-        self.assertIn("number 10", check["problem"]["reason"])
-        self.assertFalse(listened, log)
-        self.assertIn("two journal files are named with the number 10", log)
-
     def test_names_that_are_not_journals(self) -> None:
         names = {"journal-7.tkj": journal_header(7), "journal-00000000000000008.tkj": b"x",
                  "journal-4000000000000000.tkj": b"x", "journal-000000000000000g.tkj": b"x"}
@@ -1268,16 +1275,46 @@ class DaemonAgreementTest(unittest.TestCase):
         self.assertEqual(journals, ["journal-0000000000000007.tkj",
                                     "journal-0000000000000008.tkj"])
 
-    @unittest.expectedFailure
-    def test_an_upper_case_journal_name_is_read(self) -> None:
-        # Section 1: "16 hexadecimal digits (either case)". The reader and tokenctl read it;
-        # the tokend of /work/bin stops with "cannot read .../journal-000000000000000a.tkj",
-        # the lower-case name it makes from the number (reported to the lead).
+    def test_an_upper_case_journal_name_is_left_alone(self) -> None:
+        # Section 1: one number, one name; `journal-000000000000000A.tkj` is not a journal.
+        upper = "journal-000000000000000A.tkj"
         self.only_journals(list(range(1, 11)), upper=(10,))
+        content = Path(self.dir, upper).read_bytes()
+        doc, (code, check), (listened, log) = self.all_three()
+        order = doc["results"][0]["journal_order"]
+        self.assertEqual((doc["problems"], order["journals_read"], order["next_journal"]),
+                         ([], list(range(1, 10)), 10))
+        self.assertEqual(code, 0, check)
+        self.assertNotIn(upper, [f["name"] for f in check["files"]])
+        self.assertEqual(len(check["files"]), 9, check)
+        self.assertTrue(listened, log)
+        self.assertNotIn(upper, log)
+        # tokend opened journal 10 under its own name and left the upper-case file as it was.
+        self.assertTrue(Path(self.dir, "journal-000000000000000a.tkj").exists())
+        self.assertEqual(Path(self.dir, upper).read_bytes(), content)
+        # Now beside the lower-case name of its number: still one journal 10, still left alone.
         doc, (code, check), (listened, log) = self.all_three()
         self.assertEqual(doc["problems"], [])
+        self.assertEqual(doc["results"][0]["journal_order"]["journals_read"], list(range(1, 11)))
         self.assertEqual(code, 0, check)
+        self.assertEqual(len(check["files"]), 10, check)
         self.assertTrue(listened, log)
+        self.assertEqual(Path(self.dir, upper).read_bytes(), content)
+
+    @unittest.expectedFailure
+    def test_journal_zero_beside_a_snapshot_of_sequence_zero(self) -> None:
+        # Sections 1 and 9 step 4: journal 0 is damage among the journals a start reads, those
+        # numbered from the snapshot's sequence on; with a snapshot of sequence 0 (which tokend
+        # never writes) journal 0 is one of them. The reader reports damage; the tokenctl and
+        # tokend of /work/bin read it and start (StateLoader.missingJournals expects 0 first
+        # when the snapshot says 0). Reported to the lead.
+        self.only_journals([0, 1])
+        write(os.path.join(self.dir, "snapshot.tks"), snapshot_file([], 0))
+        doc, (code, check), (listened, log) = self.all_three()
+        self.assertEqual([(p["file"], p["class"]) for p in doc["problems"]],
+                         [("journal-0000000000000000.tkj", "damage")])
+        self.assertEqual(code, 1, check)
+        self.assertFalse(listened, log)
 
 
 if __name__ == "__main__":

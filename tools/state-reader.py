@@ -7,29 +7,31 @@ it doubles as a check that the document is complete. Standard library only, Pyth
     tools/state-reader.py [--json] [--records] [--newest] PATH...
 
 PATH is a state directory (every snapshot and journal in it is read, in the order a start
-reads them, and the journal numbering is checked) or single files. A journal is exactly a name
-`journal-<16 hex digits, either case>.tkj` numbering below 2^62 (section 1); any other name,
-`journal-7.tkj` say, is not a journal and is left alone. A file's kind comes from its name
+reads them, and the journal numbering is checked) or single files. A journal is exactly the
+name tokend writes, `journal-<16 lower-case hex digits>.tkj` numbering below 2^62 (section 1),
+so one number has exactly one name; any other name (`journal-7.tkj`, upper-case digits, 17
+digits) is not a journal and is left alone. A file's kind comes from its name
 (`snapshot.tks`, `snapshot.tks.tmp`, a journal name, a `.broken` copy of either) or, failing
 that, from its magic. The torn-tail rules of section 9 apply to the newest journal of a
 directory only; a single journal file is taken as the newest when it has the highest number
 among the journals of its own directory, or always with --newest.
 
-Each frame is checked in the order of section 4. A directory's `tokend.lock` is the daemon's
-lock, not a state file: it is tested with a shared non-blocking flock (never the exclusive lock,
-never written), and a daemon holding it is reported as a note, with the pid the file holds.
+Each frame is checked in the order of section 4 (a zero-filled tail second, right after the
+end of the file). A directory's `tokend.lock` is the daemon's lock, not a state file: it is
+tested with a shared non-blocking flock (never the exclusive lock, never written), and a daemon
+holding it is reported as a note, with the pid the file holds.
 
 Problems (exit status 1), each with a class: "damage" and "torn_tail" in a file (section 9);
-"damage" for journal 0 and for two names for one journal number among the journals read
-(sections 1 and 9); "gap" for missing journal numbers (section 9 step 4); "mode" for a snapshot
-or journal that group or others may access (any of the mode bits 0077) and for a state
-directory that grants more than 0750, which tokend refuses to start on (section 1).
+"damage" for journal 0 among the journals read (from the snapshot's sequence on; sections 1
+and 9); "gap" for missing journal numbers (section 9 step 4); "mode" for a snapshot or journal
+that group or others may access (any of the mode bits 0077) and for a state directory that
+grants more than 0750, which tokend refuses to start on (section 1).
 
 Notes, not problems: a record type that tokend never writes in a snapshot (a journal type, or a
 put_login with a dedup entry), applied as in a journal (section 6); a session with a refresh id;
-a journal whose header sequence differs from its name (the daemon orders by name); duplicate
-names among covered journals (deleted unread); a snapshot sequence from 2^62 on (no journal
-name can carry it).
+a journal whose header sequence differs from its name (the daemon orders by name); a name
+that looks like a journal's but is not one (left alone); a snapshot sequence from 2^62 on (no
+journal name can carry it).
 
 Exit status: 0 when every file is clean and the journals run unbroken, 1 when a problem was
 found (damage, a torn tail, missing journals, a refused mode), 2 on a usage error.
@@ -62,7 +64,7 @@ JOURNAL_MAGIC = b"TOKENDJL"
 SNAPSHOT_NAME = "snapshot.tks"
 SNAPSHOT_TMP_NAME = "snapshot.tks.tmp"
 LOCK_NAME = "tokend.lock"
-JOURNAL_RE = re.compile(r"journal-([0-9A-Fa-f]{16})\.tkj")
+JOURNAL_RE = re.compile(r"journal-([0-9a-f]{16})\.tkj")   # lower case only: one name a number
 JOURNAL_LIKE_RE = re.compile(r"journal-.*\.tkj")   # looks like one; a journal only if JOURNAL_RE
 JOURNAL_LIMIT = 2 ** 62   # journal numbers are below this (section 1)
 END_PAYLOAD_SIZE = 12     # the snapshot end record's payload, exactly (section 6)
@@ -361,13 +363,6 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
     end_seen = False
 
     def fail(at: int, reason: str, torn: bool = False) -> FileReport:
-        # Section 9, last torn-tail case: every byte from the offset to the end of the file is
-        # zero (space allocated but never written). Section 4's order alone would call a zero
-        # "record" with more zeros after it a checksum mismatch, that is damage; section 9 makes
-        # it a torn tail, and tokend and `tokenctl store check` agree.
-        if not torn and at < len(data) and all_zero(data, at):
-            torn = True
-            reason += f"; only zero bytes from here to the end ({len(data) - at} bytes)"
         report.problem = Problem(at, reason, "torn_tail" if (torn and newest) else "damage")
         report.valid_end = at
         return report
@@ -377,6 +372,11 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
         if end_seen:
             return fail(offset, f"{len(data) - offset} bytes after the snapshot end record")
         remaining = len(data) - offset
+        if all_zero(data, offset):
+            # Second in section 4's order (section 9's last torn case): space allocated but
+            # never written, before any check of a frame made of those zeros.
+            return fail(offset, f"only zero bytes from here to the end ({remaining} bytes): "
+                                "space allocated but never written", torn=True)
         if remaining < FRAME_SIZE:
             return fail(offset, f"fewer than {FRAME_SIZE} bytes left for a record frame "
                                 f"({remaining})", torn=True)
@@ -588,9 +588,7 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
     journals = journals_in(directory)
     highest = journals[-1][0] if journals else None
     read_numbers: list[int] = []
-    read_names: dict[int, list[str]] = {}
     covered: list[int] = []
-    covered_names: dict[int, list[str]] = {}
     torn_header: list[int] = []
     for number, name in journals:
         path = os.path.join(directory, name)
@@ -599,7 +597,6 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
             report.notes.append(f"covered by the snapshot (sequence {sequence}): a start "
                                 "deletes it unread")
             covered.append(number)
-            covered_names.setdefault(number, []).append(name)
         else:
             newest = number == highest
             report = read_file(path, "journal", newest=newest, role="read", number=number)
@@ -611,7 +608,6 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
                 torn_header.append(number)
             else:
                 read_numbers.append(number)
-                read_names.setdefault(number, []).append(name)
         files.append(report)
 
     for name in names:
@@ -624,8 +620,8 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
             pass
         elif journal_number(name) is None:
             if JOURNAL_LIKE_RE.fullmatch(name):
-                notes.append(f"{name}: not a journal name (16 hexadecimal digits below 2^62, "
-                             "section 1); left alone")
+                notes.append(f"{name}: not a journal name (16 lower-case hexadecimal digits "
+                             "below 2^62, section 1); left alone")
             others.append(name)
 
     for report in files:
@@ -637,18 +633,11 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
             problems.append(problem)
 
     # Section 9 step 4: the journals read run from S (1 without a snapshot) to the highest one
-    # read, with no number missing, no number named twice and no journal 0.
-    if 0 in read_names:
-        problems.append({"file": read_names[0][0], "offset": None, "class": "damage",
+    # read, with no number missing and no journal 0. (No number can be named twice: a journal's
+    # name is exactly the lower-case one tokend writes, section 1.)
+    if 0 in read_numbers:
+        problems.append({"file": f"journal-{0:016x}.tkj", "offset": None, "class": "damage",
                          "reason": "journal 0: tokend numbers journals from 1"})
-    for number, dup in sorted(read_names.items()):
-        if len(dup) > 1:
-            problems.append({"file": dup[-1], "offset": None, "class": "damage",
-                             "reason": f"two names for journal {number}: " + ", ".join(dup)})
-    for number, dup in sorted(covered_names.items()):
-        if len(dup) > 1:
-            notes.append(f"two names for covered journal {number} ({', '.join(dup)}); both "
-                         "are deleted unread")
     missing: list[int] = []
     if read_numbers:
         # With a snapshot whose header cannot be read, S is unknown (section 9 says only that

@@ -60,6 +60,7 @@ TAGS = {
     "name": (56, "string"), "value": (57, "u64"), "metrics": (58, "string"),
     "dedup_window_ms": (59, "u64"), "idle_ttl": (60, "u64"), "renew_below": (61, "u64"), "renew_by": (62, "u64"),
     "access_ttl": (63, "u64"), "refresh_token_ttl": (64, "u64"), "max_login_lifetime": (65, "u64"), "leeway": (66, "u64"),
+    "store_healthy": (67, "bool"),
 }
 TAG_NAMES = {tag: name for name, (tag, _) in TAGS.items()}
 
@@ -234,11 +235,12 @@ EXAMPLES = [
      response(OPCODES["hello"], 1, STATUS["ok"], [
          ("protocol_version", 1), ("server_name", "tokend 0.1.0"), ("max_frame_size", 65536),
          ("dedup_window_ms", 5000), ("idle_ttl", 7200), ("renew_below", 3600), ("renew_by", 3600),
-         ("access_ttl", 1800), ("refresh_token_ttl", 3600), ("max_login_lifetime", 43200), ("leeway", 0)])),
+         ("access_ttl", 1800), ("refresh_token_ttl", 3600), ("max_login_lifetime", 43200), ("leeway", 0),
+         ("store_healthy", True)])),
 
-    ("ping", "No fields either way.",
+    ("ping", "No request fields; the reply says the state store serves every operation.",
      request(OPCODES["ping"], 2),
-     response(OPCODES["ping"], 2, STATUS["ok"])),
+     response(OPCODES["ping"], 2, STATUS["ok"], [("store_healthy", True)])),
 
     ("issue, session mode",
      "At T0 = 1767225600 (2026-01-01T00:00:00Z), with the default idle TTL (7200 s) and maximum "
@@ -401,7 +403,7 @@ EXAMPLES = [
 
     ("unknown tag", "A ping carrying a field with tag 200, which this version does not define: it is ignored.",
      request(OPCODES["ping"], 22, [(200, b"x")]),
-     response(OPCODES["ping"], 22, STATUS["ok"])),
+     response(OPCODES["ping"], 22, STATUS["ok"], [("store_healthy", True)])),
 
     ("keys_reload",
      "At T0 + 7500, after an operator copied a key file dated T0 + 9000 into the key directory (docs/state-format.md section 13): both keys "

@@ -14,8 +14,12 @@ extension TokenClient {
     }
 
     /// Checks that the daemon answers.
-    public func ping() async throws {
-        _ = try await call(.ping)
+    /// Liveness; returns whether the daemon's state store serves every operation now (nil from
+    /// a daemon that does not say).
+    @discardableResult
+    public func ping() async throws -> Bool? {
+        let response = try await call(.ping)
+        return try? response.fields.bool(.storeHealthy)
     }
 
     /// Starts a login: a sliding session or an access + refresh pair.

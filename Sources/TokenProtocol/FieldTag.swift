@@ -106,6 +106,8 @@ public struct FieldTag: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let maxLoginLifetime = FieldTag(65)
     /// u64: the clock skew tolerated on a token's `exp`.
     public static let leeway = FieldTag(66)
+    /// bool: whether the state store serves every operation now (ping and hello responses).
+    public static let storeHealthy = FieldTag(67)
 
     public var description: String { "tag \(rawValue)" }
 }

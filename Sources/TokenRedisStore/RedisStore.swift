@@ -38,6 +38,17 @@ public final class RedisStore: TokenStateStore {
 
     public func close() { client.close() }
 
+    public var isHealthy: Bool { client.health.healthy }
+
+    /// Asks Redis once (connecting, authenticating and checking its version as every connection
+    /// does): at start, so that a wrong address or password stops the start instead of failing
+    /// every request after READY.
+    public func check(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        client.send(RedisCommand("PING"), key: nil, on: loop).flatMapThrowing { reply in
+            if case .error(let message) = reply { throw StoreUnavailable("Redis refused PING: \(message)") }
+        }
+    }
+
     // MARK: Keys
 
     func loginKey(_ key: SessionKey) -> [UInt8] { Array("\(prefix){\(key.text)}".utf8) }

@@ -104,12 +104,34 @@ public final class TokendServer: Service, Sendable {
         logger.info("keys loaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)", "key.alg": "\(keys.signingKey.algorithm.name)"])
     }
 
+    /// A shared store must answer before the daemon says it is ready: a wrong address or
+    /// password stops the start (systemd then reports it) instead of failing every request.
+    /// Redis is given a few seconds to come up, as when both start at boot.
+    private func checkSharedStore(_ redis: RedisStore) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var lastError: any Error = StoreUnavailable("no answer")
+        while ContinuousClock.now < deadline {
+            do {
+                try await redis.check(on: group.next()).get()
+                logger.info("the shared store answers")
+                return
+            } catch {
+                lastError = error
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        throw ConfigurationError("the shared store did not answer within 10 s (address, password, ACL, TLS?): \(lastError)")
+    }
+
     private enum Backend: Sendable {
         case embedded(EmbeddedStore, SnapshotScheduler)
         case redis(RedisStore)
     }
 
     public func run() async throws {
+        if case .redis(let redis) = backend {
+            try await checkSharedStore(redis)
+        }
         if configuration.repair, case .embedded(_, let snapshots) = backend {
             // A repair is made durable before serving: the valid part of a damaged file now
             // lives only in memory.

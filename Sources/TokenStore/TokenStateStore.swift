@@ -31,6 +31,10 @@ public protocol TokenStateStore: Sendable {
 
     /// Counts for `stats`.
     func statistics(on eventLoop: any EventLoop) -> EventLoopFuture<StoreStatistics>
+
+    /// Whether the store can serve every operation now (a shared store that answers; an
+    /// embedded store whose state directory takes writes): what `ping` and `hello` report.
+    var isHealthy: Bool { get }
 }
 
 /// A login to record.

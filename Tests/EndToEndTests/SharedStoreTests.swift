@@ -211,7 +211,10 @@ struct SharedStoreTests {
         #expect(elapsed.allSatisfy { $0 < .seconds(2) })
         // Bad input is still answered as before; the daemon serves what needs no store.
         #expect(await refusal { try await client.verify(token: "not.a.token") } == .malformedToken)
-        try await client.ping()
+        // ping answers, and says the store does not: a readiness check sees it.
+        #expect(try await client.ping() == false)
+        let ping = try store.daemons[0].tokenctl(["ping", "--json"])
+        #expect(ping.status == 1 && ping.output.contains(#""store_healthy":false"#), "\(ping.output)")
         #expect(store.daemons[0].process.isRunning)
         #expect(store.daemons[0].log.contains("state store unavailable"))
         await client.close()
@@ -281,15 +284,18 @@ struct SharedStoreSettingsTests {
         #expect(try await client.verify(token: issued.sessionToken!).status == .ok)
         await client.close()
 
-        // A wrong password (from the environment this time): every store call fails closed.
-        let wrong = try DaemonProcess(["--store", server.unixURL, "--init-keys"], environment: ["TOKEND_REDIS_PASSWORD": "not-it"])
-        let refused = try await wrong.client()
-        #expect(await refusal { try await refused.issue(IssueRequest(mode: .session, subject: "kim")) } == .storeUnavailable)
-        await refused.close()
-        for log in [daemon.log, wrong.log] {
+        // A wrong password (from the environment this time) stops the start: the store is
+        // checked before the daemon serves, instead of failing every request after READY.
+        let wrongDirectory = DaemonProcess.temporaryStateDirectory()
+        defer { try? FileManager.default.removeItem(at: wrongDirectory) }
+        let wrong = try #require(try DaemonProcess.startFailure(stateDirectory: wrongDirectory, arguments: ["--store", server.unixURL, "--init-keys"],
+                                                                environment: ["TOKEND_REDIS_PASSWORD": "not-it"]),
+                                 "tokend served with a wrong Redis password")
+        #expect(wrong.status != 0)
+        #expect(wrong.output.contains("the shared store did not answer") && wrong.output.contains("AUTH refused"), "\(wrong.output)")
+        for log in [daemon.log, wrong.output] {
             #expect(!log.contains(password) && !log.contains("not-it"))
         }
-        #expect(wrong.log.contains("AUTH refused"))
     }
 
     @Test func badStoreSettingsStopTheStartWithAReason() throws {

@@ -62,6 +62,8 @@ import TestSupport
             #expect(result.status == 0, "tokenctl \(arguments): \(result.error)")
             #expect(try json(result.output)["status"] as? String == "ok", "tokenctl \(arguments)")
         }
+        let ping = try runProcess(tokenctl, ["--socket", daemon.socketPath, "--json", "ping"])
+        #expect(ping.output.contains(#""store_healthy":true"#) && ping.output.contains(#""dedup_window_ms":5000"#), "\(ping.output)")
         let help = try runProcess(tokenctl, ["--help"])
         #expect(help.output.contains("GLOBAL OPTIONS"))
         #expect(help.output.components(separatedBy: "--socket <path>").count == 3, "usage line and one entry: \(help.output)")

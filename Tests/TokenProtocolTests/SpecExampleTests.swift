@@ -297,6 +297,8 @@ import TokenProtocol
             #expect(info.protocolVersion == ProtocolVersion.current, "\(label): protocol_version")
             #expect(info.settings != nil, "\(label): the daemon's settings")
             #expect(Self.encoded(info.fields) == Self.encoded(response.fields), "\(label): HelloInfo re-encodes differently")
+        case .ping:
+            #expect(try response.fields.bool(.storeHealthy) == true, "\(label): store_healthy")
         case .snapshot:
             #expect(try response.fields.uint64(.count) != nil, "\(label): count")
             #expect(response.message != nil, "\(label): message")

@@ -10,12 +10,15 @@ public struct HelloInfo: Sendable, Hashable {
     /// The settings a client needs to behave well (retry inside the dedup window, ask for TTLs
     /// the daemon accepts); nil from a daemon that predates them.
     public var settings: DaemonSettings?
+    /// Whether the state store serves every operation now; nil from a daemon that predates it.
+    public var storeHealthy: Bool?
 
-    public init(protocolVersion: UInt8, serverName: String, maxFrameSize: Int, settings: DaemonSettings? = nil) {
+    public init(protocolVersion: UInt8, serverName: String, maxFrameSize: Int, settings: DaemonSettings? = nil, storeHealthy: Bool? = nil) {
         self.protocolVersion = protocolVersion
         self.serverName = serverName
         self.maxFrameSize = maxFrameSize
         self.settings = settings
+        self.storeHealthy = storeHealthy
     }
 
     /// Reads the fields of a `hello` reply: `protocol_version` (45), `server_name` (46),
@@ -27,6 +30,7 @@ public struct HelloInfo: Sendable, Hashable {
         guard let size = try fields.uint64(.maxFrameSize) else { throw .badRequest("missing max_frame_size") }
         maxFrameSize = Int(clamping: size)
         settings = try DaemonSettings(fields: fields)
+        storeHealthy = try fields.bool(.storeHealthy)
     }
 
     /// The reply's fields, in the order of proto-spec.md 12.1.
@@ -36,6 +40,7 @@ public struct HelloInfo: Sendable, Hashable {
         fields.append(.serverName, string: serverName)
         fields.append(.maxFrameSize, uint64: UInt64(maxFrameSize))
         settings?.append(to: &fields)
+        if let storeHealthy { fields.append(.storeHealthy, bool: storeHealthy) }
         return fields
     }
 }

@@ -25,7 +25,8 @@ public final class TokenService: Sendable {
                 refreshTTL: UInt64(configuration.refreshTTL),
                 maxLifetime: UInt64(configuration.maxLifetime),
                 leeway: UInt64(configuration.leeway)
-            )
+            ),
+            storeHealthy: store.isHealthy
         )
     }
 
@@ -128,7 +129,9 @@ public final class TokenService: Sendable {
             _ = try HelloRequest(fields: request.fields)
             return eventLoop.makeSucceededFuture(.ok(helloInfo.fields))
         case .ping:
-            return eventLoop.makeSucceededFuture(.ok())
+            var fields = Fields()
+            fields.append(.storeHealthy, bool: store.isHealthy)
+            return eventLoop.makeSucceededFuture(.ok(fields))
         case .issue:
             try requireIssue()
             return try issue(IssueRequest(fields: request.fields), on: eventLoop)

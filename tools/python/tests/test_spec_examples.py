@@ -203,7 +203,7 @@ def _r1(t: SpecExamplesTest, r: Response) -> None:
 def _r2(t: SpecExamplesTest, r: Response) -> None:
     _header(t, r, Opcode.PING, 2, 0)
     t.assertIsNone(messages.ping().decode(r))
-    t.assertEqual(list(r.fields.tags()), [])
+    t.assertEqual(list(r.fields.tags()), [])  # store_healthy(67) is not read by this client: skipped as unknown
 
 
 def _r3(t: SpecExamplesTest, r: Response) -> None:

@@ -34,7 +34,9 @@ struct SessionsCommand: AsyncParsableCommand {
                     throw TokenClientError(.protocolViolation, message: "the daemon handed out the cursor \(cursor) twice")
                 }
             } while all && cursor != nil
-            print(sessions, nextCursor: cursor)
+            // Newest first (pages come in session-id order, which says nothing to a person).
+            let newestFirst = sessions.enumerated().sorted { ($0.element.createdAt, $1.offset) > ($1.element.createdAt, $0.offset) }.map(\.element)
+            print(newestFirst, nextCursor: cursor)
         }
     }
 
@@ -64,6 +66,9 @@ struct SessionsCommand: AsyncParsableCommand {
                      UnixTime.iso(session.createdAt), UnixTime.iso(session.expiresAt), UnixTime.iso(session.maxExpiresAt)]
                 }
             ).print()
+            let states = Dictionary(grouping: sessions, by: \.state.name).mapValues(\.count)
+            let counts = ["active", "idle_expired", "revoked"].compactMap { name in states[name].map { "\($0) \(name)" } }
+            Swift.print("\(sessions.count) \(sessions.count == 1 ? "login" : "logins"), newest first: \(counts.joined(separator: ", "))")
         }
         if let nextCursor {
             fflush(nil)  // the table first, then the hint

@@ -16,14 +16,20 @@ public final class RedisClient: Sendable {
         public var timeout: TimeAmount
         public var maximumBackoff: TimeAmount
         public var scripts: [RedisScript]
+        /// With a `rediss://` endpoint: how to check the server (and who the client is).
+        public var tls: RedisTLS
+        /// Built once from `tls` for a `rediss://` endpoint, shared by every connection.
+        let tlsContext: RedisTLSContext?
 
         public init(endpoint: RedisEndpoint, password: String? = nil, timeout: TimeAmount = .milliseconds(500),
-                    maximumBackoff: TimeAmount = .seconds(1), scripts: [RedisScript] = []) {
+                    maximumBackoff: TimeAmount = .seconds(1), scripts: [RedisScript] = [], tls: RedisTLS = RedisTLS()) throws(RedisEndpointError) {
             self.endpoint = endpoint
             self.password = password
             self.timeout = timeout
             self.maximumBackoff = maximumBackoff
             self.scripts = scripts
+            self.tls = tls
+            tlsContext = endpoint.tls ? RedisTLSContext(context: try tls.makeContext(), serverName: tls.serverName) : nil
         }
     }
 

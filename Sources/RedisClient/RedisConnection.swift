@@ -121,12 +121,15 @@ final class RedisConnection: Sendable {
 
     /// Connects, then runs `handshake` (AUTH, SELECT, script loading) before handing the
     /// connection out.
-    static func connect(to address: RedisAddress, on loop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<RedisConnection> {
+    static func connect(to address: RedisAddress, on loop: any EventLoop, timeout: TimeAmount, tls: RedisTLSContext? = nil) -> EventLoopFuture<RedisConnection> {
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls, case .tcp(let host, _) = address {
+                        try channel.pipeline.syncOperations.addHandler(try tls.handler(host: host))
+                    }
                     let handler = RedisChannelHandler(timeout: timeout)
                     try channel.pipeline.syncOperations.addHandlers([ByteToMessageHandler(RESPDecoder()), handler])
                 }

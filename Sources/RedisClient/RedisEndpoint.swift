@@ -19,31 +19,39 @@ public enum RedisAddress: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// What `--store redis://...` names: `redis://[USER@]HOST[:PORT][/DB]` or
-/// `redis+unix://[USER@]/PATH[?db=DB]`. A password never goes in the URL (it would show in
-/// `ps`): it comes from a file or the environment.
+/// What `--store redis://...` names: `redis://[USER@]HOST[:PORT][/DB]`, the same over TLS as
+/// `rediss://...`, or `redis+unix://[USER@]/PATH[?db=DB]`. A password never goes in the URL (it
+/// would show in `ps`): it comes from a file or the environment.
 public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     public var address: RedisAddress
     public var database: Int
     public var user: String?
+    /// `rediss://`: every connection (to every cluster node) speaks TLS.
+    public var tls: Bool
 
-    public init(address: RedisAddress, database: Int = 0, user: String? = nil) {
+    public init(address: RedisAddress, database: Int = 0, user: String? = nil, tls: Bool = false) {
         self.address = address
         self.database = database
         self.user = user
+        self.tls = tls
     }
 
     public init(url: String) throws(RedisEndpointError) {
         let unix: Bool
+        var tls = false
         var rest: Substring
         if url.hasPrefix("redis://") {
             unix = false
             rest = url.dropFirst("redis://".count)
+        } else if url.hasPrefix("rediss://") {
+            unix = false
+            tls = true
+            rest = url.dropFirst("rediss://".count)
         } else if url.hasPrefix("redis+unix://") {
             unix = true
             rest = url.dropFirst("redis+unix://".count)
         } else {
-            throw RedisEndpointError("\(url): a Redis store is redis://HOST:PORT[/DB] or redis+unix:///PATH")
+            throw RedisEndpointError("\(url): a Redis store is redis://HOST:PORT[/DB], rediss://HOST:PORT[/DB] (TLS) or redis+unix:///PATH")
         }
         var user: String?
         if let at = rest.firstIndex(of: "@") {
@@ -83,13 +91,13 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         }
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { throw RedisEndpointError("\(url): no host") }
-        self.init(address: .tcp(host: host, port: port), database: database, user: user)
+        self.init(address: .tcp(host: host, port: port), database: database, user: user, tls: tls)
     }
 
     public var description: String {
         let user = user.map { "\($0)@" } ?? ""
         switch address {
-        case .tcp: return "redis://\(user)\(address)/\(database)"
+        case .tcp: return "\(tls ? "rediss" : "redis")://\(user)\(address)/\(database)"
         case .unix(let path): return "redis+unix://\(user)\(path)" + (database == 0 ? "" : "?db=\(database)")
         }
     }

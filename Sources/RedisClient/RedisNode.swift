@@ -96,7 +96,7 @@ final class RedisNode: Sendable {
     /// Connects and runs the handshake: AUTH, SELECT, and SCRIPT LOAD of every script.
     private func open(on loop: any EventLoop) -> EventLoopFuture<RedisConnection> {
         let settings = settings
-        return RedisConnection.connect(to: address, on: loop, timeout: settings.timeout).flatMap { connection in
+        return RedisConnection.connect(to: address, on: loop, timeout: settings.timeout, tls: settings.tlsContext).flatMap { connection in
             var commands: [RedisCommand] = []
             if let password = settings.password {
                 commands.append(RedisCommand(["AUTH"] + (settings.endpoint.user.map { [.string($0)] } ?? []) + [.string(password)]))

@@ -92,9 +92,14 @@ public final class TokendServer: Service, Sendable {
             store = embedded
             snapshots = scheduler
         case .redis(let endpoint):
-            let redis = RedisStore(configuration: RedisClient.Configuration(endpoint: endpoint, password: configuration.redisPassword,
-                                                                             timeout: .milliseconds(configuration.storeTimeout)),
-                                   policy: policy, clock: clock, logger: logger)
+            let settings: RedisClient.Configuration
+            do {
+                settings = try RedisClient.Configuration(endpoint: endpoint, password: configuration.redisPassword,
+                                                         timeout: .milliseconds(configuration.storeTimeout), tls: configuration.redisTLS)
+            } catch {
+                throw ConfigurationError(error.description)
+            }
+            let redis = RedisStore(configuration: settings, policy: policy, clock: clock, logger: logger)
             backend = .redis(redis)
             store = redis
             logger.info("state in a shared Redis store", metadata: ["store.endpoint": "\(endpoint)"])
@@ -106,9 +111,11 @@ public final class TokendServer: Service, Sendable {
 
     /// A shared store must answer before the daemon says it is ready: a wrong address or
     /// password stops the start (systemd then reports it) instead of failing every request.
-    /// Redis is given a few seconds to come up, as when both start at boot.
+    /// Redis is given ten store timeouts (5 s by default, at least 2 s) to come up, as when both
+    /// start at boot.
     private func checkSharedStore(_ redis: RedisStore) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let patience = Duration.milliseconds(min(max(configuration.storeTimeout * 10, 2000), 30_000))
+        let deadline = ContinuousClock.now + patience
         var lastError: any Error = StoreUnavailable("no answer")
         while ContinuousClock.now < deadline {
             do {
@@ -120,7 +127,7 @@ public final class TokendServer: Service, Sendable {
                 try await Task.sleep(for: .milliseconds(250))
             }
         }
-        throw ConfigurationError("the shared store did not answer within 10 s (address, password, ACL, TLS?): \(lastError)")
+        throw ConfigurationError("the shared store did not answer within \(patience) (address, password, ACL, TLS?): \(lastError)")
     }
 
     private enum Backend: Sendable {

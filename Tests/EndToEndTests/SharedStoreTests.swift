@@ -386,3 +386,81 @@ struct BothStoresTests {
         await client.close()
     }
 }
+
+/// `rediss://`: tokend reaches Redis over TLS, checks its certificate and name, and presents a
+/// client certificate; a wrong CA, a wrong name or a missing client certificate stops the start.
+@Suite(.enabled(if: RedisServer.installed && FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"),
+                "needs redis-server (with TLS, as Debian's 7.x) and openssl"))
+struct RedisTLSTests {
+    /// A CA, a server certificate for the name localhost only (no IP address: NIOSSL would
+    /// accept an address match whatever name it was asked to check), a client certificate, and a
+    /// second CA that signed none of them.
+    final class Certificates {
+        let directory: URL
+        init() throws {
+            directory = DaemonProcess.temporaryStateDirectory().appendingPathExtension("tls")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let d = directory.path
+            let steps = [
+                "openssl req -x509 -newkey rsa:2048 -nodes -keyout \(d)/ca.key -out \(d)/ca.crt -days 1 -subj /CN=tokend-test-ca",
+                "openssl req -x509 -newkey rsa:2048 -nodes -keyout \(d)/other-ca.key -out \(d)/other-ca.crt -days 1 -subj /CN=other-ca",
+                "openssl req -newkey rsa:2048 -nodes -keyout \(d)/server.key -out \(d)/server.csr -subj /CN=localhost",
+                "printf 'subjectAltName=DNS:localhost\\n' > \(d)/server.ext",
+                "openssl x509 -req -in \(d)/server.csr -CA \(d)/ca.crt -CAkey \(d)/ca.key -CAcreateserial -out \(d)/server.crt -days 1 -extfile \(d)/server.ext",
+                "openssl req -newkey rsa:2048 -nodes -keyout \(d)/client.key -out \(d)/client.csr -subj /CN=tokend",
+                "openssl x509 -req -in \(d)/client.csr -CA \(d)/ca.crt -CAkey \(d)/ca.key -CAcreateserial -out \(d)/client.crt -days 1",
+                "chmod 600 \(d)/*.key",
+            ]
+            for step in steps {
+                let result = try runProcess("/bin/sh", ["-c", step])
+                guard result.status == 0 else { throw DaemonError("\(step): \(result.error)") }
+            }
+        }
+        func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+        deinit { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    @Test func tokendSpeaksTLSToRedisAndChecksWhoItTalksTo() async throws {
+        let certificates = try Certificates()
+        let port = try RedisServer.freePort()
+        let server = try RedisServer(extra: [
+            "--tls-port", "\(port)", "--tls-cert-file", certificates.path("server.crt"), "--tls-key-file", certificates.path("server.key"),
+            "--tls-ca-cert-file", certificates.path("ca.crt"), "--tls-auth-clients", "yes",
+        ])
+        defer { withExtendedLifetime(server) {} }
+        let client = ["--redis-tls-cert-file", certificates.path("client.crt"), "--redis-tls-key-file", certificates.path("client.key")]
+        let good = ["--store", "rediss://localhost:\(port)", "--init-keys", "--store-timeout", "200ms", "--redis-tls-ca-file", certificates.path("ca.crt")]
+
+        let daemon = try DaemonProcess(good + client)
+        let tokens = try await daemon.client()
+        let issued = try await tokens.issue(IssueRequest(mode: .session, subject: "tess"))
+        #expect(try await tokens.verify(token: try #require(issued.sessionToken)).result.subject == "tess")
+        await tokens.close()
+        // The login is in Redis, reached over TLS only (this server has no plain TCP port).
+        #expect(try server.cli(["DBSIZE"]) != "0")
+
+        // By address, the certificate's name must be given; a wrong one is refused.
+        let byAddress = ["--store", "rediss://127.0.0.1:\(port)", "--init-keys", "--store-timeout", "200ms", "--redis-tls-ca-file", certificates.path("ca.crt")]
+        let named = try DaemonProcess(byAddress + client + ["--redis-tls-server-name", "localhost"])
+        #expect(try named.tokenctl(["ping"]).status == 0)
+        named.stop()
+
+        for (arguments, why) in [
+            (good.dropLast(2) + ["--redis-tls-ca-file", certificates.path("other-ca.crt")] + client, "a CA that did not sign Redis's certificate"),
+            (byAddress + client + ["--redis-tls-server-name", "redis.example"], "a name the certificate does not carry"),
+            (byAddress + client, "an address the certificate does not carry"),
+            (good, "no client certificate for a Redis that asks for one"),
+        ] {
+            let directory = DaemonProcess.temporaryStateDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let failure = try #require(try DaemonProcess.startFailure(stateDirectory: directory, arguments: Array(arguments)), "started with \(why)")
+            #expect(failure.status != 0 && failure.output.contains("the shared store did not answer"), "\(why): \(failure.output)")
+        }
+
+        // TLS options without rediss:// are a mistake, named at start.
+        let plain = DaemonProcess.temporaryStateDirectory()
+        defer { try? FileManager.default.removeItem(at: plain) }
+        let misused = try #require(try DaemonProcess.startFailure(stateDirectory: plain, arguments: ["--store", server.unixURL, "--init-keys", "--redis-tls-ca-file", certificates.path("ca.crt")]))
+        #expect(misused.output.contains("--redis-tls-ca-file is for a rediss:// store"), "\(misused.output)")
+    }
+}

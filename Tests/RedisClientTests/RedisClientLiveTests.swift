@@ -10,7 +10,7 @@ import Testing
     let loop = MultiThreadedEventLoopGroup.singleton.next()
 
     func client(_ url: String, timeout: TimeAmount = .milliseconds(500), scripts: [RedisScript] = []) throws -> RedisClient {
-        RedisClient(configuration: .init(endpoint: try RedisEndpoint(url: url), timeout: timeout, scripts: scripts), logger: Logger(label: "test"))
+        RedisClient(configuration: try .init(endpoint: try RedisEndpoint(url: url), timeout: timeout, scripts: scripts), logger: Logger(label: "test"))
     }
 
     func send(_ client: RedisClient, _ arguments: RedisArgument..., key: String? = nil) async throws -> RESPValue {
@@ -73,10 +73,10 @@ import Testing
 
     @Test func passwordsAreSentAndWrongOnesRefused() async throws {
         let server = try RedisServer(extra: ["--requirepass", "s3cret-pass"])
-        let good = RedisClient(configuration: .init(endpoint: try RedisEndpoint(url: server.unixURL), password: "s3cret-pass"), logger: Logger(label: "t"))
+        let good = RedisClient(configuration: try .init(endpoint: try RedisEndpoint(url: server.unixURL), password: "s3cret-pass"), logger: Logger(label: "t"))
         defer { good.close() }
         #expect(try await send(good, "PING") == .simpleString("PONG"))
-        let bad = RedisClient(configuration: .init(endpoint: try RedisEndpoint(url: server.unixURL), password: "wrong"), logger: Logger(label: "t"))
+        let bad = RedisClient(configuration: try .init(endpoint: try RedisEndpoint(url: server.unixURL), password: "wrong"), logger: Logger(label: "t"))
         defer { bad.close() }
         do {
             _ = try await send(bad, "PING")
@@ -122,7 +122,7 @@ import Testing
     @Test func aUserWithoutClusterCommandsUsesTheNodeAlone() async throws {
         let server = try RedisServer(tcp: true)
         try server.cli(["ACL", "SETUSER", "limited", "on", ">pw-limited", "~*", "+@all", "-cluster"])
-        let client = RedisClient(configuration: .init(endpoint: try RedisEndpoint(url: "redis://limited@127.0.0.1:\(server.port!)"), password: "pw-limited"),
+        let client = RedisClient(configuration: try .init(endpoint: try RedisEndpoint(url: "redis://limited@127.0.0.1:\(server.port!)"), password: "pw-limited"),
                                  logger: Logger(label: "t"))
         defer { client.close() }
         #expect(try await send(client, "SET", "k", "v", key: "k") == .simpleString("OK"))

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RedisClient
 import TokenJWT
 import TokenProtocol
 import TokenServer
@@ -25,6 +26,8 @@ struct Settings {
             "fsync": command.fsync, "snapshot-interval": command.snapshotInterval, "snapshot-changes": command.snapshotChanges,
             "repair": command.repair ? "true" : nil, "verified-cache-size": command.verifiedCacheSize,
             "store": command.store, "redis-password-file": command.redisPasswordFile, "store-timeout": command.storeTimeout,
+            "redis-tls-ca-file": command.redisTlsCaFile, "redis-tls-cert-file": command.redisTlsCertFile,
+            "redis-tls-key-file": command.redisTlsKeyFile, "redis-tls-server-name": command.redisTlsServerName,
             "init-keys": command.initKeys ? "true" : nil, "metrics-listen": command.metricsListen, "log-format": command.logFormat,
         ]
         let configPath = command.config ?? environment["TOKEND_CONFIG"]
@@ -165,6 +168,12 @@ struct Settings {
             }
             // One line; a trailing newline is not part of the password.
             configuration.redisPassword = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+        }
+        configuration.redisTLS = RedisTLS(caFile: values["redis-tls-ca-file"], certificateFile: values["redis-tls-cert-file"],
+                                          keyFile: values["redis-tls-key-file"], serverName: values["redis-tls-server-name"])
+        let tlsOptions = ["redis-tls-ca-file", "redis-tls-cert-file", "redis-tls-key-file", "redis-tls-server-name"].filter { values[$0] != nil }
+        if let option = tlsOptions.first, !configuration.store.usesTLS {
+            throw SettingsError("\(sources[option] ?? "--\(option)") is for a rediss:// store (TLS); --store is not one")
         }
         if configuration.redisPassword != nil, !configuration.store.isShared {
             throw SettingsError("a Redis password is set but --store is embedded")

@@ -58,6 +58,10 @@ struct Tokend: AsyncParsableCommand {
     @Option(help: "Where state lives: embedded (this process, persisted to the state directory), redis://[USER@]HOST[:PORT][/DB] or redis+unix://[USER@]/PATH[?db=N] (shared by every host's tokend; a Redis Cluster is detected). Default embedded.") var store: String?
     @Option(help: "File holding the Redis password (or set TOKEND_REDIS_PASSWORD); never a flag value, which ps would show.") var redisPasswordFile: String?
     @Option(help: "How long the shared store may take before a request fails with store_unavailable. Default 500ms.") var storeTimeout: String?
+    @Option(help: "rediss:// store: PEM file of the CAs that sign Redis's certificate. Default: the system's roots.") var redisTlsCaFile: String?
+    @Option(help: "rediss:// store: PEM client certificate, for a Redis that verifies its clients (with --redis-tls-key-file).") var redisTlsCertFile: String?
+    @Option(help: "rediss:// store: PEM private key of the client certificate.") var redisTlsKeyFile: String?
+    @Option(help: "rediss:// store: the name Redis's certificate must carry, when not the URL's host (checked always).") var redisTlsServerName: String?
     @Flag(help: "With a shared store, create the key directory if it is empty (the first host only; copy it to the others).") var initKeys = false
     @Option(help: "Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464). Default: off.") var metricsListen: String?
     @Flag(help: "Start despite damaged state files: keep the valid part and move the damaged file aside as *.broken.") var repair = false

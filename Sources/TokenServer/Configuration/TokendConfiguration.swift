@@ -14,6 +14,12 @@ public enum StoreConfiguration: Sendable, Hashable {
     }
 
     public var isShared: Bool { self != .embedded }
+
+    /// A `rediss://` store.
+    public var usesTLS: Bool {
+        if case .redis(let endpoint) = self { return endpoint.tls }
+        return false
+    }
 }
 
 /// Everything tokend is told at start-up. Defaults follow DESIGN.md.
@@ -66,6 +72,8 @@ public struct TokendConfiguration: Sendable {
     public var store: StoreConfiguration = .embedded
     /// The Redis password (from a file or the environment, never a flag).
     public var redisPassword: String?
+    /// For a `rediss://` store: the CA, client certificate and name to verify.
+    public var redisTLS = RedisTLS()
     /// How long a shared store may take to answer (milliseconds) before a request fails with
     /// `store_unavailable`.
     public var storeTimeout: Int64 = 500

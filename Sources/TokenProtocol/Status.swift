@@ -43,12 +43,15 @@ public struct Status: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let storeUnavailable = Status(17)
     /// An unexpected failure inside the daemon.
     public static let internalError = Status(18)
+    /// verify with a refresh token: the access token had expired, and the pair was rotated; the
+    /// reply carries the new pair (the article's scheme 2 in one call).
+    public static let refreshed = Status(19)
 
     public static let all: [Status] = [
         .ok, .renewed, .expired, .sessionExpired, .sessionUnknown, .revoked, .fingerprintMismatch,
         .reuseDetected, .maxLifetimeReached, .malformedToken, .badSignature, .wrongTokenType,
         .forbidden, .badRequest, .tooLarge, .unsupportedVersion, .unknownOperation,
-        .storeUnavailable, .internalError,
+        .storeUnavailable, .internalError, .refreshed,
     ]
 
     /// The status name in lower snake case.
@@ -73,6 +76,7 @@ public struct Status: RawRepresentable, Hashable, Sendable, CustomStringConverti
         case .unknownOperation: "unknown_operation"
         case .storeUnavailable: "store_unavailable"
         case .internalError: "internal_error"
+        case .refreshed: "refreshed"
         default: "status_\(rawValue)"
         }
     }
@@ -82,8 +86,8 @@ public struct Status: RawRepresentable, Hashable, Sendable, CustomStringConverti
         self = status
     }
 
-    /// Whether the request was accepted (`ok` or `renewed`).
-    public var isSuccess: Bool { self == .ok || self == .renewed }
+    /// Whether the request was accepted (`ok`, `renewed` or `refreshed`).
+    public var isSuccess: Bool { self == .ok || self == .renewed || self == .refreshed }
 
     public var description: String { name }
 }

@@ -72,25 +72,31 @@ public struct IssueRequest: Sendable, Hashable {
     }
 }
 
-/// `verify`, `renew` and `refresh`: a token and the fingerprint of the client presenting it.
+/// `verify`, `renew` and `refresh`: a token and the fingerprint of the client presenting it;
+/// for `verify`, also the refresh token of the same pair, to be rotated if the access token has
+/// expired (verify-or-refresh).
 public struct TokenRequest: Sendable, Hashable {
     public var token: String
     public var fingerprint: [UInt8]
+    public var refreshToken: String?
 
-    public init(token: String, fingerprint: [UInt8] = []) {
+    public init(token: String, fingerprint: [UInt8] = [], refreshToken: String? = nil) {
         self.token = token
         self.fingerprint = fingerprint
+        self.refreshToken = refreshToken
     }
 
     public init(fields: Fields) throws(ProtocolError) {
         token = try fields.requiredString(.token, "token", maximumLength: FieldLimits.token)
         fingerprint = try fields.bytes(.fingerprint, maximumLength: FieldLimits.fingerprint) ?? []
+        refreshToken = try fields.string(.refreshToken, maximumLength: FieldLimits.token)
     }
 
     public var fields: Fields {
         var fields = Fields()
         fields.append(.token, string: token)
         if !fingerprint.isEmpty { fields.append(.fingerprint, bytes: fingerprint) }
+        if let refreshToken { fields.append(.refreshToken, string: refreshToken) }
         return fields
     }
 }

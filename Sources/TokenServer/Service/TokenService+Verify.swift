@@ -111,6 +111,9 @@ extension TokenService {
                 return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "renew applies to sliding sessions; refresh the pair instead"))
             }
             guard now < presented.expiration + configuration.leeway else {
+                if !explicit, let refreshToken = request.refreshToken {
+                    return verifyByRefreshing(presented, refreshToken: refreshToken, fingerprint: request.fingerprint, on: eventLoop)
+                }
                 return eventLoop.makeSucceededFuture(.refused(.expired, "the access token expired; refresh it"))
             }
             return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).map { outcome in
@@ -152,22 +155,39 @@ extension TokenService {
         case .success(let value): presented = value
         case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
         }
+        return rotate(presented, token: request.token, fingerprint: request.fingerprint, on: eventLoop).map { rotated in
+            switch rotated {
+            case .pair(let pair): .ok(Self.result(pair).fields)
+            case .refused(let outcome): outcome
+            }
+        }
+    }
+
+    /// What a rotation came to: the new pair (or the one a repeat within the dedup window gets
+    /// again), or the refusal.
+    enum Rotated: Sendable {
+        case pair(IssuedTokens)
+        case refused(Outcome)
+    }
+
+    /// Spends a refresh token for a new pair: `refresh`, and verify-or-refresh.
+    func rotate(_ presented: Presented, token: String, fingerprint presentedFingerprint: [UInt8], on eventLoop: any EventLoop) -> EventLoopFuture<Rotated> {
         guard presented.kind == .refresh else {
-            return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "refresh takes a refresh token"))
+            return eventLoop.makeSucceededFuture(.refused(.refused(.wrongTokenType, "refresh takes a refresh token")))
         }
         guard let refreshID = presented.jwt.claims.jwtID.flatMap(SessionKey.init) else {
-            return eventLoop.makeSucceededFuture(.refused(.malformedToken, "the refresh token has no tokend jti"))
+            return eventLoop.makeSucceededFuture(.refused(.refused(.malformedToken, "the refresh token has no tokend jti")))
         }
         let now = clock.now()
-        let fingerprint = digester.fingerprint(request.fingerprint)
+        let fingerprint = digester.fingerprint(presentedFingerprint)
         // The family first: a revoked or finished login says so even when the token has also
         // expired.
         return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).flatMap { outcome in
-            guard case .active(let record) = outcome else { return eventLoop.makeSucceededFuture(Self.refusal(outcome)) }
+            guard case .active(let record) = outcome else { return eventLoop.makeSucceededFuture(.refused(Self.refusal(outcome))) }
             // The new pair copies the presented token's claims: they must be the login's own.
-            guard presented.names(subject: record.subject) else { return eventLoop.makeSucceededFuture(Self.loginMismatch) }
+            guard presented.names(subject: record.subject) else { return eventLoop.makeSucceededFuture(.refused(Self.loginMismatch)) }
             guard now < presented.expiration + self.configuration.leeway else {
-                return eventLoop.makeSucceededFuture(.refused(.expired, "the refresh token expired; log in again"))
+                return eventLoop.makeSucceededFuture(.refused(.refused(.expired, "the refresh token expired; log in again")))
             }
             var base = presented.jwt.claims
             base.issuer = self.configuration.issuer
@@ -181,36 +201,68 @@ extension TokenService {
             }
             // Only a caller presenting this same refresh token can derive the key that opens
             // the pair kept for repeats.
-            let sealKey = self.digester.sealKey("tokend.refresh-seal.v1", [Array(request.token.utf8)])
+            let sealKey = self.digester.sealKey("tokend.refresh-seal.v1", [Array(token.utf8)])
             let sealed: [UInt8]
             do {
                 sealed = try candidate.sealed(with: sealKey)
             } catch {
                 return eventLoop.makeFailedFuture(error)
             }
-            let rotation = Rotation(family: presented.key, presentedRefreshID: refreshID, presentedDigest: self.digester.refreshToken(request.token),
+            let rotation = Rotation(family: presented.key, presentedRefreshID: refreshID, presentedDigest: self.digester.refreshToken(token),
                                     fingerprint: fingerprint, newRefreshID: newRefreshID, newRefreshExpiresAt: candidate.refreshExpiresAt!,
                                     sealedCandidate: sealed)
-            return self.store.rotate(rotation, on: eventLoop).map { outcome in
+            return self.store.rotate(rotation, on: eventLoop).map { outcome -> Rotated in
                 switch outcome {
                 case .rotated:
-                    return .ok(Self.result(candidate).fields)
+                    return .pair(candidate)
                 case .deduplicated(let sealed):
                     self.metrics.dedupHits.increment()
                     guard let pair = try? IssuedTokens(sealed: sealed, key: sealKey) else {
-                        return .refused(.internalError, "the earlier rotation could not be read back")
+                        return .refused(.refused(.internalError, "the earlier rotation could not be read back"))
                     }
-                    return .ok(Self.result(pair).fields)
+                    return .pair(pair)
                 case .reuseDetected:
                     self.metrics.reuseDetected.increment()
                     self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
-                    return .refused(.reuseDetected, "this refresh token was already used; its family is now revoked")
+                    return .refused(.refused(.reuseDetected, "this refresh token was already used; its family is now revoked"))
                 // The family's own refusals, worded once in `refusal(_:)`.
-                case .revoked: return Self.refusal(FamilyOutcome.revoked)
-                case .maxLifetimeReached: return Self.refusal(FamilyOutcome.maxLifetimeReached)
-                case .unknown: return Self.refusal(FamilyOutcome.unknown)
-                case .fingerprintMismatch: return Self.refusal(FamilyOutcome.fingerprintMismatch)
+                case .revoked: return .refused(Self.refusal(FamilyOutcome.revoked))
+                case .maxLifetimeReached: return .refused(Self.refusal(FamilyOutcome.maxLifetimeReached))
+                case .unknown: return .refused(Self.refusal(FamilyOutcome.unknown))
+                case .fingerprintMismatch: return .refused(Self.refusal(FamilyOutcome.fingerprintMismatch))
                 }
+            }
+        }
+    }
+
+    /// verify-or-refresh: the access token expired, and nothing else was wrong with it; the
+    /// refresh token of its pair is rotated as `refresh` would, and the reply is the verify of
+    /// the new access token with the new pair (`refreshed`).
+    func verifyByRefreshing(_ access: Presented, refreshToken: String, fingerprint: [UInt8], on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
+        let refresh: Presented
+        switch authenticate(refreshToken) {
+        case .success(let value): refresh = value
+        case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
+        }
+        guard refresh.kind == .refresh, refresh.key == access.key else {
+            return eventLoop.makeSucceededFuture(.refused(.badRequest, "refresh_token is not the refresh token of the access token's pair"))
+        }
+        return rotate(refresh, token: refreshToken, fingerprint: fingerprint, on: eventLoop).map { rotated in
+            switch rotated {
+            case .refused(let outcome):
+                return outcome
+            case .pair(let pair):
+                guard case .success(let new) = self.authenticate(pair.token) else {
+                    return .refused(.internalError, "the new access token does not verify")
+                }
+                let result = VerifyResult(mode: .pair, subject: new.subject, sessionID: new.key.text, claimsJSON: new.claimsJSON,
+                                          expiresAt: UInt64(new.expiration), tokenExpiresAt: UInt64(new.expiration), renewed: false)
+                var fields = result.fields
+                fields.append(.accessToken, string: pair.token)
+                if let refreshToken = pair.refreshToken { fields.append(.refreshToken, string: refreshToken) }
+                if let refreshExpiresAt = pair.refreshExpiresAt { fields.append(.refreshExpiresAt, uint64: UInt64(refreshExpiresAt)) }
+                fields.append(.maxExpiresAt, uint64: UInt64(pair.maxExpiresAt))
+                return Outcome(status: .refreshed, fields: fields)
             }
         }
     }

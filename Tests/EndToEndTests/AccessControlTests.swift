@@ -166,6 +166,19 @@ import TokenProtocol
         daemon.stop()
         let log = daemon.log
         #expect(log.contains("trace") || log.contains("debug"), "the daemon logged at a low level")
+        // The scan below means something only if the log speaks of these requests: a line per
+        // operation naming its login (session ids may be logged; tokens never).
+        let lines = log.split(separator: "\n").map { $0.lowercased() }
+        #expect(lines.contains { $0.contains("issued") && $0.contains(session.sessionID.lowercased()) }, "no log line about the issue")
+        for (operation, word, sessionID) in [("verify", "verif", session.sessionID), ("refresh", "refresh", pair.sessionID),
+                                             ("revoke", "revok", pair.sessionID)] {
+            let logged = lines.contains { $0.contains(word) && $0.contains(sessionID.lowercased()) }
+            // tokend logs nothing per verify or refresh, even at trace, and its revoke line
+            // names no login: the lead may add trace logging, which turns these into passes.
+            withKnownIssue("tokend logs no line naming the login of a \(operation), even at trace level") {
+                #expect(logged, "no log line about the \(operation) of \(sessionID)")
+            }
+        }
         let keyDirectory = daemon.stateDirectory.appendingPathComponent("keys")
         let secretFiles = try FileManager.default.contentsOfDirectory(atPath: keyDirectory.path)
         var secrets = [session.sessionToken!, pair.accessToken!, pair.refreshToken!, rotated.accessToken!, rotated.refreshToken!, fingerprint]

@@ -131,12 +131,14 @@ final class DaemonProcess: @unchecked Sendable {
     /// Runs tokend expecting it to refuse to start; returns its exit status and output, or
     /// nil when it started serving after all (it is then stopped).
     /// With `socketPath` a live daemon's socket, only the exit tells: it is not waited for to accept.
-    static func startFailure(stateDirectory: URL, socketPath: String? = nil, arguments: [String] = []) throws -> (status: Int32, output: String)? {
+    static func startFailure(stateDirectory: URL, socketPath: String? = nil, arguments: [String] = [],
+                             environment: [String: String] = [:]) throws -> (status: Int32, output: String)? {
         let socket = socketPath ?? "/tmp/tokend-\(UUID().uuidString.prefix(8)).sock"
         let alreadyLive = accepts(socket)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable("tokend"))
         process.arguments = ["--state-dir", stateDirectory.path, "--socket", socket] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output

@@ -59,6 +59,43 @@ import TokenProtocol
         granted.stop()
     }
 
+    /// A real second user reaches the socket but holds no role: every admin operation, through
+    /// tokenctl, is refused with forbidden and changes nothing; granted the admin role by uid,
+    /// the same commands succeed.
+    @Test(.enabled(if: (try? AccessControlTests.uid.get()) != nil, "needs root to create a second user"))
+    func everyAdminOperationIsForbiddenToASecondUser() async throws {
+        let uid = try Self.uid.get()
+        let directory = try socketDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = DaemonProcess.temporaryStateDirectory()
+        defer { try? FileManager.default.removeItem(at: state) }
+        // Each admin operation of proto-spec.md section 10, as tokenctl calls it.
+        let commands: [(operation: String, arguments: [String])] = [
+            ("stats", ["stats", "--json"]), ("sessions", ["sessions", "--json"]), ("keys_list", ["keys", "list", "--json"]),
+            ("keys_rotate", ["keys", "rotate", "--json"]), ("snapshot", ["snapshot", "--json"]),
+            ("keys_reload", ["keys", "reload", "--json"]), ("metrics", ["stats", "--prometheus"]),
+        ]
+        let open = try DaemonProcess(["--socket-mode", "666"], stateDirectory: state, socketPath: directory.appendingPathComponent("open.sock").path)
+        let keys = state.appendingPathComponent("keys")
+        let keysBefore = try FileManager.default.contentsOfDirectory(atPath: keys.path).sorted()
+        for (operation, arguments) in commands {
+            let result = try asUser(open, arguments)
+            #expect(result.status == 1, "\(operation) as a second user: exit \(result.status) \(result.output) \(result.error)")
+            #expect((result.output + result.error).contains("forbidden"), "\(operation): \(result.output) \(result.error)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: keys.path).sorted() == keysBefore, "a forbidden rotate made a key")
+        #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("snapshot.tks").path), "a forbidden snapshot was written")
+        open.stop()
+
+        let granted = try DaemonProcess(["--socket-mode", "666", "--admin-uids", "\(uid)"], stateDirectory: state,
+                                        socketPath: directory.appendingPathComponent("granted.sock").path)
+        for (operation, arguments) in commands {
+            let result = try asUser(granted, arguments)
+            #expect(result.status == 0, "\(operation) with the admin role: exit \(result.status) \(result.output) \(result.error)")
+        }
+        granted.stop()
+    }
+
     /// Opens up to `count` connections as the second user, pings on each, reports how many were
     /// answered, and holds them until `release` exists (at most 30 s).
     func flood(_ socket: String, count: Int, directory: URL) throws -> (answered: () -> Int?, release: () -> Void) {
@@ -166,6 +203,19 @@ import TokenProtocol
         daemon.stop()
         let log = daemon.log
         #expect(log.contains("trace") || log.contains("debug"), "the daemon logged at a low level")
+        // The scan below means something only if the log speaks of these requests: a line per
+        // operation naming its login (session ids may be logged; tokens never).
+        let lines = log.split(separator: "\n").map { $0.lowercased() }
+        #expect(lines.contains { $0.contains("issued") && $0.contains(session.sessionID.lowercased()) }, "no log line about the issue")
+        for (operation, word, sessionID) in [("verify", "verif", session.sessionID), ("refresh", "refresh", pair.sessionID),
+                                             ("revoke", "revok", pair.sessionID)] {
+            let logged = lines.contains { $0.contains(word) && $0.contains(sessionID.lowercased()) }
+            // tokend logs nothing per verify or refresh, even at trace, and its revoke line
+            // names no login: the lead may add trace logging, which turns these into passes.
+            withKnownIssue("tokend logs no line naming the login of a \(operation), even at trace level") {
+                #expect(logged, "no log line about the \(operation) of \(sessionID)")
+            }
+        }
         let keyDirectory = daemon.stateDirectory.appendingPathComponent("keys")
         let secretFiles = try FileManager.default.contentsOfDirectory(atPath: keyDirectory.path)
         var secrets = [session.sessionToken!, pair.accessToken!, pair.refreshToken!, rotated.accessToken!, rotated.refreshToken!, fingerprint]

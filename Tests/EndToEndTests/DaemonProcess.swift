@@ -61,6 +61,55 @@ final class DaemonProcess: @unchecked Sendable {
     /// Everything the daemon has logged so far.
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
+    /// Waits until the log holds `text` `count` times or more (a poll, at most `seconds`);
+    /// whether it did.
+    func waitForLog(_ text: String, count: Int = 1, seconds: Double = 20) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if log.components(separatedBy: text).count - 1 >= count { return true }
+            usleep(20_000)
+        } while Date() < deadline
+        return log.components(separatedBy: text).count - 1 >= count
+    }
+
+    /// The TCP ports this process listens on, read from /proc (its sockets' inodes, matched
+    /// against the kernel's table of listening TCP sockets): how a test learns the port of
+    /// `--metrics-listen 127.0.0.1:0`, which the kernel chose.
+    func listeningTCPPorts() -> [Int] {
+        let pid = process.processIdentifier
+        let descriptors = "/proc/\(pid)/fd"
+        var inodes = Set<Substring>()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: descriptors)) ?? [] {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: descriptors + "/" + name),
+                  target.hasPrefix("socket:[") else { continue }
+            inodes.insert(target.dropFirst(8).dropLast())
+        }
+        var ports: [Int] = []
+        for table in ["/proc/\(pid)/net/tcp", "/proc/\(pid)/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
+            for line in text.split(separator: "\n").dropFirst() {
+                let columns = line.split(separator: " ")
+                guard columns.count > 9, columns[3] == "0A", inodes.contains(columns[9]),
+                      let port = columns[1].split(separator: ":").last.flatMap({ Int($0, radix: 16) }) else { continue }
+                ports.append(port)
+            }
+        }
+        return ports
+    }
+
+    /// Waits until the daemon listens on a TCP port (it binds `--metrics-listen` after its
+    /// socket); returns the port.
+    func tcpPort(seconds: Double = 20) throws -> Int {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let port = listeningTCPPorts().first { return port }
+            if !process.isRunning { throw DaemonError("tokend exited before listening on TCP:\n\(log)") }
+            usleep(20_000)
+        }
+        throw DaemonError("tokend listened on no TCP port within \(seconds) s:\n\(log)")
+    }
+
     /// SIGTERM, then wait for the exit; returns the exit status.
     @discardableResult
     func stop() -> Int32 {

@@ -15,7 +15,11 @@ import TokenProtocol
         let client = try await daemon.client()
         var tokens: [String] = []
         for index in 0..<8 {
-            if index == 4 { _ = try await client.send(Request(opcode: .snapshot, id: 0)) }
+            if index == 4 {
+                let snapshot = try await client.send(Request(opcode: .snapshot, id: 0))
+                try #require(snapshot.status == .ok, "the snapshot was refused: \(snapshot.message ?? "")")
+                #expect(try snapshot.fields.uint64(.count) == 4, "the snapshot holds sessions 0..<4")
+            }
             tokens.append(try await client.issue(IssueRequest(mode: .session, subject: "user\(index)")).sessionToken!)
         }
         await client.close()
@@ -124,17 +128,38 @@ import TokenProtocol
         #expect(try await statuses(directory, expected) == Array(repeating: .ok, count: expected.count))
     }
 
-    @Test func aFlippedByteMidJournalStopsTheStartUntilRepair() async throws {
+    /// The byte offsets of a state file's record frames (docs/state-format.md section 4: after
+    /// the 32-byte header, each record is a u32 payload length, a type byte, a CRC and the payload).
+    func recordOffsets(_ path: String) throws -> [Int] {
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        var offsets: [Int] = []
+        var offset = 32
+        while offset + 9 <= bytes.count {
+            offsets.append(offset)
+            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            offset += 9 + length
+        }
+        #expect(offset == bytes.count, "\(path) ends inside a record")
+        return offsets
+    }
+
+    @Test func aFlippedByteMidJournalStopsTheStartUntilRepairKeepsTheRecordsBeforeIt() async throws {
         let (directory, tokens, journal) = try await prepare()
         defer { try? FileManager.default.removeItem(at: directory) }
-        // Inside the first journal record's payload, with good records after it.
-        try modify(journal) { $0[32 + 20] ^= 0xFF }
+        // The journal holds sessions 4..<8, one record each. Damage the third (session 6), with a
+        // good record after it: damage, not a torn tail.
+        let records = try recordOffsets(journal)
+        try #require(records.count == 4, "one journal record per issue: \(records)")
+        try modify(journal) { $0[records[2] + 9 + 10] ^= 0xFF }
         let failure = try #require(try DaemonProcess.startFailure(stateDirectory: directory), "tokend started on a damaged journal")
         #expect(failure.status != 0)
-        #expect(failure.output.contains((journal as NSString).lastPathComponent) && failure.output.contains("offset 32"), "\(failure.output)")
+        #expect(failure.output.contains((journal as NSString).lastPathComponent) && failure.output.contains("offset \(records[2])"), "\(failure.output)")
 
         let statuses = try await statuses(directory, tokens, arguments: ["--repair"])
-        #expect(Array(statuses.prefix(4)) == Array(repeating: .ok, count: 4))
+        // The snapshot's sessions, and the journal's valid prefix: the records before the damage.
+        #expect(Array(statuses.prefix(6)) == Array(repeating: .ok, count: 6), "\(statuses)")
+        // The damaged record and everything after it are lost.
+        #expect(Array(statuses.suffix(2)) == [.sessionUnknown, .sessionUnknown], "\(statuses)")
         #expect(FileManager.default.fileExists(atPath: journal + ".broken"))
         // Appending after a repair.
         let daemon = try DaemonProcess(stateDirectory: directory)

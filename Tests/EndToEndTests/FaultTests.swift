@@ -147,8 +147,7 @@ import TokenProtocol
 
     @Test func theOpenFileLimitIsRaisedAndConnectionsFitUnderIt() async throws {
         let daemon = try DaemonProcess(["--max-connections", "100000000"])
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(daemon.log.contains("--max-connections lowered to what the open-file limit leaves room for"), "\(daemon.log)")
+        #expect(daemon.waitForLog("--max-connections lowered to what the open-file limit leaves room for"), "\(daemon.log)")
         let limits = try String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/limits", encoding: .utf8)
         let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
         let numbers = line.split(separator: " ").compactMap { Int($0) }

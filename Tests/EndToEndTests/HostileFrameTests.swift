@@ -73,11 +73,21 @@ import TokenProtocol
         strange.send(Request(opcode: .ping, id: 46, fields: future))
         #expect(try strange.readResponse()?.status == .ok)
 
-        // A truncated frame followed by a hang-up leaves the daemon unbothered.
+        // A truncated frame followed by a hang-up leaves the daemon unbothered: it lets the
+        // connection go (its count comes back down), logs no error, and serves the others.
+        let counter = try RawConnection(daemon.socketPath)
+        let open = try #require(try counter.stats()["connections"])
         let truncated = try RawConnection(daemon.socketPath)
         truncated.send([0, 0, 0, 100, 1, 2, 3])
-        _ = truncated
+        // Seen by the daemon (one more connection) before the hang-up.
+        #expect(try await Self.poll { try counter.stats()["connections"] == open + 1 }, "the truncated connection was never counted")
+        let loggedBefore = daemon.log.utf8.count
+        truncated.hangUp()
+        #expect(try await Self.poll { try counter.stats()["connections"] == open }, "the daemon kept the hung-up connection")
+        #expect(daemon.process.isRunning)
         try await bystander.ping()
+        let loggedSince = String(decoding: daemon.log.utf8.dropFirst(loggedBefore), as: UTF8.self)
+        #expect(!loggedSince.contains("error"), "\(loggedSince)")
 
         // A bad token in a well-formed request.
         #expect(await refusal { try await bystander.verify(token: "not-a-token") } == .malformedToken)
@@ -100,15 +110,40 @@ import TokenProtocol
         #expect(ids.count == 1000)
     }
 
+    /// Polls `condition` every 20 ms until it holds or `seconds` pass; whether it held.
+    static func poll(seconds: Double = 20, _ condition: () throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if try condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        } while Date() < deadline
+        return try condition()
+    }
+
     @Test func aClientThatNeverReadsIsHeldBackAndOthersAreServed() async throws {
         let daemon = try DaemonProcess(["--max-in-flight", "8"])
         let greedy = try RawConnection(daemon.socketPath)
+        // A thousand stats requests (10 bytes each), whose replies of about 2.5 KB each are far
+        // more than the socket and the daemon's output buffer hold.
         var bytes = ByteBuffer()
-        for id in 1...1000 { bytes.writeFrame(Request(opcode: .keysJWKS, id: UInt32(id))) }
+        for id in 1...1000 { bytes.writeFrame(Request(opcode: .stats, id: UInt32(id))) }
         greedy.send(Array(bytes.readableBytesView))
         // While the greedy client reads nothing, another is served promptly.
         let bystander = try await daemon.client()
         for _ in 0..<20 { try await bystander.ping() }
+        // The greedy client's requests are held back: the daemon answers a few and stops (the
+        // count of stats replies settles well below 1000). The bystander's own stats calls
+        // are counted too, and each reply leaves itself out.
+        var answered: [UInt64] = []
+        for call in 0..<200 {
+            let rows = Dictionary(try await bystander.stats().map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+            answered.append(try #require(rows["op.stats"]) - UInt64(call))
+            if answered.count >= 10, Set(answered.suffix(10)).count == 1 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let heldAt = try #require(answered.last)
+        #expect(Set(answered.suffix(10)).count == 1, "the greedy client's requests kept being answered: \(answered)")
+        #expect(heldAt < 500, "\(heldAt) of 1000 answered to a client that reads nothing")
         // Then every one of the thousand is answered, in full.
         var ids = Set<UInt32>()
         while ids.count < 1000, let response = try greedy.readResponse() {
@@ -139,9 +174,11 @@ import TokenProtocol
 
     @Test func connectionLimitAndIdleTimeout() async throws {
         let daemon = try DaemonProcess(["--max-connections", "3", "--idle-timeout", "1s"])
-        // Let the daemon see the start-up probe's connection close before counting.
-        try await Task.sleep(for: .milliseconds(300))
-        let held = try (0..<3).map { _ in try RawConnection(daemon.socketPath) }
+        // Wait until the daemon has let go of the start-up probe's connection: the first of the
+        // three counts itself alone.
+        let first = try RawConnection(daemon.socketPath)
+        #expect(try await Self.poll { try first.stats()["connections"] == 1 }, "the start-up probe's connection stayed open")
+        let held = [first] + (try (0..<2).map { _ in try RawConnection(daemon.socketPath) })
         for connection in held {
             connection.send(Request(opcode: .ping, id: 1))
             #expect(try connection.readResponse()?.status == .ok)
@@ -149,12 +186,22 @@ import TokenProtocol
         // The fourth is closed at once.
         let extra = try RawConnection(daemon.socketPath)
         #expect(extra.isClosedByPeer())
-        // Silent connections are closed after the idle timeout; then there is room again.
-        try await Task.sleep(for: .milliseconds(2500))
-        #expect(held[0].isClosedByPeer())
-        let later = try RawConnection(daemon.socketPath)
-        later.send(Request(opcode: .ping, id: 2))
-        #expect(try later.readResponse()?.status == .ok)
+        // Silent connections are closed after the idle timeout (within 1.25 of it)...
+        let silent = Date()
+        for connection in held {
+            #expect(connection.isClosedByPeer(wait: .seconds(10)), "an idle connection stayed open")
+        }
+        #expect(Date().timeIntervalSince(silent) < 5)
+        // ...then there is room again (once the daemon has counted the closes).
+        var served = false
+        let deadline = Date().addingTimeInterval(10)
+        while !served, Date() < deadline {
+            let later = try RawConnection(daemon.socketPath)
+            later.send(Request(opcode: .ping, id: 2))
+            served = try later.readResponse()?.status == .ok
+            if !served { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(served, "no room after the idle connections closed")
         #expect(daemon.log.contains("connection limit reached"))
     }
 

@@ -52,8 +52,11 @@ import TokenProtocol
     }
 
     @Test func scrapedMetricsCountWhatHappened() async throws {
-        let port = try RedisServer.freePort()
-        let daemon = try DaemonProcess(["--metrics-listen", "127.0.0.1:\(port)", "--dedup-window", "1s", "--fsync", "always"])
+        // Port 0: the kernel picks a free port, read back from /proc (no port probed and released).
+        // A window of 2 s covers a repeat for at least 1 s (the daemon counts whole seconds: with
+        // 1 s, a repeat that crosses a second boundary is already too late, spec section 11).
+        let daemon = try DaemonProcess(["--metrics-listen", "127.0.0.1:0", "--dedup-window", "2s", "--fsync", "always"])
+        let port = try daemon.tcpPort()
         let client = try await daemon.client()
         let session = try await client.issue(IssueRequest(mode: .session, subject: "alice"))
         for _ in 0..<5 { _ = try await client.verify(token: session.sessionToken!) }
@@ -61,8 +64,10 @@ import TokenProtocol
         let pair = try await client.issue(IssueRequest(mode: .pair, subject: "bob"))
         let rotated = try await client.refresh(token: pair.refreshToken!)
         let repeated = try await client.refresh(token: pair.refreshToken!)
+        let rotatedBy = wallClock()
         #expect(rotated == repeated)
-        try await Task.sleep(for: .milliseconds(2100))
+        // Past the window: the daemon recorded the rotation at a whole second no later than this.
+        try await sleep(until: rotatedBy.rounded(.down) + 2.1)
         #expect(await refusal { try await client.refresh(token: pair.refreshToken!) } == .reuseDetected)
         _ = try await client.snapshot()
 
@@ -88,7 +93,6 @@ import TokenProtocol
         #expect(zip(buckets, buckets.dropFirst()).allSatisfy { $0.value <= $1.value })
         #expect(buckets.last?.labels["le"] == "+Inf" && buckets.last?.value == 6)
         #expect(value("tokend_request_duration_seconds_count", ["op": "verify"]) == 6)
-        #expect(value("tokend_journal_fsync_duration_seconds_count") ?? 0 >= 1, "--fsync always syncs before replying")
 
         #expect(try Self.get(port: port, path: "/other").status == 404)
         // The same text through the protocol, for node_exporter's textfile collector.
@@ -97,6 +101,126 @@ import TokenProtocol
         let viaProtocol = try Self.parse(text.output)
         #expect(viaProtocol.contains { $0.name == "tokend_requests_total" && $0.labels == ["op": "verify", "status": "ok"] && $0.value == 5 })
         await client.close()
+    }
+
+    /// The value of an unlabelled sample in the daemon's metrics, through the protocol.
+    static func metric(_ client: TokenClient, _ name: String) async throws -> Double? {
+        try parse(try await client.metrics()).first { $0.name == name && $0.labels.isEmpty }?.value
+    }
+
+    /// `tokend_journal_fsync_duration_seconds` counts the journal syncs that requests cause,
+    /// following the policy: one per change under `--fsync always` (each sequential request
+    /// waits for its own), none under `--fsync no`. (The journal header every start writes
+    /// and syncs is not such a sync: the count is measured from after the start.)
+    @Test(arguments: ["always", "no"])
+    func theFsyncMetricCountsTheSyncsOfRequestsUnderEachPolicy(_ policy: String) async throws {
+        // No snapshot during the test: a snapshot's journal switch syncs too.
+        let daemon = try DaemonProcess(["--fsync", policy, "--snapshot-interval", "0", "--snapshot-changes", "0"])
+        let client = try await daemon.client()
+        let name = "tokend_journal_fsync_duration_seconds_count"
+        let before = try #require(try await Self.metric(client, name), "no \(name) in the metrics")
+        for index in 0..<20 { _ = try await client.issue(IssueRequest(mode: .session, subject: "u\(index)")) }
+        let after = try #require(try await Self.metric(client, name))
+        switch policy {
+        case "always": #expect(after - before >= 20, "20 changes under --fsync always: \(before) -> \(after) fsyncs")
+        default: #expect(after - before == 0, "20 changes under --fsync no: \(before) -> \(after) fsyncs")
+        }
+        await client.close()
+    }
+
+    /// Every metric name in README's metrics table, expanded from its `..._suffix` shorthand
+    /// (the cell's first name without its last word, or last two for a `_total`, is the stem).
+    static func readmeMetricNames() throws -> [(name: String, shared: Bool)] {
+        let readme = try String(contentsOf: FuzzCorpusTests.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let table = try #require(readme.range(of: "| metric | type | meaning |"), "README has no metrics table")
+        var names: [(String, Bool)] = []
+        for line in readme[table.upperBound...].split(separator: "\n").dropFirst() {
+            guard line.hasPrefix("|") else { break }
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false)
+            guard cells.count > 3 else { continue }
+            let shared = cells[3].contains("shared store")
+            var stem = ""
+            for match in cells[1].matches(of: /`([^`{]+)(\{[^}]*\})?`/) {
+                let written = String(match.1)
+                if written.hasPrefix("...") {
+                    names.append((stem + written.dropFirst(3), shared))
+                } else {
+                    let words = written.split(separator: "_")
+                    stem = words.dropLast(written.hasSuffix("_total") ? 2 : 1).joined(separator: "_")
+                    names.append((written, shared))
+                }
+            }
+        }
+        return names
+    }
+
+    /// Whether `name` appears in the text: as a sample (a histogram's `_bucket`, `_count` or
+    /// `_sum` too) or a `# TYPE` line.
+    static func exports(_ samples: [Sample], _ text: String, _ name: String) -> Bool {
+        samples.contains { [name, name + "_bucket", name + "_count", name + "_sum"].contains($0.name) }
+            || text.contains("# TYPE \(name) ")
+    }
+
+    @Test func everyMetricREADMEListsIsExported() async throws {
+        let names = try Self.readmeMetricNames()
+        #expect(names.count >= 28, "README's table was read: \(names.map(\.name))")
+        #expect(names.contains { $0.name == "tokend_verified_cache_hit_ratio" } && names.contains { $0.name == "tokend_store_redis_redirections_total" })
+
+        // The embedded store, after traffic of every kind the table counts and a snapshot.
+        let daemon = try DaemonProcess(["--fsync", "always", "--dedup-window", "0s"])
+        let client = try await daemon.client()
+        let session = try await client.issue(IssueRequest(mode: .session, subject: "alice"))
+        for _ in 0..<2 { _ = try await client.verify(token: session.sessionToken!) }
+        let pair = try await client.issue(IssueRequest(mode: .pair, subject: "bob", idempotencyKey: .text("k")))
+        _ = try await client.issue(IssueRequest(mode: .pair, subject: "bob", idempotencyKey: .text("k")))
+        _ = try await client.refresh(token: pair.refreshToken!)
+        #expect(await refusal { try await client.refresh(token: pair.refreshToken!) } == .reuseDetected)
+        _ = try await client.snapshot()
+        let text = try await client.metrics()
+        let samples = try Self.parse(text)
+        for (name, shared) in names where !shared {
+            let exported = Self.exports(samples, text, name)
+            #expect(exported, "README lists \(name); the embedded daemon does not export it")
+        }
+        await client.close()
+
+        // A shared store: its rows, first on a healthy store...
+        guard RedisServer.installed else { return }
+        let store = try SharedStore(.single, daemons: 1)
+        let server = try #require(store.server)
+        let redisClient = try await store.daemons[0].client()
+        _ = try await redisClient.issue(IssueRequest(mode: .session, subject: "carol"))
+        let healthyText = try await redisClient.metrics()
+        let healthySamples = try Self.parse(healthyText)
+        // Counters that are still zero are left out (TokendMetrics.advance creates a counter at
+        // its first increment), though README lists them and Prometheus wants them at 0.
+        let absentWhileZero: Set = ["tokend_store_redis_failures_total", "tokend_store_redis_redirections_total"]
+        for (name, shared) in names where shared {
+            if absentWhileZero.contains(name) {
+                let exported = Self.exports(healthySamples, healthyText, name)
+                withKnownIssue("a counter still at zero is not exported") {
+                    #expect(exported, "\(name) is not exported while zero")
+                }
+            } else {
+                let exported = Self.exports(healthySamples, healthyText, name)
+                #expect(exported, "README lists \(name); the shared-store daemon does not export it")
+            }
+        }
+        // ...then after a call that failed while Redis was down.
+        server.stop(kill: true)
+        #expect(await refusal { try await redisClient.issue(IssueRequest(mode: .session, subject: "carol")) } == .storeUnavailable)
+        try server.start()
+        var healthy = false
+        let deadline = Date().addingTimeInterval(20)
+        while !healthy, Date() < deadline {
+            healthy = (try? await redisClient.issue(IssueRequest(mode: .session, subject: "carol"))) != nil
+        }
+        #expect(healthy, "the daemon did not reconnect to Redis")
+        let redisText = try await redisClient.metrics()
+        let redisSamples = try Self.parse(redisText)
+        let failuresExported = Self.exports(redisSamples, redisText, "tokend_store_redis_failures_total")
+        #expect(failuresExported, "failures are counted once there are some")
+        await redisClient.close()
     }
 }
 

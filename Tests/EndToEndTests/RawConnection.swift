@@ -6,7 +6,7 @@ import TokenProtocol
 /// A blocking Unix-socket connection that sends whatever bytes a test likes, for hostile
 /// input the real client would never produce.
 final class RawConnection {
-    let fd: Int32
+    private(set) var fd: Int32
 
     init(_ path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
@@ -16,7 +16,14 @@ final class RawConnection {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    deinit { close(fd) }
+    deinit { hangUp() }
+
+    /// Closes this end now (a hang-up).
+    func hangUp() {
+        guard fd >= 0 else { return }
+        close(fd)
+        fd = -1
+    }
 
     func send(_ bytes: [UInt8]) {
         var offset = 0
@@ -51,6 +58,17 @@ final class RawConnection {
         let length = Int(header.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
         guard let body = read(length) else { return nil }
         return try Response(body: ByteBuffer(bytes: body))
+    }
+
+    /// Sends a `stats` request and returns the named counters of its reply.
+    func stats(id: UInt32 = 0x5747) throws -> [String: UInt64] {
+        send(Request(opcode: .stats, id: id))
+        guard let response = try readResponse(), response.status == .ok else { throw DaemonError("no stats reply") }
+        var rows: [String: UInt64] = [:]
+        for record in try response.fields.records(.stat) {
+            if let name = try record.string(.name), let value = try record.uint64(.value) { rows[name] = value }
+        }
+        return rows
     }
 
     /// Whether the daemon has closed its end (a read returns EOF).

@@ -8,8 +8,10 @@ import Glibc
 public final class RedisServer: @unchecked Sendable {
     public let directory: URL
     public let socketPath: String
-    public let port: Int?
-    private let arguments: [String]
+    /// The TCP port, when asked for one: chosen at random outside the ephemeral range, and
+    /// chosen again when the server finds it taken (never probed and then released).
+    public private(set) var port: Int?
+    private var arguments: [String] = []
     private var process: Process?
 
     public static let executable = "/usr/bin/redis-server"
@@ -20,17 +22,36 @@ public final class RedisServer: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         socketPath = "/tmp/redis-\(UUID().uuidString.prefix(8)).sock"
-        port = tcp || cluster ? try Self.freePort() : nil
-        var arguments = ["--port", "\(port ?? 0)", "--bind", "127.0.0.1", "--unixsocket", socketPath, "--unixsocketperm", "700",
-                         "--dir", directory.path, "--save", "", "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "always",
-                         "--protected-mode", "no", "--loglevel", "warning", "--logfile", directory.appendingPathComponent("redis.log").path]
-        if cluster {
-            arguments += ["--cluster-enabled", "yes", "--cluster-config-file", directory.appendingPathComponent("nodes.conf").path,
-                          "--cluster-node-timeout", "2000"]
+        for attempt in 1... {
+            port = tcp || cluster ? Int.random(in: Self.portRange) : nil
+            var arguments = ["--port", "\(port ?? 0)", "--bind", "127.0.0.1", "--unixsocket", socketPath, "--unixsocketperm", "700",
+                             "--dir", directory.path, "--save", "", "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "always",
+                             "--protected-mode", "no", "--loglevel", "warning", "--logfile", directory.appendingPathComponent("redis.log").path]
+            if cluster {
+                arguments += ["--cluster-enabled", "yes", "--cluster-config-file", directory.appendingPathComponent("nodes.conf").path,
+                              "--cluster-node-timeout", "2000"]
+            }
+            self.arguments = arguments + extra
+            do {
+                try start()
+                return
+            } catch let error as RedisServerError where error.addressInUse && attempt < 20 {
+                // Someone else has the port (or the cluster bus port): another one.
+                try? FileManager.default.removeItem(at: directory.appendingPathComponent("redis.log"))
+                try? FileManager.default.removeItem(at: directory.appendingPathComponent("nodes.conf"))
+            }
         }
-        self.arguments = arguments + extra
-        try start()
     }
+
+    /// Ports for TCP servers: below the kernel's ephemeral range (where connect() picks local
+    /// ports, so nothing there is taken by chance), and leaving room for the cluster bus port
+    /// (port + 10000) below it too.
+    static let portRange: Range<Int> = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let ephemeralStart = text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32768
+        let upper = max(ephemeralStart - 10000, 12000)
+        return 10000..<upper
+    }()
 
     public var url: String { port.map { "redis://127.0.0.1:\($0)" } ?? "redis+unix://\(socketPath)" }
     public var unixURL: String { "redis+unix://\(socketPath)" }
@@ -49,7 +70,11 @@ public final class RedisServer: @unchecked Sendable {
             if let reply = try? cli(["PING"]), reply.contains("PONG") || reply.contains("NOAUTH") { return }
             usleep(20_000)
         }
-        throw RedisServerError("redis-server did not start: \(log.suffix(2000))")
+        let text = log
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        self.process = nil
+        throw RedisServerError("redis-server did not start: \(text.suffix(2000))", addressInUse: text.contains("Address already in use"))
     }
 
     /// Stops the server: SIGKILL when `kill`, else a SHUTDOWN command (which syncs the
@@ -80,22 +105,6 @@ public final class RedisServer: @unchecked Sendable {
         stop(kill: true)
         try? FileManager.default.removeItem(at: directory)
         unlink(socketPath)
-    }
-
-    /// A TCP port nothing listens on now, below 50000: a cluster node also listens on its
-    /// port + 10000.
-    public static func freePort() throws -> Int {
-        for _ in 0..<100 {
-            let port = Int.random(in: 20000..<50000)
-            if portIsFree(port) && portIsFree(port + 10000) { return port }
-        }
-        throw RedisServerError("cannot find a free port")
-    }
-
-    private static func portIsFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        return withLoopbackAddress(port: port) { bind(fd, $0, $1) } == 0
     }
 }
 
@@ -139,5 +148,10 @@ public final class RedisCluster: @unchecked Sendable {
 
 public struct RedisServerError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The server could not bind its TCP port (or its cluster bus port): taken by another process.
+    public let addressInUse: Bool
+    public init(_ description: String, addressInUse: Bool = false) {
+        self.description = description
+        self.addressInUse = addressInUse
+    }
 }

@@ -192,19 +192,9 @@ import TokenProtocol
         _ = try await redisClient.issue(IssueRequest(mode: .session, subject: "carol"))
         let healthyText = try await redisClient.metrics()
         let healthySamples = try Self.parse(healthyText)
-        // Counters that are still zero are left out (TokendMetrics.advance creates a counter at
-        // its first increment), though README lists them and Prometheus wants them at 0.
-        let absentWhileZero: Set = ["tokend_store_redis_failures_total", "tokend_store_redis_redirections_total"]
+        // Counters still at zero are exported too (at 0), as README lists them.
         for (name, shared) in names where shared {
-            if absentWhileZero.contains(name) {
-                let exported = Self.exports(healthySamples, healthyText, name)
-                withKnownIssue("a counter still at zero is not exported") {
-                    #expect(exported, "\(name) is not exported while zero")
-                }
-            } else {
-                let exported = Self.exports(healthySamples, healthyText, name)
-                #expect(exported, "README lists \(name); the shared-store daemon does not export it")
-            }
+            #expect(Self.exports(healthySamples, healthyText, name), "README lists \(name); the shared-store daemon does not export it")
         }
         // ...then after a call that failed while Redis was down.
         server.stop(kill: true)

@@ -429,11 +429,11 @@ struct RedisTLSTests {
 
     @Test func tokendSpeaksTLSToRedisAndChecksWhoItTalksTo() async throws {
         let certificates = try Certificates()
-        let port = try RedisServer.freePort()
-        let server = try RedisServer(extra: [
+        let server = try RedisServer(tls: { port in [
             "--tls-port", "\(port)", "--tls-cert-file", certificates.path("server.crt"), "--tls-key-file", certificates.path("server.key"),
             "--tls-ca-cert-file", certificates.path("ca.crt"), "--tls-auth-clients", "yes",
-        ])
+        ] })
+        let port = try #require(server.tlsPort)
         defer { withExtendedLifetime(server) {} }
         let client = ["--redis-tls-cert-file", certificates.path("client.crt"), "--redis-tls-key-file", certificates.path("client.key")]
         let good = ["--store", "rediss://localhost:\(port)", "--init-keys", "--store-timeout", "200ms", "--redis-tls-ca-file", certificates.path("ca.crt")]

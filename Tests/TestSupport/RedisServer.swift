@@ -11,6 +11,8 @@ public final class RedisServer: @unchecked Sendable {
     /// The TCP port, when asked for one: chosen at random outside the ephemeral range, and
     /// chosen again when the server finds it taken (never probed and then released).
     public private(set) var port: Int?
+    /// The TLS port, when `tls` gave the arguments for one (chosen like `port`).
+    public private(set) var tlsPort: Int?
     private var arguments: [String] = []
     private var process: Process?
 
@@ -18,7 +20,8 @@ public final class RedisServer: @unchecked Sendable {
     public static var installed: Bool { FileManager.default.isExecutableFile(atPath: executable) }
 
     /// Starts a server; `appendOnly` makes it durable across restarts (fsync always).
-    public init(tcp: Bool = false, cluster: Bool = false, appendOnly: Bool = false, extra: [String] = []) throws {
+    /// `tls`, given a port, returns the `--tls-port` and certificate arguments to listen with.
+    public init(tcp: Bool = false, cluster: Bool = false, appendOnly: Bool = false, extra: [String] = [], tls: ((Int) -> [String])? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         socketPath = "/tmp/redis-\(UUID().uuidString.prefix(8)).sock"
@@ -31,6 +34,8 @@ public final class RedisServer: @unchecked Sendable {
                 arguments += ["--cluster-enabled", "yes", "--cluster-config-file", directory.appendingPathComponent("nodes.conf").path,
                               "--cluster-node-timeout", "2000"]
             }
+            tlsPort = tls.map { _ in Int.random(in: Self.portRange) }
+            if let tls, let tlsPort { arguments += tls(tlsPort) }
             self.arguments = arguments + extra
             do {
                 try start()

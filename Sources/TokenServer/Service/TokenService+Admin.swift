@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import NIOCore
 import TokenProtocol
@@ -22,7 +23,10 @@ extension TokenService {
         }
         return store.revoke(storeTarget, on: eventLoop).map { count in
             guard let count else { return .refused(.sessionUnknown, "no such session") }
-            self.logger.info("revoked", metadata: ["revoke.count": "\(count)"])
+            // The login by its session id (never a token); a subject is caller data and stays out.
+            var metadata: Logger.Metadata = ["revoke.count": "\(count)"]
+            if case .login(let key) = storeTarget { metadata["session.id"] = "\(key)" }
+            self.logger.info("revoked", metadata: metadata)
             var fields = Fields()
             fields.append(.count, uint64: UInt64(count))
             return .ok(fields)

@@ -92,6 +92,7 @@ extension TokenService {
                 return eventLoop.makeSucceededFuture(.refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again"))
             }
             return store.touchSession(presented.key, fingerprint: fingerprint, explicit: explicit, on: eventLoop).map { outcome in
+                self.logger.trace("verified a session token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
                 case .active(let info, let renewed):
                     guard presented.names(subject: info.subject) else { return Self.loginMismatch }
@@ -117,6 +118,7 @@ extension TokenService {
                 return eventLoop.makeSucceededFuture(.refused(.expired, "the access token expired; refresh it"))
             }
             return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).map { outcome in
+                self.logger.trace("verified an access token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
                 case .active(let record):
                     guard presented.names(subject: record.subject) else { return Self.loginMismatch }
@@ -212,6 +214,7 @@ extension TokenService {
                                     fingerprint: fingerprint, newRefreshID: newRefreshID, newRefreshExpiresAt: candidate.refreshExpiresAt!,
                                     sealedCandidate: sealed)
             return self.store.rotate(rotation, on: eventLoop).map { outcome -> Rotated in
+                self.logger.trace("refresh", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
                 case .rotated:
                     return .pair(candidate)
@@ -278,4 +281,46 @@ struct OutcomeError: Error {
     }
 
     var outcome: TokenService.Outcome { .refused(status, message) }
+}
+
+// Outcome names for trace logs: never the records themselves (subjects, digests, sealed pairs).
+extension SessionOutcome {
+    var name: String {
+        switch self {
+        case .active(_, let renewed): renewed ? "renewed" : "active"
+        case .idleExpired: "idle_expired"
+        case .revoked: "revoked"
+        case .maxLifetimeReached: "max_lifetime_reached"
+        case .unknown: "unknown"
+        case .fingerprintMismatch: "fingerprint_mismatch"
+        case .wrongKind: "wrong_kind"
+        }
+    }
+}
+
+extension FamilyOutcome {
+    var name: String {
+        switch self {
+        case .active: "active"
+        case .revoked: "revoked"
+        case .maxLifetimeReached: "max_lifetime_reached"
+        case .unknown: "unknown"
+        case .fingerprintMismatch: "fingerprint_mismatch"
+        case .wrongKind: "wrong_kind"
+        }
+    }
+}
+
+extension RotationOutcome {
+    var name: String {
+        switch self {
+        case .rotated: "rotated"
+        case .deduplicated: "deduplicated"
+        case .reuseDetected: "reuse_detected"
+        case .revoked: "revoked"
+        case .maxLifetimeReached: "max_lifetime_reached"
+        case .unknown: "unknown"
+        case .fingerprintMismatch: "fingerprint_mismatch"
+        }
+    }
 }

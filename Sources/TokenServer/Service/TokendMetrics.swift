@@ -119,13 +119,17 @@ public final class TokendMetrics: Sendable {
         let series = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
         // Two renders may read their totals in one order and get here in the other: a smaller
         // total than the last exported is stale, and never moves the counter back.
-        let delta = exported.withLockedValue { exported -> UInt64 in
-            let previous = exported[series] ?? 0
-            guard total > previous else { return 0 }
+        let (delta, first) = exported.withLockedValue { exported -> (UInt64, Bool) in
+            let previous = exported[series]
+            guard total > previous ?? 0 else {
+                exported[series] = previous ?? 0
+                return (0, previous == nil)
+            }
             exported[series] = total
-            return total - previous
+            return (total - (previous ?? 0), previous == nil)
         }
-        guard delta > 0 else { return }
+        // A counter still at zero is exported too (at 0): a scraper sees it exists.
+        guard delta > 0 || first else { return }
         CoreMetrics.Counter(label: name, dimensions: labels, factory: factory).increment(by: Int64(delta))
     }
 }

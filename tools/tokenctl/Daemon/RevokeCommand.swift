@@ -12,10 +12,11 @@ struct RevokeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Global Options") var options: DaemonOptions
 
-    @Option(help: "Revoke the session or refresh family of this token; '-' reads it from standard input.") var token: String?
+    // Ids and tokens are base64url, which may begin with '-': taken as values whatever they look like.
+    @Option(parsing: .unconditional, help: "Revoke the session or refresh family of this token; '-' reads it from standard input.") var token: String?
     @Option(help: ArgumentHelp("Read the token to revoke from this file.", valueName: "file")) var tokenFile: String?
-    @Option(help: ArgumentHelp("Revoke the session or family with this id.", valueName: "sid")) var session: String?
-    @Option(help: "Revoke every session and family of this subject.") var subject: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Revoke the session or family with this id.", valueName: "sid")) var session: String?
+    @Option(parsing: .unconditional, help: "Revoke every session and family of this subject.") var subject: String?
 
     func validate() throws {
         try SecretInput.check([("token", token, tokenFile)])

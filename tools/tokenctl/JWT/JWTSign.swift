@@ -13,7 +13,7 @@ struct JWTSign: AsyncParsableCommand {
 
     @Option(help: "Algorithm the key is pinned to.") var alg: JWSAlgorithm
     @Option(help: "Key file: a secret for HS*, a PEM private key otherwise.") var key: String
-    @Option(help: "Key id for the header (default: the RFC 7638 thumbprint, or a digest for HS*).") var kid: String?
+    @Option(parsing: .unconditional, help: "Key id for the header (default: the RFC 7638 thumbprint, or a digest for HS*).") var kid: String?
     @Option(help: "Header typ.") var typ: String = "JWT"
     @Option(help: "The claims, a JSON object.") var claims: String
 

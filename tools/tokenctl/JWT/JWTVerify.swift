@@ -11,7 +11,7 @@ struct JWTVerify: AsyncParsableCommand {
 
     @Option(help: "Algorithm the key is pinned to; the token's header must agree.") var alg: JWSAlgorithm
     @Option(help: "Key file: the secret for HS*, a PEM public or private key otherwise.") var key: String
-    @Option(help: "The key's id (default: as jwt sign chooses it).") var kid: String?
+    @Option(parsing: .unconditional, help: "The key's id (default: as jwt sign chooses it).") var kid: String?
     @Option(help: "Verify as of this Unix time instead of now.") var now: Int64?
     @Option(help: "Require this issuer.") var iss: String?
     @Option(help: "Require this audience.") var aud: String?
@@ -66,7 +66,7 @@ struct JWTPublicJWK: AsyncParsableCommand {
 
     @Option(help: "A PEM private or public key.") var key: String
     @Option(help: "Algorithm to state in the JWK (ES256, Ed25519, EdDSA or RS256).") var alg: JWSAlgorithm?
-    @Option(help: "Key id (default: the RFC 7638 thumbprint).") var kid: String?
+    @Option(parsing: .unconditional, help: "Key id (default: the RFC 7638 thumbprint).") var kid: String?
 
     func run() async throws {
         let bytes = try KeyFile.read(key)

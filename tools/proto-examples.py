@@ -38,7 +38,7 @@ STATUSES = [
     "ok", "renewed", "expired", "session_expired", "session_unknown", "revoked",
     "fingerprint_mismatch", "reuse_detected", "max_lifetime_reached", "malformed_token",
     "bad_signature", "wrong_token_type", "forbidden", "bad_request", "too_large",
-    "unsupported_version", "unknown_operation", "store_unavailable", "internal_error",
+    "unsupported_version", "unknown_operation", "store_unavailable", "internal_error", "refreshed",
 ]
 STATUS = {name: code for code, name in enumerate(STATUSES)}
 
@@ -220,6 +220,7 @@ T0 = 1767225600
 FP = bytes.fromhex("9f86d081884c7d65")  # an 8-byte fingerprint (opaque to the daemon)
 ALICE_SID = "FmV0Pq3zX8sRkT2aYbW4nA"
 BOB_SID = "Tr5Kc0wLx9HdMvE7uJq1gQ"
+DAVE_SID = "Dv7Hn2Qx0WsKe5LmZt3PaA"
 KID_1 = "Yz4rN8aQw2LcJt6Vx0Hk1g"
 KID_2 = "b3Kd9WmP5sEf2TqRz7UyXA"
 KID_3 = "Q8nVt1ZcLr4XyHs0Wd6EjA"
@@ -227,6 +228,9 @@ ALICE_CLAIMS = ('{"iss":"tokend","sub":"alice","iat":1767225600,"exp":1767268800
                 '"jti":"9xQ2vL0mWc8RtZy4KbNe3w","sid":"' + ALICE_SID + '","role":"admin"}')
 BOB_CLAIMS = ('{"iss":"tokend","sub":"bob","aud":"api","iat":1767225600,"exp":1767226500,'
               '"jti":"p7HsD1fGk5JzUa2XoYq0CA","sid":"' + BOB_SID + '"}')
+# The new access token of 17.26: issued at T0 + 8100, expiring 60 s later (the login's own TTL).
+DAVE_CLAIMS = ('{"iss":"tokend","sub":"dave","iat":1767233700,"exp":1767233760,'
+               '"jti":"Mw4Rb8Nq2YtLc6VsXe0HgA","sid":"' + DAVE_SID + '"}')
 
 EXAMPLES = [
     ("hello", "Request id 1 from `tokenctl`; the daemon speaks version 1, takes request bodies of up to 65536 bytes "
@@ -420,6 +424,19 @@ EXAMPLES = [
      response(OPCODES["metrics"], 25, STATUS["ok"], [
          ("metrics", '# TYPE tokend_requests_total counter\ntokend_requests_total{op="ping",status="ok"} 2\n'
                      '# TYPE tokend_connections gauge\ntokend_connections 1\n')])),
+
+    ("verify-or-refresh (refreshed)",
+     "Dave's pair was issued at T0 + 8000 with a 60 s access TTL (`ttl` 60); at T0 + 8100 a service gets a "
+     "request carrying both tokens. The access token expired at T0 + 8060, so the daemon rotates the pair as "
+     "`refresh` would and answers `refreshed`: the verify of the new access token (`exp` T0 + 8160) and the new "
+     "pair (the refresh token's `exp` is T0 + 8100 + 3600). `rt.dave.1` is now spent.",
+     request(OPCODES["verify"], 26, [("token", "at.dave.1"), ("refresh_token", "rt.dave.1")]),
+     response(OPCODES["verify"], 26, STATUS["refreshed"], [
+         ("mode", 2), ("subject", "dave"), ("session_id", DAVE_SID),
+         ("claims_json", DAVE_CLAIMS), ("expires_at", T0 + 8160),
+         ("token_expires_at", T0 + 8160), ("renewed", False),
+         ("access_token", "at.dave.2"), ("refresh_token", "rt.dave.2"),
+         ("refresh_expires_at", T0 + 11700), ("max_expires_at", T0 + 51200)])),
 ]
 
 

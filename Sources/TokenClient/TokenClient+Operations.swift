@@ -31,8 +31,13 @@ extension TokenClient {
     /// Verifies a token presented by the client with `fingerprint` (empty: not bound).
     ///
     /// For a sliding session this may extend the session; the outcome's status is then `renewed`.
-    public func verify(token: String, fingerprint: [UInt8] = []) async throws -> VerifyOutcome {
-        try await verifyOutcome(.verify, TokenRequest(token: token, fingerprint: fingerprint))
+    ///
+    /// With `refreshToken`, the refresh token of the same pair (verify-or-refresh): when the access
+    /// token has expired, the daemon rotates the pair and the outcome is `refreshed`, with the new
+    /// pair in ``VerifyOutcome/refreshed``. Like `refresh`, that is not safe to repeat after a lost
+    /// reply except within the dedup window.
+    public func verify(token: String, fingerprint: [UInt8] = [], refreshToken: String? = nil) async throws -> VerifyOutcome {
+        try await verifyOutcome(.verify, TokenRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken))
     }
 
     /// Verifies a sliding-session token and extends its session if the renew threshold allows.
@@ -133,6 +138,10 @@ extension TokenClient {
 
     private func verifyOutcome(_ opcode: Opcode, _ request: TokenRequest) async throws -> VerifyOutcome {
         let response = try await call(opcode, request.fields)
+        if response.status == .refreshed {
+            let refreshed = try parse(response) { fields throws(ProtocolError) in try RefreshedResult(fields: fields) }
+            return VerifyOutcome(status: response.status, result: refreshed.verify, refreshed: refreshed.pair)
+        }
         let result = try parse(response) { fields throws(ProtocolError) in try VerifyResult(fields: fields) }
         return VerifyOutcome(status: response.status, result: result)
     }

@@ -114,6 +114,45 @@ import TokenProtocol
         #expect(page.sessions.count == 1)
         await client.close()
     }
+
+    /// The article's scheme 2 in one call: verify with the pair's refresh token rotates the pair
+    /// once the access token has expired, and only then; repeats get the same pair.
+    @Test func verifyOrRefreshRotatesAnExpiredAccessTokensPairOnce() async throws {
+        let daemon = try DaemonProcess(["--dedup-window", "5s"])
+        let client = try await daemon.client()
+        let issued = try await client.issue(IssueRequest(mode: .pair, subject: "dave", fingerprint: .text("fp"), ttl: 1))
+        let access = try #require(issued.accessToken), refresh = try #require(issued.refreshToken)
+        let other = try await client.issue(IssueRequest(mode: .pair, subject: "erin", fingerprint: .text("fp")))
+
+        // Not expired yet: ok, and the refresh token is untouched.
+        let fresh = try await client.verify(token: access, fingerprint: .text("fp"), refreshToken: refresh)
+        #expect(fresh.status == .ok && fresh.refreshed == nil)
+
+        // Wait for the access token's exp (whole seconds).
+        let deadline = Date().addingTimeInterval(5)
+        while await refusal({ try await client.verify(token: access, fingerprint: .text("fp")) }) != .expired, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let otherRefresh = try #require(other.refreshToken)
+        #expect(await refusal { try await client.verify(token: access, fingerprint: .text("fp"), refreshToken: otherRefresh) } == .badRequest)
+        #expect(await refusal { try await client.verify(token: access, fingerprint: .text("other"), refreshToken: refresh) } == .fingerprintMismatch)
+
+        let first = try await client.verify(token: access, fingerprint: .text("fp"), refreshToken: refresh)
+        #expect(first.status == .refreshed)
+        let pair = try #require(first.refreshed)
+        #expect(pair.sessionID == issued.sessionID && pair.accessToken != access && pair.refreshToken != refresh)
+        #expect(first.result.subject == "dave" && first.result.expiresAt == pair.expiresAt)
+        // A repeat within the dedup window gets the very same pair.
+        let again = try await client.verify(token: access, fingerprint: .text("fp"), refreshToken: refresh)
+        #expect(again.status == .refreshed && again.refreshed == pair)
+        // The new access token verifies; through tokenctl too, which prints the pair.
+        #expect(try await client.verify(token: try #require(pair.accessToken), fingerprint: .text("fp")).status == .ok)
+        let printed = try daemon.tokenctl(["verify", "--json", "--fingerprint", "fp", "--refresh-token", refresh, access])
+        let newRefresh = try #require(pair.refreshToken)
+        #expect(printed.status == 0 && printed.output.contains(#""status":"refreshed""#)
+                && printed.output.contains(#""refresh_token":"\#(newRefresh)""#), "\(printed.output)")
+        await client.close()
+    }
 }
 
 func refusalOrResult<T: Sendable>(_ body: () async throws -> T) async -> Result<T, TokenClientError> {

@@ -13,7 +13,7 @@ import TokenProtocol
 @Suite struct SpecExampleTests {
     /// How many examples the spec holds today; fewer means the extraction broke (or examples
     /// were dropped without updating this number).
-    static let expectedExamples = 25
+    static let expectedExamples = 26
 
     struct Frame {
         var bytes: [UInt8]
@@ -265,6 +265,10 @@ import TokenProtocol
             let result = try IssueResult(fields: response.fields)
             #expect(Self.encoded(result.fields) == Self.encoded(response.fields), "\(label): IssueResult re-encodes differently")
             if response.opcode == .refresh { #expect(result.mode == .pair, "\(label): refresh returns a pair") }
+        case .verify where response.status == .refreshed:
+            let result = try RefreshedResult(fields: response.fields)
+            #expect(Self.encoded(result.fields) == Self.encoded(response.fields), "\(label): RefreshedResult re-encodes differently")
+            #expect(result.pair.mode == .pair && !result.verify.renewed, "\(label)")
         case .verify, .renew:
             let result = try VerifyResult(fields: response.fields)
             #expect(Self.encoded(result.fields) == Self.encoded(response.fields), "\(label): VerifyResult re-encodes differently")

@@ -1,16 +1,21 @@
 import TokenProtocol
 
-/// An accepted `verify` or `renew`: the status (`ok`, or `renewed` when the call extended the
-/// sliding session) and what the daemon knows of the token.
+/// An accepted `verify` or `renew`: the status (`ok`; `renewed` when the call extended the
+/// sliding session; `refreshed` when a verify with a refresh token rotated the pair) and what
+/// the daemon knows of the token.
 public struct VerifyOutcome: Sendable, Hashable {
-    /// `ok` or `renewed`.
+    /// `ok`, `renewed` or `refreshed`.
     public var status: Status
-    /// The token's subject, session, claims and expiry times.
+    /// The token's subject, session, claims and expiry times (after `refreshed`: the new access
+    /// token's).
     public var result: VerifyResult
+    /// After `refreshed`: the new pair, which the caller hands to its client.
+    public var refreshed: IssueResult?
 
-    public init(status: Status, result: VerifyResult) {
+    public init(status: Status, result: VerifyResult, refreshed: IssueResult? = nil) {
         self.status = status
         self.result = result
+        self.refreshed = refreshed
     }
 
     /// Whether this call extended the session.

@@ -185,3 +185,31 @@ public struct KeyInfo: Sendable, Hashable {
         return fields
     }
 }
+
+/// The fields of a `refreshed` verify (verify-or-refresh): the verify of the new access token,
+/// and the new pair.
+public struct RefreshedResult: Sendable, Hashable {
+    public var verify: VerifyResult
+    public var pair: IssueResult
+
+    public init(verify: VerifyResult, pair: IssueResult) {
+        self.verify = verify
+        self.pair = pair
+    }
+
+    public init(fields: Fields) throws(ProtocolError) {
+        verify = try VerifyResult(fields: fields)
+        pair = try IssueResult(fields: fields)
+        guard pair.accessToken != nil, pair.refreshToken != nil else { throw .badRequest("a refreshed verify without the new pair") }
+    }
+
+    /// In the order of proto-spec.md 12.4: the verify's fields, then the pair's.
+    public var fields: Fields {
+        var fields = verify.fields
+        if let accessToken = pair.accessToken { fields.append(.accessToken, string: accessToken) }
+        if let refreshToken = pair.refreshToken { fields.append(.refreshToken, string: refreshToken) }
+        if let refreshExpiresAt = pair.refreshExpiresAt { fields.append(.refreshExpiresAt, uint64: refreshExpiresAt) }
+        fields.append(.maxExpiresAt, uint64: pair.maxExpiresAt)
+        return fields
+    }
+}

@@ -260,12 +260,7 @@ extension TokenService {
                 }
                 let result = VerifyResult(mode: .pair, subject: new.subject, sessionID: new.key.text, claimsJSON: new.claimsJSON,
                                           expiresAt: UInt64(new.expiration), tokenExpiresAt: UInt64(new.expiration), renewed: false)
-                var fields = result.fields
-                fields.append(.accessToken, string: pair.token)
-                if let refreshToken = pair.refreshToken { fields.append(.refreshToken, string: refreshToken) }
-                if let refreshExpiresAt = pair.refreshExpiresAt { fields.append(.refreshExpiresAt, uint64: UInt64(refreshExpiresAt)) }
-                fields.append(.maxExpiresAt, uint64: UInt64(pair.maxExpiresAt))
-                return Outcome(status: .refreshed, fields: fields)
+                return Outcome(status: .refreshed, fields: RefreshedResult(verify: result, pair: Self.result(pair)).fields)
             }
         }
     }

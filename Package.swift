@@ -47,6 +47,7 @@ let package = Package(
         .target(name: "TokenRedisStore", dependencies: [
             "RedisClient", "TokenStore", "TokenCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TokenServer", dependencies: [

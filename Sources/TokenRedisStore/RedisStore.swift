@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import RedisClient
 import TokenCrypto
@@ -38,7 +39,21 @@ public final class RedisStore: TokenStateStore {
 
     public func close() { client.close() }
 
-    public var isHealthy: Bool { client.health.healthy }
+    /// Asks Redis (a PING within the store timeout) at most once a second; between asks, the
+    /// last answer. Never the outcome of the last request alone: with no traffic that would
+    /// stay whatever it was, and a readiness check would keep a recovered daemon out.
+    public func health(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        let now = ContinuousClock.now
+        if let (at, healthy) = lastProbe.withLockedValue({ $0 }), now - at < .seconds(1) {
+            return eventLoop.makeSucceededFuture(healthy)
+        }
+        return check(on: eventLoop).map { true }.recover { _ in false }.map { healthy in
+            self.lastProbe.withLockedValue { $0 = (now, healthy) }
+            return healthy
+        }
+    }
+
+    private let lastProbe = NIOLockedValueBox<(ContinuousClock.Instant, Bool)?>(nil)
 
     /// Asks Redis once (connecting, authenticating and checking its version as every connection
     /// does): at start, so that a wrong address or password stops the start instead of failing

@@ -134,7 +134,7 @@ public final class EmbeddedStore: TokenStateStore {
     /// Whether changes cannot be made durable now; the snapshot scheduler then retries a
     /// snapshot, which ends the fault once the disk takes it.
     public var isDegraded: Bool { journal?.isDegraded ?? false }
-    public var isHealthy: Bool { !isDegraded }
+    public func health(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> { eventLoop.makeSucceededFuture(!isDegraded) }
     /// Reads answered while degraded, and writes refused, since start.
     public var persistenceFaultCounts: (reads: UInt64, refusedWrites: UInt64) {
         (degradedReads.withLockedValue { $0 }, refusedWrites.withLockedValue { $0 })

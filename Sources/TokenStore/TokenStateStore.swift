@@ -34,7 +34,7 @@ public protocol TokenStateStore: Sendable {
 
     /// Whether the store can serve every operation now (a shared store that answers; an
     /// embedded store whose state directory takes writes): what `ping` and `hello` report.
-    var isHealthy: Bool { get }
+    func health(on eventLoop: any EventLoop) -> EventLoopFuture<Bool>
 }
 
 /// A login to record.

@@ -176,12 +176,21 @@ struct SharedStoreTests {
             #expect(await refusal { try await client.verify(token: token) } == .storeUnavailable)
             #expect(await refusal { try await client.issue(IssueRequest(mode: .session, subject: "gina")) } == .storeUnavailable)
             #expect(ContinuousClock.now - started < .seconds(2), "fails within the store timeout, not hanging")
-            try await client.ping()
+            #expect(try await client.ping() == false)
         }
         let stats = Dictionary(try await clients[0].stats().map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
         #expect(stats["store_redis_healthy"] == 0)
 
         try server.start()
+        // With no other traffic at all, ping asks Redis itself and says it is back: a readiness
+        // check never keeps a recovered daemon out.
+        var healthyAgain = false
+        let probeDeadline = ContinuousClock.now + .seconds(10)
+        while !healthyAgain, ContinuousClock.now < probeDeadline {
+            healthyAgain = try await clients[1].ping() == true
+            if !healthyAgain { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(healthyAgain, "ping still says the store is down after Redis came back")
         // Both daemons reconnect by themselves; the session survived in Redis's append-only file.
         for client in clients {
             var status: Status?

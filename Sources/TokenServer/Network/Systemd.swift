@@ -7,14 +7,14 @@ import NIOCore
 /// `sd_listen_fds(3)`) and a socket for readiness and watchdog messages (`sd_notify(3)`).
 /// Both are plain environment variables and file descriptors, read here without libsystemd.
 public enum Systemd {
-    /// The first socket passed with `LISTEN_FDS` (fd 3) when `LISTEN_PID` is this process;
-    /// the variables are then removed so that no child inherits them. Throws when the passed
-    /// descriptor is not a listening Unix stream socket.
     /// Whether systemd passed this process its listening socket.
     static func isSocketActivated(environment: [String: String]) -> Bool {
         environment["LISTEN_PID"].flatMap(Int32.init) == getpid() && (environment["LISTEN_FDS"].flatMap(Int.init) ?? 0) >= 1
     }
 
+    /// The first socket passed with `LISTEN_FDS` (fd 3) when `LISTEN_PID` is this process;
+    /// the variables are then removed so that no child inherits them. Throws when the passed
+    /// descriptor is not a listening Unix stream socket.
     public static func takeListeningSocket(environment: [String: String]) throws -> CInt? {
         guard isSocketActivated(environment: environment), let count = environment["LISTEN_FDS"].flatMap(Int.init) else { return nil }
         unsetenv("LISTEN_PID")

@@ -20,6 +20,10 @@ public final class SnapshotScheduler: Sendable {
         var lastAt: Int64 = 0
         /// The last failure logged, so that a fault retried every second logs once.
         var lastFailure: String?
+        /// While degraded: seconds until the next try, and the wait after it (1, 2, 4 ... 30 s:
+        /// a try whose journal switch works but whose snapshot does not leaves a journal file).
+        var retryIn: Int64 = 0
+        var retryBackoff: Int64 = 1
     }
 
     init(store: EmbeddedStore, configuration: TokendConfiguration, logger: Logger) {
@@ -32,15 +36,24 @@ public final class SnapshotScheduler: Sendable {
     /// The latest snapshot this process wrote.
     var lastSnapshot: EmbeddedStore.SnapshotReport? { store.lastSnapshot }
 
-    /// Called every second. While the journal is degraded, a snapshot is tried every second:
-    /// the first that is durable ends the fault.
+    /// Called every second. While the journal is degraded, a snapshot is tried after 1, 2, 4 ...
+    /// up to 30 seconds: the first that is durable ends the fault.
     func tick() {
         let degraded = store.isDegraded
         let due = state.withLockedValue { state -> Bool in
             state.secondsSinceSnapshot += 1
+            guard !state.running else { return false }
+            if degraded {
+                state.retryIn -= 1
+                guard state.retryIn <= 0 else { return false }
+                state.retryIn = state.retryBackoff
+                state.retryBackoff = min(state.retryBackoff * 2, 30)
+                return true
+            }
+            state.retryIn = 0
+            state.retryBackoff = 1
             let pending = store.changesSinceSnapshot
-            return !state.running && (degraded || pending > 0
-                && ((interval > 0 && state.secondsSinceSnapshot >= interval) || (changes > 0 && pending >= changes)))
+            return pending > 0 && ((interval > 0 && state.secondsSinceSnapshot >= interval) || (changes > 0 && pending >= changes))
         }
         if due { request() }
     }

@@ -11,7 +11,7 @@ public final class TokenService: Sendable {
     public static let serverName = "tokend \(TokendVersion.current)"
 
     /// The `hello` reply: the daemon's version, limits and the settings clients see.
-    var helloInfo: HelloInfo {
+    func helloInfo(storeHealthy: Bool?) -> HelloInfo {
         HelloInfo(
             protocolVersion: ProtocolVersion.current,
             serverName: Self.serverName,
@@ -26,7 +26,7 @@ public final class TokenService: Sendable {
                 maxLifetime: UInt64(configuration.maxLifetime),
                 leeway: UInt64(configuration.leeway)
             ),
-            storeHealthy: store.isHealthy
+            storeHealthy: storeHealthy
         )
     }
 
@@ -127,11 +127,13 @@ public final class TokenService: Sendable {
         switch request.opcode {
         case .hello:
             _ = try HelloRequest(fields: request.fields)
-            return eventLoop.makeSucceededFuture(.ok(helloInfo.fields))
+            return store.health(on: eventLoop).map { .ok(self.helloInfo(storeHealthy: $0).fields) }
         case .ping:
-            var fields = Fields()
-            fields.append(.storeHealthy, bool: store.isHealthy)
-            return eventLoop.makeSucceededFuture(.ok(fields))
+            return store.health(on: eventLoop).map { healthy in
+                var fields = Fields()
+                fields.append(.storeHealthy, bool: healthy)
+                return .ok(fields)
+            }
         case .issue:
             try requireIssue()
             return try issue(IssueRequest(fields: request.fields), on: eventLoop)

@@ -212,6 +212,12 @@ public final class JournalWriter: @unchecked Sendable {
                             result = error
                         } catch {}
                         unsynced = nil
+                    } else if fd >= 0 {
+                        // After a fault the old file ends at its last whole record only once that
+                        // cut is durable; until then it must stay the newest journal.
+                        if ftruncate(fd, goodOffset) != 0 || fdatasync(fd) != 0 {
+                            result = PersistenceError("cannot cut the journal back to its last whole record: \(String(cString: strerror(errno)))")
+                        }
                     }
                     if result == nil { result = switchFile(sequence: sequence, createdAt: createdAt) }
                     if result == nil { failed = false }

@@ -28,7 +28,8 @@ enum RedisScripts {
         return 1
         """)
 
-    /// KEYS: login. ARGV: now, fingerprint ('' for none), explicit (1/0), renew-below, renew-by.
+    /// KEYS: login. ARGV: now, fingerprint ('' for none), explicit (1/0), renew-below, renew-by,
+    /// the token's subject (compared byte for byte before anything is renewed).
     /// Returns {status} or {'active', subject, expires, max-expires, renewed}. The renewal is
     /// `LoginRecord.renewalTarget`'s.
     static let touch = RedisScript(name: "touch", source: """
@@ -40,6 +41,7 @@ enum RedisScripts {
         local m = tonumber(r[6])
         if now >= m then return {'max_lifetime'} end
         if r[3] and r[3] ~= ARGV[2] then return {'fingerprint'} end
+        if r[2] ~= ARGV[6] then return {'subject'} end
         local e = tonumber(r[5])
         if now >= e then return {'idle'} end
         local target = e

@@ -149,9 +149,10 @@ public final class RedisStore: TokenStateStore {
         }
     }
 
-    public func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome> {
+    public func touchSession(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome> {
         run(RedisScripts.touch, keys: [loginKey(key)],
-            [.integer(clock.now()), .bytes(Self.bytes(fingerprint)), explicit ? "1" : "0", .integer(policy.renewBelow), .integer(policy.renewBy)],
+            [.integer(clock.now()), .bytes(Self.bytes(fingerprint)), explicit ? "1" : "0", .integer(policy.renewBelow), .integer(policy.renewBy),
+             .bytes(Array(subject.utf8))],
             on: eventLoop) { reply in
             let values = try Self.values(reply)
             switch values[0].string {
@@ -165,6 +166,7 @@ public final class RedisStore: TokenStateStore {
             case "revoked": return .revoked
             case "max_lifetime": return .maxLifetimeReached
             case "fingerprint": return .fingerprintMismatch
+            case "subject": return .subjectMismatch
             case "idle": return .idleExpired
             default: throw StoreUnavailable("unexpected reply from the touch script")
             }

@@ -145,12 +145,13 @@ struct EmbeddedState: Sendable {
 
 
 
-    mutating func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, now: Int64) -> SessionOutcome {
+    mutating func touchSession(_ key: SessionKey, fingerprint: Digest128?, subject: String? = nil, explicit: Bool, now: Int64) -> SessionOutcome {
         guard var record = live(key, now: now) else { return .unknown }
         guard record.kind == .session else { return .wrongKind }
         guard !record.revoked else { return .revoked }
         guard now < record.maxExpiresAt else { return .maxLifetimeReached }
         guard record.accepts(fingerprint) else { return .fingerprintMismatch }
+        if let subject, !subject.utf8.elementsEqual(record.subject.utf8) { return .subjectMismatch }
         guard now < record.expiresAt else { return .idleExpired }
         let target = record.renewalTarget(now: now, explicit: explicit, policy: policy)
         let renewed = target > record.expiresAt

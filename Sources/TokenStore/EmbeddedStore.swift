@@ -225,8 +225,8 @@ public final class EmbeddedStore: TokenStateStore {
         run(.write, on: eventLoop) { $0.create(login, now: $1) }
     }
 
-    public func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome> {
-        run(.touch, on: eventLoop) { $0.touchSession(key, fingerprint: fingerprint, explicit: explicit, now: $1) }
+    public func touchSession(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome> {
+        run(.touch, on: eventLoop) { $0.touchSession(key, fingerprint: fingerprint, subject: subject, explicit: explicit, now: $1) }
     }
 
     public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {

@@ -13,7 +13,9 @@ public protocol TokenStateStore: Sendable {
 
     /// Checks a sliding session for a verify (renewing it below the threshold) or an explicit
     /// renew.
-    func touchSession(_ key: SessionKey, fingerprint: Digest128?, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome>
+    /// `subject` is the token's `sub`: a session issued for another subject is
+    /// `subjectMismatch`, found before anything is renewed.
+    func touchSession(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome>
 
     /// Checks a refresh family for an access-token verify or before a rotation.
     func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome>
@@ -94,6 +96,8 @@ public enum SessionOutcome: Sendable, Hashable {
     case maxLifetimeReached
     case unknown
     case fingerprintMismatch
+    /// The token's `sub` is not the session's subject: a token signed outside the daemon.
+    case subjectMismatch
     /// The key names a family, not a sliding session.
     case wrongKind
 }

@@ -35,6 +35,20 @@ import Testing
         #expect(renewed && info.expiresAt == 1070, "renewed to \(info.expiresAt), not 1010 + 60")
     }
 
+    /// A token naming another subject for a session changes nothing: no renewal, and it is told
+    /// so before it learns whether the session has gone idle.
+    @Test func aTokenOfAnotherSubjectRenewsNothing() {
+        var state = EmbeddedState(policy: RenewalPolicy(renewBelow: 3600, renewBy: 3600, dedupWindow: 5), now: 1000)
+        let key = SessionKey.random()
+        #expect(state.create(session(key, subject: "alice", now: 1000, idle: 120, max: 43200), now: 1000) == .created)
+        #expect(state.touchSession(key, fingerprint: fingerprint, subject: "root", explicit: false, now: 1010) == .subjectMismatch)
+        #expect(state.touchSession(key, fingerprint: fingerprint, subject: "root", explicit: true, now: 1010) == .subjectMismatch)
+        #expect(state.logins[key]?.expiresAt == 1120, "a refused token renewed the session")
+        #expect(state.changes.count == 1, "only the creation was recorded")
+        #expect(state.touchSession(key, fingerprint: fingerprint, subject: "root", explicit: false, now: 2000) == .subjectMismatch)
+        #expect(state.touchSession(key, fingerprint: fingerprint, subject: "alice", explicit: false, now: 2000) == .idleExpired)
+    }
+
     /// Subjects are compared as bytes: canonically equivalent strings are different subjects.
     @Test(arguments: [("Kate", "\u{212A}ate"), ("Jos\u{E9}", "Jose\u{301}")])
     func lookAlikeSubjectsDoNotShareSessions(_ subjects: (String, String)) {

@@ -91,11 +91,10 @@ extension TokenService {
             guard now < presented.expiration + configuration.leeway else {
                 return eventLoop.makeSucceededFuture(.refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again"))
             }
-            return store.touchSession(presented.key, fingerprint: fingerprint, explicit: explicit, on: eventLoop).map { outcome in
+            return store.touchSession(presented.key, fingerprint: fingerprint, subject: presented.subject, explicit: explicit, on: eventLoop).map { outcome in
                 self.logger.trace("verified a session token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
                 case .active(let info, let renewed):
-                    guard presented.names(subject: info.subject) else { return Self.loginMismatch }
                     let result = VerifyResult(mode: .session, subject: info.subject, sessionID: presented.key.text, claimsJSON: claimsJSON,
                                               expiresAt: UInt64(info.expiresAt), tokenExpiresAt: UInt64(presented.expiration), renewed: renewed)
                     return Outcome(status: renewed ? .renewed : .ok, fields: result.fields)
@@ -104,6 +103,7 @@ extension TokenService {
                 case .maxLifetimeReached: return .refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again")
                 case .unknown: return .refused(.sessionUnknown, "no such session")
                 case .fingerprintMismatch: return .refused(.fingerprintMismatch, "the fingerprint does not match the one the session was issued for")
+                case .subjectMismatch: return Self.loginMismatch
                 case .wrongKind: return .refused(.wrongTokenType, "the token's session is not a sliding session")
                 }
             }
@@ -288,6 +288,7 @@ extension SessionOutcome {
         case .maxLifetimeReached: "max_lifetime_reached"
         case .unknown: "unknown"
         case .fingerprintMismatch: "fingerprint_mismatch"
+        case .subjectMismatch: "subject_mismatch"
         case .wrongKind: "wrong_kind"
         }
     }

@@ -223,7 +223,10 @@ struct SharedStoreTests {
         // ping answers, and says the store does not: a readiness check sees it.
         #expect(try await client.ping() == false)
         let ping = try store.daemons[0].tokenctl(["ping", "--json"])
-        #expect(ping.status == 1 && ping.output.contains(#""store_healthy":false"#), "\(ping.output)")
+        #expect(ping.status == 4 && ping.output.contains(#""store_healthy":false"#), "\(ping.output)")
+        // The daemon's failure has an exit code of its own: not a verdict on the token (1).
+        let verify = try store.daemons[0].tokenctl(["verify", "--json", try #require(issued.accessToken)])
+        #expect(verify.status == 4 && verify.output.contains("store_unavailable"), "\(verify.output)")
         #expect(store.daemons[0].process.isRunning)
         #expect(store.daemons[0].log.contains("state store unavailable"))
         await client.close()

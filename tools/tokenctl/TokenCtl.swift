@@ -5,7 +5,8 @@ import Foundation
 /// `tokenctl`: the client for people and scripts.
 ///
 /// Exit codes: 0 accepted, 1 refused (or, for `store check`, a problem found), 2 usage error
-/// (bad flags, unreadable files), 3 daemon unreachable.
+/// (bad flags, unreadable files), 3 daemon unreachable, 4 the daemon could not serve the request
+/// (`store_unavailable`, `internal_error`: not the request's fault; try again later).
 struct TokenCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenctl",
@@ -28,6 +29,7 @@ struct CommandFailure: Error {
     static let refused = CommandFailure(code: 1)
     static let usage = CommandFailure(code: 2)
     static let unreachable = CommandFailure(code: 3)
+    static let daemonFailure = CommandFailure(code: 4)
     let code: Int32
 }
 

@@ -19,7 +19,7 @@ struct IssueCommand: AsyncParsableCommand {
     @Option(help: "The aud claim.") var audience: String?
     @Option(help: ArgumentHelp("Makes a retried issue return the same tokens (within the dedup window).", valueName: "key"))
     var idempotencyKey: String?
-    @Option(help: ArgumentHelp("Idle TTL (session) or access-token TTL (pair).", valueName: "duration"), transform: DurationArgument.parse)
+    @Option(help: ArgumentHelp("Idle TTL (session) or access-token TTL (pair); refused above the daemon's own.", valueName: "duration"), transform: DurationArgument.parse)
     var ttl: DurationArgument?
     @Option(help: ArgumentHelp("Refresh-token TTL (pair).", valueName: "duration"), transform: DurationArgument.parse)
     var refreshTTL: DurationArgument?

@@ -50,7 +50,7 @@ struct PingCommand: AsyncParsableCommand {
                 }
                 if !ready { printError("store_unavailable: tokend answers, but its state store cannot serve every operation now (see its log)") }
             }
-            if !ready { throw CommandFailure.refused }
+            if !ready { throw CommandFailure.daemonFailure }
         }
     }
 }

@@ -37,7 +37,8 @@ extension DaemonOptions {
             } else {
                 printError(error.message.isEmpty ? name : "\(name): \(error.message)")
             }
-            return .refused
+            // The daemon's own failures are not a verdict on the request: a code of their own.
+            return error.status == .storeUnavailable || error.status == .internalError ? .daemonFailure : .refused
         }
         let message = if error.code == .unreachable, error.message.hasSuffix(String(cString: strerror(EACCES))) {
             "\(error.message): tokend is there, but this user may not open its socket. The socket's mode (0660 by default) "

@@ -27,7 +27,7 @@ from tokend_client.protocol import Opcode, Tag
 from .fakedaemon import FakeConnection, FakeDaemon
 from .support import MAX_FRAME_SIZE, Daemon
 from .test_concurrency import SETTINGS, refresh_reply
-from .test_fake_daemon import ping_reply, verify_reply
+from .test_fake_daemon import ping_reply, refreshed_reply, verify_reply
 
 T = TypeVar("T")
 
@@ -294,6 +294,33 @@ class AioFakeDaemonTest(unittest.TestCase):
         with self.assertRaises(ConnectionLostError):
             run(tokend.refresh("rt"))
         self.assertEqual(self.daemon.connections, 1)
+
+    def test_verify_or_refresh(self) -> None:
+        def drops_it(conn: FakeConnection) -> None:
+            conn.answer_hello()
+            conn.read_requests(1)
+
+        def answers(conn: FakeConnection) -> None:
+            conn.answer_hello()
+            request = conn.read_requests(1)[0]
+            self.assertEqual(request.fields.string(Tag.REFRESH_TOKEN), "r1")
+            conn.send(refreshed_reply(request))
+            conn.read_request()
+
+        tokend = self.serve(drops_it, answers)
+
+        async def scenario() -> None:
+            try:
+                with self.assertRaises(ConnectionLostError):  # not repeated: it may have rotated
+                    await tokend.verify("access", refresh_token="r1")
+                self.assertEqual(self.daemon.connections, 1)
+                result = await tokend.verify("access", "UA", refresh_token="r1")
+                self.assertEqual((result.refreshed, result.access_token, result.refresh_token),
+                                 (True, "new-access-for-r1", "new-r1"))
+            finally:
+                await tokend.close()
+
+        run(scenario())
 
 
 if __name__ == "__main__":

@@ -404,6 +404,7 @@ class HelloSettingsTest(DaemonTestCase):
         self.assertEqual((info.idle_ttl, info.renew_below, info.renew_by, info.access_ttl,
                           info.refresh_token_ttl, info.max_login_lifetime, info.leeway),
                          (3600, 1200, 600, 300, 1800, 7200, 3))
+        self.assertIs(info.store_healthy, True)  # the embedded store, writable
         assert (info.idle_ttl and info.access_ttl and info.refresh_token_ttl
                 and info.max_login_lifetime)
         # The largest overrides issue takes, in each mode.

@@ -17,7 +17,7 @@ from tokend_client import (
 from tokend_client.protocol import Opcode, Status, Tag, encode_response, encode_u8, encode_u64
 
 from .fakedaemon import FakeConnection, FakeDaemon, ReceivedRequest
-from .test_fake_daemon import ping_reply, verify_reply
+from .test_fake_daemon import ping_reply, refreshed_reply, verify_reply
 
 SETTINGS = {59: 5000, 60: 7200, 61: 3600, 62: 1800, 63: 900, 64: 3600, 65: 43200, 66: 2}
 
@@ -188,6 +188,30 @@ class ConcurrencyTest(unittest.TestCase):
         self.assertEqual(client.refresh("rt").access_token, "a")  # a new connection
         for method in (Client.refresh, Client.issue):  # and the docstrings say why
             self.assertIn("dedup window", " ".join((method.__doc__ or "").split()))
+
+    def test_verify_with_a_refresh_token_is_not_repeated(self) -> None:
+        # It may have rotated the pair (spent the refresh token), as refresh does.
+        seen: list[str | None] = []
+
+        def drops_it(conn: FakeConnection) -> None:
+            conn.answer_hello()
+            seen.append(conn.read_requests(1)[0].fields.opt_string(Tag.REFRESH_TOKEN))
+
+        def answers(conn: FakeConnection) -> None:
+            conn.answer_hello()
+            request = conn.read_requests(1)[0]
+            seen.append(request.fields.opt_string(Tag.REFRESH_TOKEN))
+            conn.send(refreshed_reply(request))
+            conn.read_request()
+
+        client = self.serve(drops_it, answers)
+        with self.assertRaises(ConnectionLostError):
+            client.verify("access", refresh_token="r1")
+        self.assertEqual(seen, ["r1"])
+        result = client.verify("access", refresh_token="r1")  # the caller's repeat
+        self.assertEqual((result.refreshed, result.refresh_token), (True, "new-r1"))
+        self.assertEqual(self.daemon.connections, 2)
+        self.assertIn("dedup window", " ".join((Client.verify.__doc__ or "").split()))
 
     def test_refusals_of_one_thread_do_not_touch_the_others(self) -> None:
         def script(conn: FakeConnection) -> None:

@@ -25,7 +25,7 @@ from tokend_client import (
     messages,
 )
 from tokend_client.errors import error_for_status
-from tokend_client.protocol import Opcode, Tag, decode_response, encode_response
+from tokend_client.protocol import Opcode, Tag, decode_response, encode_response, is_success
 
 TOKEN_REFUSALS = {"expired", "revoked", "fingerprint_mismatch", "session_expired",
                   "session_unknown", "reuse_detected", "max_lifetime_reached", "malformed_token",
@@ -40,7 +40,7 @@ def class_name(status: str) -> str:
 class StatusClassesTest(unittest.TestCase):
     def test_every_refusal_status_has_its_class_and_kind(self) -> None:
         for status in Status:
-            if status in (Status.OK, Status.RENEWED):
+            if is_success(status):
                 continue
             with self.subTest(status=status.wire_name):
                 reply = decode_response(encode_response(
@@ -66,7 +66,7 @@ class StatusClassesTest(unittest.TestCase):
         self.assertNotIsInstance(BadRequest("x"), ValueError)  # ValueError is for our checks
 
     def test_unknown_status_is_a_refusal_of_the_request(self) -> None:
-        error = error_for_status(19, "status_19", "new")
+        error = error_for_status(20, "status_20", "new")
         self.assertIs(type(error), RequestRefused)
         self.assertNotIsInstance(error, (TokenRefused, ServiceUnavailable))
 
@@ -111,7 +111,8 @@ class ArgumentMistakesTest(unittest.TestCase):
                  "bearer abc": "Bearer", "  BEARER\tabc": "Bearer", "Bearer": "Bearer",
                  "a\x00b": "NUL", "x" * 8193: "8192"}
         for build in (messages.verify, messages.renew, messages.refresh,
-                      lambda t: messages.revoke(t)):
+                      lambda t: messages.revoke(t),
+                      lambda t: messages.verify("access", refresh_token=t)):
             for token, says in cases.items():
                 with self.subTest(token=token[:12], says=says), \
                         self.assertRaisesRegex(ValueError, says):
@@ -120,6 +121,11 @@ class ArgumentMistakesTest(unittest.TestCase):
         messages.verify("bearerish.token.value")  # only the scheme followed by a space counts
         with self.assertRaises(TypeError):
             messages.verify(b"abc")  # type: ignore[arg-type]
+        messages.verify("a", refresh_token="x" * 8192)
+        with self.assertRaisesRegex(ValueError, "the refresh token"):
+            messages.verify("a", refresh_token="Bearer r")
+        with self.assertRaisesRegex(TypeError, "the refresh token"):
+            messages.verify("a", refresh_token=b"r")  # type: ignore[arg-type]
 
     def test_limits_of_section_7(self) -> None:
         with self.assertRaisesRegex(ValueError, "fingerprint.*1024"):

@@ -7,11 +7,13 @@ import asyncio
 import importlib
 import re
 import sys
+import time
 import unittest
+from http.cookies import SimpleCookie
 from types import ModuleType
 from typing import Any
 
-from tokend_client import Client, aio
+from tokend_client import Client, Expired, aio
 
 from .support import TOOLS_PYTHON, Daemon, SharedStore, run_asgi, run_wsgi
 
@@ -126,7 +128,8 @@ if __name__ == "__main__":
 
 
 class ReadmeHandlersTest(unittest.TestCase):
-    """The two handlers of README.md's Python section run as written."""
+    """The handlers of README.md's Python section, and tools/python/README.md's verify-or-refresh
+    handler, run as written."""
 
     def blocks(self) -> list[str]:
         readme = (TOOLS_PYTHON.parents[1] / "README.md").read_text(encoding="utf-8")
@@ -135,7 +138,7 @@ class ReadmeHandlersTest(unittest.TestCase):
         return re.findall(r"```python\n(.*?)```", section, re.S)
 
     def test_readme_handlers(self) -> None:
-        wsgi_code, asgi_code = self.blocks()
+        wsgi_code, asgi_code, _ = self.blocks()
         store = SharedStore()
         self.addCleanup(store.stop)
         with Client(store.socket_path) as tokend:
@@ -174,3 +177,74 @@ class ReadmeHandlersTest(unittest.TestCase):
         store.redis_down()
         self.assertEqual(wsgi_statuses(), ["503", "503", "401"])
         self.assertEqual(asgi_statuses(), [503, 503, 401])
+
+    def test_readme_verify_or_refresh_handlers(self) -> None:
+        top_level = self.blocks()[2]
+        ours = re.findall(r"```python\n(.*?)```",
+                          (TOOLS_PYTHON / "README.md").read_text(encoding="utf-8"), re.S)
+        handlers = [top_level] + [code for code in ours if "SimpleCookie" in code]
+        self.assertEqual(len(handlers), 2)
+        daemon = Daemon([])  # --dedup-window 1s
+        self.addCleanup(daemon.stop)
+        tokend = Client(daemon.socket_path)
+        self.addCleanup(tokend.close)
+        apps = []
+        for code in handlers:
+            scope: dict[str, Any] = {}
+            exec(code.replace("/run/tokend/tokend.sock", daemon.socket_path), scope)
+            self.addCleanup(scope["tokend"].close)
+            apps.append(scope["app"])
+
+        def get(app: Any, cookies: dict[str, str]) -> tuple[str, dict[str, str]]:
+            """The status, and the cookies the response sets."""
+            seen: dict[str, Any] = {}
+
+            def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+                seen["status"], seen["headers"] = status, headers
+
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_USER_AGENT": "UA",
+                       "HTTP_COOKIE": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+            b"".join(app(environ, start_response))
+            jar = SimpleCookie()
+            for name, value in seen["headers"]:
+                if name == "Set-Cookie":
+                    jar.load(value)
+            return str(seen["status"])[:3], {k: morsel.value for k, morsel in jar.items()}
+
+        pairs = [tokend.issue("uma", "pair", fingerprint="UA", ttl=2) for _ in apps]
+        cookies = [{"access": p.access_token or "", "refresh": p.refresh_token or ""}
+                   for p in pairs]
+        other = tokend.issue("vic", "pair", fingerprint="UA", ttl=1)
+        for app, jar in zip(apps, cookies):
+            self.assertEqual(get(app, jar), ("200", {}))  # valid: nothing set
+            self.assertEqual(get(app, {"access": jar["access"]}), ("200", {}))
+            self.assertEqual(get(app, {})[0], "401")
+
+        wait_until = max(p.expires_at for p in pairs) + 0.02
+        time.sleep(max(0.0, wait_until - time.time()))
+        rotated_at = time.time()
+        new_cookies = []
+        for app, jar, pair in zip(apps, cookies, pairs):
+            status, new = get(app, jar)
+            if status == "401":  # a tokend from before verify-or-refresh?
+                try:
+                    tokend.verify(jar["access"], "UA", refresh_token=jar["refresh"])
+                except Expired:
+                    self.skipTest("the daemon does not rotate in verify (verify-or-refresh)")
+            self.assertEqual(status, "200")
+            self.assertEqual(set(new), {"access", "refresh"})
+            self.assertNotIn(new["access"], jar.values())
+            self.assertNotIn(new["refresh"], jar.values())
+            self.assertEqual(get(app, jar), ("200", new))  # within the window: the same pair
+            self.assertEqual(get(app, new), ("200", {}))  # the new pair: nothing set
+            self.assertEqual(tokend.verify(new["access"], "UA").session_id, pair.session_id)
+            # Another pair's refresh token, and an expired access token without one: 401.
+            self.assertEqual(get(app, {"access": jar["access"],
+                                       "refresh": other.refresh_token or ""})[0], "401")
+            self.assertEqual(get(app, {"access": jar["access"]})[0], "401")
+            new_cookies.append(new)
+
+        time.sleep(max(0.0, int(rotated_at) + 1.02 - time.time()))  # past the 1 s window
+        for app, old, new in zip(apps, cookies, new_cookies):
+            self.assertEqual(get(app, old)[0], "401")  # reuse_detected: the family is revoked
+            self.assertEqual(get(app, new)[0], "401")  # revoked

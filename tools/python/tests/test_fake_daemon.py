@@ -39,6 +39,20 @@ def verify_reply(request: ReceivedRequest, subject: str) -> bytes:
         (Tag.TOKEN_EXPIRES_AT, encode_u64(20)), (Tag.RENEWED, b"\x00")])
 
 
+def refreshed_reply(request: ReceivedRequest, subject: str = "alice") -> bytes:
+    """verify-or-refresh's answer: the new access token's verify fields and the new pair, made
+    from the presented refresh token (``new-<refresh token>``)."""
+    presented = request.fields.string(Tag.REFRESH_TOKEN)
+    claims = json.dumps({"sub": subject, "typ": "access"}).encode()
+    return encode_response(Opcode.VERIFY, request.request_id, Status.REFRESHED, [
+        (Tag.MODE, encode_u8(2)), (Tag.SUBJECT, subject.encode()), (Tag.SESSION_ID, b"fam"),
+        (Tag.CLAIMS_JSON, claims), (Tag.EXPIRES_AT, encode_u64(110)),
+        (Tag.TOKEN_EXPIRES_AT, encode_u64(110)), (Tag.RENEWED, b"\x00"),
+        (Tag.ACCESS_TOKEN, f"new-access-for-{presented}".encode()),
+        (Tag.REFRESH_TOKEN, f"new-{presented}".encode()),
+        (Tag.REFRESH_EXPIRES_AT, encode_u64(200)), (Tag.MAX_EXPIRES_AT, encode_u64(300))])
+
+
 def ping_reply(request: ReceivedRequest) -> bytes:
     return encode_response(Opcode.PING, request.request_id, Status.OK)
 
@@ -88,6 +102,26 @@ class FakeDaemonTest(unittest.TestCase):
                 self.assertIsNone(item.error)
                 self.assertEqual(item.result().subject, f"user-{n}")
                 self.assertEqual(item.result().claims["sub"], f"user-{n}")
+
+    def test_verify_or_refresh_in_a_pipeline(self) -> None:
+        def script(conn: FakeConnection) -> None:
+            conn.answer_hello()
+            with_refresh, plain = conn.read_requests(2)
+            self.assertEqual(with_refresh.fields.string(Tag.REFRESH_TOKEN), "r1")
+            self.assertNotIn(Tag.REFRESH_TOKEN, plain.fields)
+            conn.send(verify_reply(plain, "bob") + refreshed_reply(with_refresh))
+            conn.read_request()
+
+        client = self.serve(script)
+        with client.pipeline() as pipe:
+            rotated = pipe.verify("expired-access", "UA", refresh_token="r1")
+            plain = pipe.verify("session-token")
+        result = rotated.result()
+        self.assertEqual((result.status_name, result.refreshed, result.subject, result.mode_name),
+                         ("refreshed", True, "alice", "pair"))
+        self.assertEqual((result.access_token, result.refresh_token, result.refresh_expires_at,
+                          result.max_expires_at), ("new-access-for-r1", "new-r1", 200, 300))
+        self.assertEqual((plain.result().refreshed, plain.result().access_token), (False, None))
 
     def test_reply_for_no_request_is_ignored(self) -> None:
         def script(conn: FakeConnection) -> None:

@@ -101,9 +101,11 @@ class SpecExamplesTest(unittest.TestCase):
         cls.examples = load_examples()
 
     def test_every_example_is_checked(self) -> None:
-        self.assertEqual(sorted(self.examples), list(range(1, 26)))
-        self.assertEqual(sorted(self.examples), sorted(REQUESTS))
-        self.assertEqual(sorted(self.examples), sorted(RESPONSES))
+        # Examples written for the daemon before the spec shows them are checked once it does.
+        checked = sorted(set(REQUESTS) - (PENDING_EXAMPLES - set(self.examples)))
+        self.assertEqual(sorted(self.examples), list(range(1, len(self.examples) + 1)))
+        self.assertEqual(sorted(self.examples), checked)
+        self.assertEqual(sorted(REQUESTS), sorted(RESPONSES))
         for example in self.examples.values():
             self.assertTrue(example.request and example.response, example.title)
 
@@ -117,11 +119,15 @@ class SpecExamplesTest(unittest.TestCase):
 
     def test_requests_encode_to_the_spec_bytes(self) -> None:
         for n, build in REQUESTS.items():
+            if n not in self.examples:
+                continue  # pending (test_every_example_is_checked)
             with self.subTest(example=n, title=self.examples[n].title):
                 self.assertEqual(build().hex(), self.examples[n].request.hex())
 
     def test_responses_decode(self) -> None:
         for n, check in RESPONSES.items():
+            if n not in self.examples:
+                continue
             with self.subTest(example=n, title=self.examples[n].title):
                 check(self, decode_response(body(self.examples[n].response)))
 
@@ -167,7 +173,11 @@ REQUESTS: dict[int, Callable[[], bytes]] = {
     23: lambda: Request(Opcode.PING, ((200, b"x"),)).encode(22),
     24: lambda: messages.keys_reload().request.encode(24),
     25: lambda: messages.metrics().request.encode(25),
+    26: lambda: messages.verify("at.dave.1", refresh_token="rt.dave.1").request.encode(26),
 }
+
+PENDING_EXAMPLES = {26}
+"""17.26 (verify-or-refresh) is written here before the spec of this checkout may show it."""
 
 
 def _header(t: SpecExamplesTest, r: Response, opcode: int, request_id: int, status: int) -> None:
@@ -190,11 +200,12 @@ def _r1(t: SpecExamplesTest, r: Response) -> None:
     info = messages.hello().decode(r)
     t.assertEqual((info.protocol_version, info.server_name, info.max_frame_size),
                   (1, "tokend 0.1.0", 65536))
-    if info.reports_settings:  # the example shows the settings (tags 59-66): the defaults
+    if info.reports_settings:  # the example shows the settings (tags 59-67): the defaults
         t.assertEqual(info, HelloInfo(1, "tokend 0.1.0", 65536, dedup_window_ms=5000,
                                       idle_ttl=7200, renew_below=3600, renew_by=3600,
                                       access_ttl=1800, refresh_token_ttl=3600,
-                                      max_login_lifetime=43200, leeway=0))
+                                      max_login_lifetime=43200, leeway=0,
+                                      store_healthy=True))
         t.assertEqual(info.dedup_window, 5.0)
     else:
         t.assertEqual(info, HelloInfo(1, "tokend 0.1.0", 65536))
@@ -203,7 +214,8 @@ def _r1(t: SpecExamplesTest, r: Response) -> None:
 def _r2(t: SpecExamplesTest, r: Response) -> None:
     _header(t, r, Opcode.PING, 2, 0)
     t.assertIsNone(messages.ping().decode(r))
-    t.assertEqual(list(r.fields.tags()), [])  # store_healthy(67) is not read by this client: skipped as unknown
+    t.assertEqual(list(r.fields.tags()), [Tag.STORE_HEALTHY])  # read by hello, not by ping()
+    t.assertIs(r.fields.boolean(Tag.STORE_HEALTHY), True)
 
 
 def _r3(t: SpecExamplesTest, r: Response) -> None:
@@ -381,10 +393,27 @@ def _r25(t: SpecExamplesTest, r: Response) -> None:
                   '# TYPE tokend_connections gauge\ntokend_connections 1\n')
 
 
+def _r26(t: SpecExamplesTest, r: Response) -> None:
+    _header(t, r, Opcode.VERIFY, 26, Status.REFRESHED)
+    t.assertTrue(r.ok)
+    result = messages.verify("x", refresh_token="y").decode(r)
+    dave = "Dv7Hn2Qx0WsKe5LmZt3PaA"
+    t.assertEqual((result.status_name, result.refreshed, result.renewed, result.mode_name,
+                   result.subject, result.session_id), ("refreshed", True, False, "pair", "dave", dave))
+    t.assertEqual((result.expires_at, result.token_expires_at), (T0 + 8160, T0 + 8160))
+    t.assertEqual(dict(result.claims), {"iss": "tokend", "sub": "dave", "iat": T0 + 8100,
+                                        "exp": T0 + 8160, "jti": "Mw4Rb8Nq2YtLc6VsXe0HgA",
+                                        "sid": dave})
+    t.assertEqual(result.pair, IssueResult(mode=2, session_id=dave, expires_at=T0 + 8160,
+                                           max_expires_at=T0 + 8000 + 43200,
+                                           access_token="at.dave.2", refresh_token="rt.dave.2",
+                                           refresh_expires_at=T0 + 8100 + 3600))
+
+
 RESPONSES: dict[int, Callable[[SpecExamplesTest, Response], None]] = {
     1: _r1, 2: _r2, 3: _r3, 4: _r4, 5: _r5, 6: _r6, 7: _r7, 8: _r8, 9: _r9, 10: _r10,
     11: _r11, 12: _r12, 13: _r13, 14: _r14, 15: _r15, 16: _r16, 17: _r17, 18: _r18,
-    19: _r19, 20: _r20, 21: _r21, 22: _r22, 23: _r23, 24: _r24, 25: _r25,
+    19: _r19, 20: _r20, 21: _r21, 22: _r22, 23: _r23, 24: _r24, 25: _r25, 26: _r26,
 }
 
 

@@ -2,12 +2,16 @@
 
 ::
 
-    python -m tokend_client verify TOKEN [--fingerprint F] [--socket PATH] [--timeout S]
+    python -m tokend_client verify TOKEN [--fingerprint F] [--refresh-token R] [--socket PATH]
+                                         [--timeout S]
     python -m tokend_client hello [--socket PATH]
 
 Prints one JSON object (the keys of ``tokenctl --json``) and exits with:
 
-- 0: accepted (``ok`` or ``renewed``),
+- 0: accepted (``ok``, ``renewed``, or ``refreshed``: with ``--refresh-token``, the access
+  token had expired and the pair was rotated; the JSON then carries the new pair,
+  ``access_token``, ``refresh_token``, ``refresh_expires_at`` and ``max_expires_at``, and the
+  refresh token given is spent),
 - 1: refused by the daemon (the token, or the request: ``{"status": "revoked", ...}``),
 - 2: usage error (bad arguments, an empty token or one still starting with ``Bearer ``),
 - 3: service failure: tokend could not answer (``store_unavailable``, ``internal_error``,
@@ -49,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("token")
     verify.add_argument("--fingerprint", default=None,
                         help="the fingerprint of the client presenting it (UTF-8)")
+    verify.add_argument("--refresh-token", default=None, metavar="R",
+                        help="the refresh token of the access token's pair: if the access token "
+                             "has expired, the pair is rotated (status refreshed; the new pair "
+                             "is printed, and R is spent)")
     commands.add_parser("hello", parents=[common],
                         help="the daemon's version, limits and settings")
     return parser
@@ -64,11 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                    f"{__version__}")
     try:
         if args.command == "verify":
-            result = client.verify(args.token, fingerprint=args.fingerprint)
-            _print({"status": result.status_name, "mode": result.mode_name,
-                    "subject": result.subject, "session_id": result.session_id,
-                    "claims": result.claims, "expires_at": result.expires_at,
-                    "token_expires_at": result.token_expires_at, "renewed": result.renewed})
+            result = client.verify(args.token, fingerprint=args.fingerprint,
+                                   refresh_token=args.refresh_token)
+            out: dict[str, Any] = {
+                "status": result.status_name, "mode": result.mode_name,
+                "subject": result.subject, "session_id": result.session_id,
+                "claims": result.claims, "expires_at": result.expires_at,
+                "token_expires_at": result.token_expires_at, "renewed": result.renewed}
+            if result.refreshed:
+                out.update(access_token=result.access_token, refresh_token=result.refresh_token,
+                           refresh_expires_at=result.refresh_expires_at,
+                           max_expires_at=result.max_expires_at)
+            _print(out)
         else:
             info = client.hello()
             _print(asdict(info))

@@ -313,9 +313,13 @@ class Client:
             idempotency_key=idempotency_key, ttl=ttl, refresh_ttl=refresh_ttl,
             max_lifetime=max_lifetime))
 
-    async def verify(self, token: str, fingerprint: bytes | str | None = None) -> VerifyResult:
-        """Check a session or access token (12.4); may slide the session (``renewed``)."""
-        return await self._run(messages.verify(token, fingerprint))
+    async def verify(self, token: str, fingerprint: bytes | str | None = None, *,
+                     refresh_token: str | None = None) -> VerifyResult:
+        """Check a session or access token (12.4); may slide the session (``renewed``). With
+        ``refresh_token``, an expired access token's pair is rotated (``refreshed``, the new
+        pair in the result): see :meth:`tokend_client.Client.verify`. Not repeated after a lost
+        connection when it carries a refresh token."""
+        return await self._run(messages.verify(token, fingerprint, refresh_token=refresh_token))
 
     async def renew(self, token: str, fingerprint: bytes | str | None = None) -> VerifyResult:
         """Touch a session explicitly (12.5; session tokens only)."""

@@ -426,14 +426,16 @@ class Client:
     open for the others.
 
     After a lost connection (:class:`ConnectionLostError`: the daemon restarted or closed it),
-    calls that are safe to repeat (``hello``, ``ping``, ``verify``, ``renew``, ``stats``,
-    ``sessions``, ``keys_list``, ``keys_jwks``, ``metrics``; proto-spec.md section 14.4) are
-    repeated once, on a new connection, within the same deadline. Other calls raise.
+    calls that are safe to repeat (``hello``, ``ping``, ``verify`` without a refresh token,
+    ``renew``, ``stats``, ``sessions``, ``keys_list``, ``keys_jwks``, ``metrics``; proto-spec.md
+    section 14.4) are repeated once, on a new connection, within the same deadline. Other calls
+    raise.
 
     Errors say whose fault they are (:mod:`tokend_client.errors`): :class:`TokenRefused` (the
     token is no good: 401), :class:`ServiceUnavailable` (tokend could not answer: 503, retry
     later), :class:`RequestRefused` (the calling code's mistake). ``verify`` and ``renew``
-    return normally for ``ok`` and ``renewed`` (see :attr:`VerifyResult.renewed`).
+    return normally for ``ok`` and ``renewed`` (see :attr:`VerifyResult.renewed`), and
+    ``verify`` with a refresh token also for ``refreshed`` (:attr:`VerifyResult.refreshed`).
 
     A forked child opens its own connection on first use.
     """
@@ -527,12 +529,29 @@ class Client:
             idempotency_key=idempotency_key, ttl=ttl, refresh_ttl=refresh_ttl,
             max_lifetime=max_lifetime))
 
-    def verify(self, token: str, fingerprint: bytes | str | None = None) -> VerifyResult:
+    def verify(self, token: str, fingerprint: bytes | str | None = None, *,
+               refresh_token: str | None = None) -> VerifyResult:
         """Check a session or access token (12.4); may slide the session (``renewed``).
 
         ``token`` is the token alone: an empty one, or one still starting with ``Bearer ``,
-        raises ValueError. Refusals raise a :class:`TokenRefused` subclass."""
-        return self._run(messages.verify(token, fingerprint))
+        raises ValueError. Refusals raise a :class:`TokenRefused` subclass.
+
+        ``refresh_token`` (verify-or-refresh): the refresh token of the access token's pair. If
+        the access token verifies, the result is ``ok`` and the refresh token is untouched. If
+        it fails only because it has expired, the daemon rotates the pair as :meth:`refresh`
+        does (fingerprint check, dedup window, reuse detection) and the result is
+        ``refreshed`` (:attr:`VerifyResult.refreshed`): it describes the new access token and
+        carries the new pair (``access_token``, ``refresh_token``, ..., or
+        :attr:`VerifyResult.pair`), which the caller must hand back to its client. A refresh
+        token of another login: :class:`BadRequest`; a refused rotation raises its refusal
+        (``reuse_detected``, ``revoked``, ``expired``, ...). The refresh token is checked like
+        the token (ValueError when empty, ``Bearer ``-prefixed or above 8192 bytes).
+
+        With a refresh token, a verify is not repeated after a lost connection: like
+        :meth:`refresh`, it may have spent the refresh token, and repeating it is safe only
+        within the daemon's dedup window of the first attempt (the caller decides).
+        """
+        return self._run(messages.verify(token, fingerprint, refresh_token=refresh_token))
 
     def renew(self, token: str, fingerprint: bytes | str | None = None) -> VerifyResult:
         """Touch a session explicitly (12.5; session tokens only)."""
@@ -844,8 +863,9 @@ class Pipeline:
             idempotency_key=idempotency_key, ttl=ttl, refresh_ttl=refresh_ttl,
             max_lifetime=max_lifetime))
 
-    def verify(self, token: str, fingerprint: bytes | str | None = None) -> Pending[VerifyResult]:
-        return self.add(messages.verify(token, fingerprint))
+    def verify(self, token: str, fingerprint: bytes | str | None = None, *,
+               refresh_token: str | None = None) -> Pending[VerifyResult]:
+        return self.add(messages.verify(token, fingerprint, refresh_token=refresh_token))
 
     def renew(self, token: str, fingerprint: bytes | str | None = None) -> Pending[VerifyResult]:
         return self.add(messages.renew(token, fingerprint))

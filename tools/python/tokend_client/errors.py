@@ -30,7 +30,7 @@
     └── RequestTooLargeError        a request above the daemon's max_frame_size (nothing sent;
                                     also a ValueError)
 
-A status this client does not know (19 and up, section 9) raises :class:`RequestRefused` itself:
+A status this client does not know (20 and up, section 9) raises :class:`RequestRefused` itself:
 neither a verdict on the token nor known to be transient.
 
 Every error has ``name`` (the status name of proto-spec.md section 9 for an answer of the

@@ -8,6 +8,7 @@ the spec says is always present, or holds one of the wrong type.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -75,7 +76,8 @@ SAFE_TO_REPEAT: frozenset[int] = frozenset({
 """Operations a client repeats once, on a new connection, when the connection closed with the
 request unanswered (proto-spec.md section 14.4): they change nothing, or repeating them changes
 nothing more. Not here: ``issue`` and ``refresh`` (a repeat is safe only within the dedup
-window and with the same request, which the caller must decide), ``revoke`` (its repeat reports
+window and with the same request, which the caller must decide; a ``verify`` carrying a refresh
+token is not repeated either, :attr:`Call.repeatable`), ``revoke`` (its repeat reports
 a lower count), ``snapshot`` (writes another), ``keys_rotate`` (makes another key) and
 ``keys_reload``."""
 
@@ -86,11 +88,14 @@ class Call(Generic[T]):
 
     request: Request
     decode: Callable[[Response], T]
+    repeatable: bool = True
+    """False for a request of a safe operation that this request makes unsafe to repeat: a
+    ``verify`` carrying a refresh token may rotate the pair, as ``refresh`` does."""
 
     @property
     def safe_to_repeat(self) -> bool:
         """Whether the client may repeat this request after a connection loss."""
-        return self.request.opcode in SAFE_TO_REPEAT
+        return self.repeatable and self.request.opcode in SAFE_TO_REPEAT
 
 
 # Value limits of requests (proto-spec.md section 7), checked before sending.
@@ -145,18 +150,18 @@ def _fingerprint(value: bytes | str | None) -> bytes | None:
 _BEARER = re.compile(r"\s*bearer(\s|$)", re.IGNORECASE)
 
 
-def _token(value: str) -> bytes:
+def _token(value: str, what: str = "the token") -> bytes:
     """A token as the caller passed it, with the mistakes a web handler makes caught here:
     ValueError for an empty token and for one still carrying its ``Bearer`` scheme."""
     if not isinstance(value, str):
-        raise TypeError(f"the token must be a str, not {type(value).__name__}")
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     if not value.strip():
-        raise ValueError("the token is empty (was there no Authorization header, or no token "
+        raise ValueError(f"{what} is empty (was there no Authorization header, or no token "
                          "after its 'Bearer ' scheme?)")
     if _BEARER.match(value):
-        raise ValueError("the token starts with 'Bearer ': pass only the token, without the "
+        raise ValueError(f"{what} starts with 'Bearer ': pass only the token, without the "
                          "Authorization header's scheme")
-    return _string(value, "the token", TOKEN_LIMIT)
+    return _string(value, what, TOKEN_LIMIT)
 
 
 def _seconds(value: Seconds | None, what: str) -> bytes | None:
@@ -230,7 +235,8 @@ def _decode_hello(response: Response) -> HelloInfo:
                      access_ttl=f.opt_u64(Tag.ACCESS_TTL),
                      refresh_token_ttl=f.opt_u64(Tag.REFRESH_TOKEN_TTL),
                      max_login_lifetime=f.opt_u64(Tag.MAX_LOGIN_LIFETIME),
-                     leeway=f.opt_u64(Tag.LEEWAY))
+                     leeway=f.opt_u64(Tag.LEEWAY),
+                     store_healthy=f.opt_boolean(Tag.STORE_HEALTHY))
 
 
 def _decode_issue(response: Response) -> IssueResult:
@@ -264,7 +270,7 @@ def _decode_verify(response: Response) -> VerifyResult:
         raise ProtocolError(
             f"renewed(38) is {str(renewed).lower()} but the status is {response.status_name}")
     claims_json, claims = _json_object(f, Tag.CLAIMS_JSON)
-    return VerifyResult(
+    result = VerifyResult(
         status=response.status,
         renewed=renewed,
         mode=f.u8(Tag.MODE),
@@ -275,6 +281,13 @@ def _decode_verify(response: Response) -> VerifyResult:
         expires_at=f.u64(Tag.EXPIRES_AT),
         token_expires_at=f.u64(Tag.TOKEN_EXPIRES_AT),
     )
+    if response.status != Status.REFRESHED:
+        return result
+    # verify-or-refresh rotated the pair: the new one is required with this status only.
+    return dataclasses.replace(result, access_token=f.string(Tag.ACCESS_TOKEN),
+                               refresh_token=f.string(Tag.REFRESH_TOKEN),
+                               refresh_expires_at=f.u64(Tag.REFRESH_EXPIRES_AT),
+                               max_expires_at=f.u64(Tag.MAX_EXPIRES_AT))
 
 
 def _decode_revoke(response: Response) -> RevokeResult:
@@ -386,8 +399,18 @@ def _token_request(opcode: Opcode, token: str, fingerprint: bytes | str | None) 
                                           (Tag.FINGERPRINT, _fingerprint(fingerprint))))
 
 
-def verify(token: str, fingerprint: bytes | str | None = None) -> Call[VerifyResult]:
-    return Call(_token_request(Opcode.VERIFY, token, fingerprint), _decode_verify)
+def verify(token: str, fingerprint: bytes | str | None = None, *,
+           refresh_token: str | None = None) -> Call[VerifyResult]:
+    """``refresh_token``: the refresh token of the access token's pair (verify-or-refresh,
+    12.4): if the access token has expired, and nothing else is wrong with it, the daemon
+    rotates the pair and answers ``refreshed`` with the new one. Such a request is not repeated
+    after a lost connection (it may have spent the refresh token), like ``refresh``."""
+    request = _token_request(Opcode.VERIFY, token, fingerprint)
+    if refresh_token is None:
+        return Call(request, _decode_verify)
+    request = Request(Opcode.VERIFY, request.fields + (
+        (Tag.REFRESH_TOKEN, _token(refresh_token, "the refresh token")),))
+    return Call(request, _decode_verify, repeatable=False)
 
 
 def renew(token: str, fingerprint: bytes | str | None = None) -> Call[VerifyResult]:

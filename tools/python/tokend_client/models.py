@@ -47,6 +47,8 @@ class HelloInfo:
     - ``refresh_token_ttl``: the refresh-token TTL, the largest ``refresh_ttl``.
     - ``max_login_lifetime``: a login's maximum lifetime, the largest ``max_lifetime``.
     - ``leeway``: clock skew tolerated on a token's ``exp``.
+    - ``store_healthy`` (tag 67, as ``ping`` reports it): whether the state store serves every
+      operation now; None from a daemon that does not send it.
     """
 
     protocol_version: int
@@ -60,6 +62,7 @@ class HelloInfo:
     refresh_token_ttl: int | None = None
     max_login_lifetime: int | None = None
     leeway: int | None = None
+    store_healthy: bool | None = None
 
     @property
     def dedup_window(self) -> float | None:
@@ -105,11 +108,19 @@ class IssueResult:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """An accepted ``verify`` or ``renew`` (12.4, 12.5): status ``ok`` or ``renewed``.
+    """An accepted ``verify`` or ``renew`` (12.4, 12.5): status ``ok``, ``renewed`` or
+    ``refreshed``.
 
     ``renewed`` is true exactly when this call moved the session's idle expiry. ``claims`` is
     ``claims_json`` parsed; ``expires_at`` is the idle expiry after this call (session token) or
     the token's ``exp`` (access token); ``token_expires_at`` is the token's own ``exp``.
+
+    ``refreshed`` is true when a ``verify`` given the pair's refresh token found the access token
+    expired (and nothing else wrong with it) and rotated the pair, as ``refresh`` does: the
+    other fields then describe the *new* access token, and ``access_token``, ``refresh_token``,
+    ``refresh_expires_at`` and ``max_expires_at`` carry the new pair (also as :attr:`pair`), which
+    the caller must hand back to its client: the refresh token it presented is spent. They are
+    None otherwise.
     """
 
     status: int
@@ -121,6 +132,27 @@ class VerifyResult:
     claims_json: str = field(repr=False)
     expires_at: int
     token_expires_at: int
+    access_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    refresh_expires_at: int | None = None
+    max_expires_at: int | None = None
+
+    @property
+    def refreshed(self) -> bool:
+        """Whether this verify rotated the pair (status ``refreshed``): a new pair is here."""
+        return self.status == Status.REFRESHED
+
+    @property
+    def pair(self) -> IssueResult | None:
+        """The new pair of a ``refreshed`` verify, as :meth:`Client.refresh` would return it;
+        None for ``ok`` and ``renewed``."""
+        if (self.access_token is None or self.refresh_token is None
+                or self.refresh_expires_at is None or self.max_expires_at is None):
+            return None
+        return IssueResult(mode=self.mode, session_id=self.session_id,
+                           expires_at=self.token_expires_at, max_expires_at=self.max_expires_at,
+                           access_token=self.access_token, refresh_token=self.refresh_token,
+                           refresh_expires_at=self.refresh_expires_at)
 
     @property
     def status_name(self) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "Request",
     "Response",
     "STATE_NAMES",
+    "SUCCESS_STATUSES",
     "Status",
     "TAG_TYPES",
     "Tag",
@@ -132,6 +133,7 @@ class Status(enum.IntEnum):
     UNKNOWN_OPERATION = 16
     STORE_UNAVAILABLE = 17
     INTERNAL_ERROR = 18
+    REFRESHED = 19
 
     @property
     def wire_name(self) -> str:
@@ -155,10 +157,14 @@ def status_name(code: int) -> str:
         return f"status_{code}"
 
 
+SUCCESS_STATUSES: Final = frozenset({Status.OK, Status.RENEWED, Status.REFRESHED})
+"""``ok``, ``renewed`` and ``refreshed`` (verify with a refresh token, 12.4): section 9."""
+
+
 def is_success(status: int) -> bool:
-    """``ok`` and ``renewed`` are the only success statuses; anything else, unknown codes
-    included, is a refusal (section 9)."""
-    return status in (Status.OK, Status.RENEWED)
+    """``ok``, ``renewed`` and ``refreshed`` are the only success statuses; anything else,
+    unknown codes included, is a refusal (section 9)."""
+    return status in SUCCESS_STATUSES
 
 
 class Tag(enum.IntEnum):
@@ -214,6 +220,7 @@ class Tag(enum.IntEnum):
     REFRESH_TOKEN_TTL = 64
     MAX_LOGIN_LIFETIME = 65
     LEEWAY = 66
+    STORE_HEALTHY = 67  # ping, hello
 
 
 class ValueType(enum.Enum):
@@ -278,6 +285,7 @@ TAG_TYPES: Final[Mapping[int, ValueType]] = {
     Tag.REFRESH_TOKEN_TTL: ValueType.U64,
     Tag.MAX_LOGIN_LIFETIME: ValueType.U64,
     Tag.LEEWAY: ValueType.U64,
+    Tag.STORE_HEALTHY: ValueType.BOOL,
 }
 
 REPEATED_TAGS: Final = frozenset({Tag.SESSION, Tag.KEY, Tag.STAT})
@@ -503,7 +511,7 @@ class Response:
 
     @property
     def ok(self) -> bool:
-        """True for ``ok`` and ``renewed``."""
+        """True for the success statuses: ``ok``, ``renewed`` and ``refreshed``."""
         return is_success(self.status)
 
     @property
@@ -523,7 +531,8 @@ class Response:
                                 opcode=self.opcode, request_id=self.request_id)
 
     def raise_for_status(self) -> None:
-        """Raise :meth:`error` unless the status is ``ok`` or ``renewed``."""
+        """Raise :meth:`error` unless the status is a success (``ok``, ``renewed``,
+        ``refreshed``)."""
         if not self.ok:
             raise self.error()
 

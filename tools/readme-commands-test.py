@@ -541,6 +541,11 @@ class Runner:
                                                  "--claims", json.dumps(claims)]).strip()
         return self.offline_tokens[alg]
 
+    def offline_kid(self, alg):
+        """The kid in the header of `offline_token(alg)`."""
+        decoded = json.loads(self.ctl(["jwt", "decode", self.offline_token(alg)]))
+        return decoded["header"]["kid"]
+
     def fresh(self, stem):
         self.counter += 1
         return f"{stem}-{self.counter}"
@@ -583,7 +588,9 @@ class Runner:
             "--aud": lambda: AUDIENCE,
             "--iss": lambda: ISSUER,
             "--typ": lambda: "JWT",
-            "--kid": lambda: "readme-key",
+            # jwt sign's own choice, read back from the token it signed, so that jwt verify
+            # --kid K names the key that signed the token it checks.
+            "--kid": lambda: self.offline_kid(self.alg_for(words, path)),
             "--idempotency-key": lambda: self.fresh("readme-idempotency"),
             "--ttl": lambda: "10m",
             "--refresh-ttl": lambda: "1h",

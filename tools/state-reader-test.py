@@ -1301,13 +1301,10 @@ class DaemonAgreementTest(unittest.TestCase):
         self.assertTrue(listened, log)
         self.assertEqual(Path(self.dir, upper).read_bytes(), content)
 
-    @unittest.expectedFailure
     def test_journal_zero_beside_a_snapshot_of_sequence_zero(self) -> None:
         # Sections 1 and 9 step 4: journal 0 is damage among the journals a start reads, those
         # numbered from the snapshot's sequence on; with a snapshot of sequence 0 (which tokend
-        # never writes) journal 0 is one of them. The reader reports damage; the tokenctl and
-        # tokend of /work/bin read it and start (StateLoader.missingJournals expects 0 first
-        # when the snapshot says 0). Reported to the lead.
+        # never writes) journal 0 is one of them: the reader, tokenctl and tokend all refuse.
         self.only_journals([0, 1])
         write(os.path.join(self.dir, "snapshot.tks"), snapshot_file([], 0))
         doc, (code, check), (listened, log) = self.all_three()

@@ -7,6 +7,7 @@
     python3 tools/proto-examples.py --write proto-spec.md docs/state-format.md
                                             replace the documents' generated sections
     python3 tools/proto-examples.py --files DIR   write the state-file examples into DIR
+    python3 tools/proto-examples.py --corpus DIR  write the wire examples as fuzz seeds into DIR
 
 Two sections are generated: the wire examples (section 17), between the markers BEGIN and END
 below, and the state-file examples (docs/state-format.md section 14), between DISK_BEGIN and
@@ -643,6 +644,13 @@ def main(argv):
     section, disk = render(), render_disk()
     if len(argv) == 1:
         sys.stdout.write(section + "\n" + disk)
+        return 0
+    if len(argv) == 3 and argv[1] == "--corpus":
+        # Writes every wire example as a fuzz seed (example-NN-request, example-NN-response).
+        for number, (_, _, request_bytes, response_bytes) in enumerate(EXAMPLES, start=1):
+            for kind, data in (("request", request_bytes), ("response", response_bytes)):
+                with open(f"{argv[2]}/example-{number:02d}-{kind}", "wb") as f:
+                    f.write(data)
         return 0
     if len(argv) == 3 and argv[1] == "--files":
         # Writes the state-file examples into a directory, for `tokenctl store check`.

@@ -76,7 +76,7 @@ import TestSupport
             [UInt8](try Data(contentsOf: directory.appendingPathComponent($0)))
         })
         for example in examples {
-            #expect(seeds.contains(example.bytes), "fuzz/corpus/frames lacks the \(example) frame of proto-spec.md (\(example.bytes.count) bytes)")
+            #expect(seeds.contains(example.bytes), "fuzz/corpus/frames lacks the \(example) frame of proto-spec.md (\(example.bytes.count) bytes): python3 tools/proto-examples.py --corpus fuzz/corpus/frames")
         }
     }
 }

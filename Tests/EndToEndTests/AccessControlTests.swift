@@ -151,7 +151,7 @@ import TokenProtocol
         defer { try? FileManager.default.removeItem(at: directory) }
 
         let shared = try DaemonProcess(["--socket-mode", "666", "--max-connections", "64", "--max-connections-per-uid", "10"],
-                                       socketPath: directory.appendingPathComponent("shared.sock").path)
+                                       socketPath: directory.appendingPathComponent("per-uid.sock").path)
         let perUID = try flood(shared.socketPath, count: 30, directory: directory)
         #expect(perUID.answered() == 10, "one uid holds at most --max-connections-per-uid")
         #expect(try shared.tokenctl(["stats"]).status == 0)

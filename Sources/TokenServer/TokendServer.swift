@@ -272,7 +272,12 @@ public final class TokendServer: Service, Sendable {
                 let limits = self.limits
                 return Self.peerCredentials(of: channel).flatMap { peer in
                     if let refusal = limits.admit(peer, admin: service.access.isAdmin(peer)) {
-                        self.refusals.warn(logger, refusal, peer: peer, limits: limits)
+                        if let suppressed = self.refusals.admit() {
+                            logger.warning("\(refusal.reason); refusing connection", metadata: [
+                                "peer.uid": "\(peer.uid)", "connections.max": "\(limits.total)", "connections.per_uid": "\(limits.perUID)",
+                                "connections.refusals_suppressed": "\(suppressed)",
+                            ])
+                        }
                         return channel.close()
                     }
                     _ = self.service.statistics.connectionOpened()
@@ -323,7 +328,8 @@ public final class TokendServer: Service, Sendable {
         }
     }
 
-    private let refusals = ConnectionRefusalLog()
+    /// Refused connections are logged at most once a second: a flood would flood the log too.
+    private let refusals = LogThrottle()
 
     /// Asks every connection to finish its requests in flight and close; waits up to 10 s.
     private func drainConnections() async {

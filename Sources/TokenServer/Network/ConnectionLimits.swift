@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Logging
 import NIOConcurrencyHelpers
 
 /// Who may hold how many connections: a total, a share per uid so that one local user cannot
@@ -88,27 +87,5 @@ enum DescriptorBudget {
         let soft = UInt64(limit.rlim_cur)
         let room = soft >= UInt64(Int.max) ? Int.max : max(1, Int(soft) - reserved)
         return Figures(softBefore: before, soft: soft, hard: UInt64(limit.rlim_max), connections: room)
-    }
-}
-
-/// Logs refused connections at most once a second: a flood would otherwise flood the log too.
-final class ConnectionRefusalLog: Sendable {
-    private let last = NIOLockedValueBox<(at: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
-
-    func warn(_ logger: Logger, _ refusal: ConnectionLimits.Refusal, peer: PeerCredentials, limits: ConnectionLimits) {
-        let now = ContinuousClock.now
-        let suppressed = last.withLockedValue { last -> Int? in
-            if let at = last.at, now - at < .seconds(1) {
-                last.suppressed += 1
-                return nil
-            }
-            defer { last = (now, 0) }
-            return last.suppressed
-        }
-        guard let suppressed else { return }
-        logger.warning("\(refusal.reason); refusing connection", metadata: [
-            "peer.uid": "\(peer.uid)", "connections.max": "\(limits.total)", "connections.per_uid": "\(limits.perUID)",
-            "connections.refusals_suppressed": "\(suppressed)",
-        ])
     }
 }

@@ -42,7 +42,7 @@ public final class TokenService: Sendable {
     let logger: Logger
     let snapshots: SnapshotScheduler?
     let cache: VerifiedTokenCache
-    let storeFailures = StoreFailureLog()
+    let storeFailures = LogThrottle()
     let metrics: TokendMetrics
 
     init(configuration: TokendConfiguration, store: any TokenStateStore, keys: SigningKeys, digester: Digester,
@@ -90,7 +90,10 @@ public final class TokenService: Sendable {
             case .success(let outcome):
                 self.finish(request, outcome, started: started, reply)
             case .failure(let error as StoreUnavailable):
-                self.storeFailures.warn(self.logger, error)
+                if let suppressed = self.storeFailures.admit() {
+                    self.logger.warning("state store unavailable; failing closed",
+                                        metadata: ["error": "\(error)", "store.failures_suppressed": "\(suppressed)"])
+                }
                 // The detail goes to the log only: peers never see the store's internals.
                 self.finish(request, .refused(.storeUnavailable, error.reason), started: started, reply)
             case .failure(let error):
@@ -177,26 +180,6 @@ public final class TokenService: Sendable {
         default:
             throw ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)")
         }
-    }
-}
-
-/// Logs store failures at most once a second: an outage fails every request, and one line per
-/// request would bury everything else.
-final class StoreFailureLog: Sendable {
-    private let state = NIOLockedValueBox((lastLogged: ContinuousClock.Instant?.none, suppressed: 0))
-
-    func warn(_ logger: Logger, _ error: StoreUnavailable) {
-        let now = ContinuousClock.now
-        let suppressed = state.withLockedValue { state -> Int? in
-            if let last = state.lastLogged, now - last < .seconds(1) {
-                state.suppressed += 1
-                return nil
-            }
-            defer { state = (now, 0) }
-            return state.suppressed
-        }
-        guard let suppressed else { return }
-        logger.warning("state store unavailable; failing closed", metadata: ["error": "\(error)", "store.failures_suppressed": "\(suppressed)"])
     }
 }
 

@@ -103,11 +103,11 @@ public final class EmbeddedStore: TokenStateStore {
         let degraded = journal.isDegraded
         if degraded {
             if access == .write {
-                refusedWrites.withLockedValue { $0 += 1 }
+                faultCounts.withLockedValue { $0.refusedWrites += 1 }
                 return eventLoop.makeFailedFuture(StoreUnavailable("journal degraded: \(journal.faultDescription ?? "recovering")",
                                                                    reason: StoreUnavailable.persistenceReason))
             }
-            degradedReads.withLockedValue { $0 += 1 }
+            faultCounts.withLockedValue { $0.reads += 1 }
         }
         let (result, ticket) = guarded.withLockedValue { guarded -> (R, UInt64?) in
             let result = body(&guarded.state, now)
@@ -136,11 +136,8 @@ public final class EmbeddedStore: TokenStateStore {
     public var isDegraded: Bool { journal?.isDegraded ?? false }
     public func health(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> { eventLoop.makeSucceededFuture(!isDegraded) }
     /// Reads answered while degraded, and writes refused, since start.
-    public var persistenceFaultCounts: (reads: UInt64, refusedWrites: UInt64) {
-        (degradedReads.withLockedValue { $0 }, refusedWrites.withLockedValue { $0 })
-    }
-    private let degradedReads = NIOLockedValueBox<UInt64>(0)
-    private let refusedWrites = NIOLockedValueBox<UInt64>(0)
+    public var persistenceFaultCounts: (reads: UInt64, refusedWrites: UInt64) { faultCounts.withLockedValue { $0 } }
+    private let faultCounts = NIOLockedValueBox<(reads: UInt64, refusedWrites: UInt64)>((0, 0))
 
     /// Drops what has expired, at most `budget` logins; the server calls this ten times a second so
     /// that idle tables shrink too. Returns the number of logins removed.

@@ -248,12 +248,8 @@ public final class JournalWriter: @unchecked Sendable {
     private func switchFile(sequence: UInt64, createdAt: Int64) -> PersistenceError? {
         do {
             let (descriptor, offset) = try Self.openFile(directory: directory, sequence: sequence, createdAt: createdAt)
-            // A healthy old file was synced before this; a failed one was cut back to its last
-            // whole record, which the snapshot that ends the fault makes moot.
-            if fd >= 0 {
-                if dirty { _ = fdatasync(fd) }
-                close(fd)
-            }
+            // The old file was synced (or, after a fault, cut back and synced) before this.
+            if fd >= 0 { close(fd) }
             fd = descriptor
             goodOffset = offset
             dirty = false

@@ -191,6 +191,22 @@ public final class TokendServer: Service, Sendable {
         } else {
             metricsChannel = nil
         }
+        let httpFace: HTTPFaceServer?
+        if configuration.http.isEnabled {
+            let face = HTTPFaceServer(service: service, configuration: configuration, group: group, logger: logger)
+            do {
+                try await face.start()
+            } catch {
+                for task in repeating { task.cancel() }
+                try? await metricsChannel?.close()
+                try? await channel.close()
+                if inherited == nil { unlink(path) }
+                throw error
+            }
+            httpFace = face
+        } else {
+            httpFace = nil
+        }
         if let interval = notifier.watchdogInterval {
             // From the event loop: if it stalls, the pings stop and systemd restarts us.
             repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [notifier] _ in
@@ -221,6 +237,7 @@ public final class TokendServer: Service, Sendable {
         for task in repeating { task.cancel() }
         try? await metricsChannel?.close()
         reloads.cancel()
+        await httpFace?.stop()
         await drainConnections()
         if inherited == nil { unlink(path) }
         switch backend {

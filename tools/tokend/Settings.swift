@@ -29,6 +29,10 @@ struct Settings {
             "redis-tls-ca-file": command.redisTlsCaFile, "redis-tls-cert-file": command.redisTlsCertFile,
             "redis-tls-key-file": command.redisTlsKeyFile, "redis-tls-server-name": command.redisTlsServerName,
             "init-keys": command.initKeys ? "true" : nil, "metrics-listen": command.metricsListen, "log-format": command.logFormat,
+            "http-listen": command.httpListen.isEmpty ? nil : command.httpListen.joined(separator: ","),
+            "http-token-cookie": command.httpTokenCookie, "http-refresh-cookie": command.httpRefreshCookie,
+            "http-cookie-attributes": command.httpCookieAttributes, "http-fingerprint-headers": command.httpFingerprintHeaders,
+            "http-claims-header": command.httpClaimsHeader ? "true" : nil, "http-introspect-secret-file": command.httpIntrospectSecretFile,
         ]
         let configPath = command.config ?? environment["TOKEND_CONFIG"]
         if let configPath {
@@ -178,7 +182,63 @@ struct Settings {
         if configuration.redisPassword != nil, !configuration.store.isShared {
             throw SettingsError("a Redis password is set but --store is embedded")
         }
+        configuration.http = try httpFace()
         return configuration
+    }
+
+    /// `--http-listen` and its companions (docs/http.md).
+    private func httpFace() throws -> HTTPFaceConfiguration {
+        var http = HTTPFaceConfiguration()
+        if let text = values["http-listen"] {
+            do {
+                http.listen = try text.split(separator: ",").map { try HTTPListenAddress(parsing: $0.trimmingCharacters(in: .whitespaces)) }
+            } catch {
+                throw SettingsError("\(sources["http-listen"]!): \((error as? ConfigurationError)?.description ?? "\(error)")")
+            }
+        }
+        for name in ["http-token-cookie", "http-refresh-cookie"] {
+            guard let cookie = values[name] else { continue }
+            guard Self.isToken(cookie) else { throw SettingsError("\(sources[name]!): \"\(cookie)\" is not a cookie name (letters, digits and !#$%&'*+-.^_`|~)") }
+        }
+        http.tokenCookie = values["http-token-cookie"]
+        http.refreshCookie = values["http-refresh-cookie"]
+        if let attributes = values["http-cookie-attributes"] {
+            guard !attributes.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value > 0x7E }) else {
+                throw SettingsError("\(sources["http-cookie-attributes"]!): cookie attributes must be printable ASCII")
+            }
+            http.cookieAttributes = attributes
+        }
+        if let text = values["http-fingerprint-headers"] {
+            http.fingerprintHeaders = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !http.fingerprintHeaders.isEmpty, http.fingerprintHeaders.allSatisfy(Self.isToken) else {
+                throw SettingsError("\(sources["http-fingerprint-headers"]!): \"\(text)\" is not a comma-separated list of header names")
+            }
+        }
+        http.claimsHeader = try flag("http-claims-header")
+        if let file = values["http-introspect-secret-file"] {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw SettingsError("\(sources["http-introspect-secret-file"]!): cannot read \(file)")
+            }
+            // One line; a trailing newline is not part of the secret.
+            let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+            guard secret.utf8.count >= 16, Self.isToken(secret) else {
+                throw SettingsError("\(sources["http-introspect-secret-file"]!): the secret must be at least 16 printable characters without spaces (try: openssl rand -hex 32)")
+            }
+            http.introspectSecret = HTTPFaceConfiguration.Secret(Array(secret.utf8))
+        }
+        let companions = ["http-token-cookie", "http-refresh-cookie", "http-cookie-attributes", "http-fingerprint-headers", "http-claims-header",
+                          "http-introspect-secret-file"].filter { values[$0] != nil }
+        if let option = companions.first, !http.isEnabled {
+            throw SettingsError("\(sources[option] ?? "--\(option)") configures the HTTP face, which is off; add --http-listen")
+        }
+        return http
+    }
+
+    /// An RFC 9110 token: what a header or cookie name may be.
+    private static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { byte in
+            (0x21...0x7E).contains(byte) && !#"()<>@,;:\"/[]?={}"#.utf8.contains(byte)
+        }
     }
 
     private func flag(_ name: String) throws -> Bool {

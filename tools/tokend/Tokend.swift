@@ -64,6 +64,15 @@ struct Tokend: AsyncParsableCommand {
     @Option(help: "rediss:// store: the name Redis's certificate must carry, when not the URL's host (checked always).") var redisTlsServerName: String?
     @Flag(help: "With a shared store, create the key directory if it is empty (the first host only; copy it to the others).") var initKeys = false
     @Option(help: "Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464). Default: off.") var metricsListen: String?
+    @Option(help: "Serve the HTTP face (docs/http.md: /auth for nginx auth_request and other proxies, /introspect, the JWKS) on unix:PATH or HOST:PORT; repeat for several. Default: off.")
+    var httpListen: [String] = []
+    @Option(help: "HTTP face: the cookie to read the token from when a request has no Authorization: Bearer.") var httpTokenCookie: String?
+    @Option(help: "HTTP face: the cookie holding the refresh token; /auth then refreshes an expired access token.") var httpRefreshCookie: String?
+    @Option(help: "HTTP face: attributes of the cookies /auth hands back after a refresh. Default: \"Path=/; HttpOnly; Secure; SameSite=Lax\".")
+    var httpCookieAttributes: String?
+    @Option(help: "HTTP face: request headers whose values make the fingerprint, comma-separated (e.g. User-Agent,X-Device-Id).") var httpFingerprintHeaders: String?
+    @Flag(help: "HTTP face: /auth adds X-Tokend-Claims, the token's claims as base64url JSON.") var httpClaimsHeader = false
+    @Option(help: "HTTP face: a file holding a secret that /introspect then requires as Authorization: Bearer.") var httpIntrospectSecretFile: String?
     @Flag(help: "Start despite damaged state files: keep the valid part and move the damaged file aside as *.broken.") var repair = false
 
     func run() async throws {

@@ -82,6 +82,8 @@ public struct TokendConfiguration: Sendable {
 
     /// `host:port` of the HTTP endpoint serving `/metrics`; nil: none.
     public var metricsListen: String?
+    /// The HTTP face (`--http-listen` and its companions); off unless an address is given.
+    public var http = HTTPFaceConfiguration()
 
     /// Verified tokens remembered so that repeated verifies skip the signature; 0 disables.
     public var verifiedTokenCacheSize: Int = 10_000

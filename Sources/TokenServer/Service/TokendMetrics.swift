@@ -54,6 +54,21 @@ public final class TokendMetrics: Sendable {
         timer.recordNanoseconds(nanoseconds)
     }
 
+    /// HTTP face requests by route and status code, made on their first use.
+    private let httpCounters = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+
+    /// One answer of the HTTP face.
+    func httpRequest(route: String, code: UInt) {
+        let key = "\(route) \(code)"
+        let counter = httpCounters.withLockedValue { counters in
+            if let existing = counters[key] { return existing }
+            let made = CoreMetrics.Counter(label: "tokend_http_requests_total", dimensions: [("route", route), ("code", String(code))], factory: factory)
+            counters[key] = made
+            return made
+        }
+        counter.increment()
+    }
+
     /// An operation's `op` label; `none` for the replies that answer no request (opcode 0).
     private static func label(_ opcode: Opcode) -> String { opcode.rawValue == 0 ? "none" : opcode.name }
 

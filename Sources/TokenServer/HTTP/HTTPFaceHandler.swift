@@ -1,0 +1,114 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP connection of the HTTP face: gathers each request (head, then a bounded body),
+/// hands it to `HTTPFace`, and writes the answer. NIO's pipelining handler, ahead of this one,
+/// delivers the next request only after the answer to this one has ended.
+final class HTTPFaceHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Where the connection is in a request.
+    enum State {
+        /// Between requests.
+        case idle
+        /// Head read; the body (bounded) is being gathered.
+        case receiving(HTTPRequestHead, ByteBuffer?)
+        /// The request broke a limit: the rest of it is ignored, then this answer is sent and
+        /// the connection closed.
+        case refusing(HTTPResponseStatus, String)
+        /// The answer is being made.
+        case answering
+    }
+
+    private let face: HTTPFace
+    private let peer: HTTPFace.Peer
+    private let metrics: TokendMetrics
+    private var state = State.idle
+
+    init(face: HTTPFace, peer: HTTPFace.Peer, metrics: TokendMetrics) {
+        self.face = face
+        self.peer = peer
+        self.metrics = metrics
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is IdleStateHandler.IdleStateEvent:
+            // Only between requests: an answer being made is finished first.
+            if case .idle = state { context.close(promise: nil) }
+        case is ShutdownEvent:
+            if case .idle = state { context.close(promise: nil) } else { closeAfterAnswer = true }
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Set at shutdown: the answer in progress is the connection's last.
+    private var closeAfterAnswer = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .idle):
+            if Self.headBytes(head) > HTTPFaceConfiguration.maximumHeadBytes {
+                state = .refusing(.requestHeaderFieldsTooLarge, "the request head exceeds \(HTTPFaceConfiguration.maximumHeadBytes) bytes\n")
+            } else if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > HTTPFaceConfiguration.maximumBodyBytes {
+                state = .refusing(.payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n")
+            } else {
+                state = .receiving(head, nil)
+            }
+        case (.body(var chunk), .receiving(let head, var body)):
+            if (body?.readableBytes ?? 0) + chunk.readableBytes > HTTPFaceConfiguration.maximumBodyBytes {
+                state = .refusing(.payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n")
+            } else {
+                if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
+                state = .receiving(head, body)
+            }
+        case (.end, .receiving(let head, let body)):
+            state = .answering
+            let request = HTTPFace.Request(method: head.method, uri: head.uri, headers: head.headers, body: body)
+            let route = HTTPFace.route(of: request.path)
+            let keepAlive = head.isKeepAlive
+            let version = head.version
+            face.respond(to: request, peer: peer, on: context.eventLoop).hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+                let response: HTTPFace.Response
+                switch result {
+                case .success(let value): response = value
+                case .failure: response = .text(.internalServerError, "internal error\n")
+                }
+                self.metrics.httpRequest(route: route.rawValue, code: response.status.code)
+                self.write(response, version: version, keepAlive: keepAlive && !self.closeAfterAnswer, head: request.method == .HEAD, context: context)
+            }
+        case (.end, .refusing(let status, let message)):
+            metrics.httpRequest(route: HTTPFace.Route.other.rawValue, code: status.code)
+            write(.text(status, message), version: .http1_1, keepAlive: false, head: false, context: context)
+        case (.body, .refusing), (.head, .refusing):
+            break
+        default:
+            // A part out of order cannot come from NIO's decoder; end the connection all the same.
+            context.close(promise: nil)
+        }
+    }
+
+    private func write(_ response: HTTPFace.Response, version: HTTPVersion, keepAlive: Bool, head: Bool, context: ChannelHandlerContext) {
+        var headers = response.headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.utf8.count))
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+        if !head, !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: response.body)))), promise: nil)
+        }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        state = .idle
+        if !keepAlive {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// The request line and headers, counted as they were sent (near enough: names, values,
+    /// and four bytes of separators per line).
+    static func headBytes(_ head: HTTPRequestHead) -> Int {
+        head.uri.utf8.count + 16 + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+    }
+}

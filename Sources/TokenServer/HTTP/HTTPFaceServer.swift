@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The HTTP face's listeners (`--http-listen`) and their connections: started after the main
+/// socket, stopped with it (answers in progress finish, then every connection closes).
+final class HTTPFaceServer: Sendable {
+    private let face: HTTPFace
+    private let configuration: TokendConfiguration
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let listeners = NIOLockedValueBox<[(address: HTTPListenAddress, channel: any Channel)]>([])
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    init(service: TokenService, configuration: TokendConfiguration, group: any EventLoopGroup, logger: Logger) {
+        self.face = HTTPFace(service: service, configuration: configuration.http)
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Binds every `--http-listen` address; a failure closes those already bound.
+    func start() async throws {
+        do {
+            for address in configuration.http.listen {
+                let channel = try await bind(address)
+                listeners.withLockedValue { $0.append((address, channel)) }
+                if case .tcp(let host, _) = address, !Self.isLoopback(host: host) {
+                    logger.notice("the HTTP face listens beyond loopback: only the JWKS answers peers elsewhere (and /introspect, with its secret)",
+                                  metadata: ["http.address": "\(address)"])
+                }
+                logger.notice("HTTP face listening", metadata: ["http.address": "\(address)", "http.routes": "/auth /introspect /.well-known/jwks.json /healthz"])
+            }
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
+    private func bind(_ address: HTTPListenAddress) async throws -> any Channel {
+        switch address {
+        case .unix(let path):
+            try SocketFile.refuseIfLive(path)
+            try SocketFile.prepare(path, logger: logger)
+            let previousMask = umask(0o177)
+            defer { umask(previousMask) }
+            let channel: any Channel
+            do {
+                channel = try await bootstrap().bind(unixDomainSocketPath: path).get()
+            } catch {
+                throw ConfigurationError("--http-listen \(address): cannot listen: \(ConfigurationError.plain(error))")
+            }
+            guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
+                try? await channel.close()
+                throw ConfigurationError("--http-listen \(address): cannot set mode \(String(configuration.socketMode, radix: 8)): \(String(cString: strerror(errno)))")
+            }
+            return channel
+        case .tcp(let host, let port):
+            do {
+                return try await bootstrap().serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1).bind(host: host, port: port).get()
+            } catch {
+                throw ConfigurationError("--http-listen \(address): cannot listen: \(ConfigurationError.plain(error))")
+            }
+        }
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        let face = face
+        let metrics = face.service.metrics
+        let idleTimeout = configuration.idleTimeout
+        return ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .childChannelInitializer { [weak self] channel in
+                guard let self else { return channel.close() }
+                let admitted = self.connections.withLockedValue { open in
+                    guard open.count < HTTPFaceConfiguration.maximumConnections else { return false }
+                    open[ObjectIdentifier(channel)] = channel
+                    return true
+                }
+                guard admitted else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in self.connections.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+                return Self.peer(of: channel).flatMap { peer in
+                    channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
+                        if idleTimeout > 0 { try pipeline.addHandler(IdleStateHandler(allTimeout: .seconds(idleTimeout))) }
+                        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                        try pipeline.addHandler(HTTPFaceHandler(face: face, peer: peer, metrics: metrics))
+                    }
+                }
+            }
+    }
+
+    /// A Unix peer's credentials; for TCP, whether it is on this host's loopback.
+    static func peer(of channel: any Channel) -> EventLoopFuture<HTTPFace.Peer> {
+        switch channel.remoteAddress {
+        case .v4(let address)?:
+            return channel.eventLoop.makeSucceededFuture(isLoopback(host: address.host) ? .loopback : .remote)
+        case .v6(let address)?:
+            return channel.eventLoop.makeSucceededFuture(isLoopback(host: address.host) ? .loopback : .remote)
+        default:
+            return TokendServer.peerCredentials(of: channel).map { .unix($0) }
+        }
+    }
+
+    /// 127.0.0.0/8, ::1, and IPv4 loopback mapped into IPv6.
+    static func isLoopback(host: String) -> Bool {
+        let host = host.lowercased()
+        let v4 = host.hasPrefix("::ffff:") ? String(host.dropFirst("::ffff:".count)) : host
+        return v4.hasPrefix("127.") || host == "::1" || host == "localhost"
+    }
+
+    /// Stops listening, lets each answer in progress finish (up to 5 s), closes every
+    /// connection, and removes the Unix socket files.
+    func stop() async {
+        let bound = listeners.withLockedValue { listeners in
+            defer { listeners = [] }
+            return listeners
+        }
+        for listener in bound { try? await listener.channel.close() }
+        let open = connections.withLockedValue { Array($0.values) }
+        for channel in open { channel.pipeline.fireUserInboundEventTriggered(ShutdownEvent()) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        for channel in open {
+            while channel.isActive, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            if channel.isActive { try? await channel.close() }
+        }
+        for listener in bound {
+            if case .unix(let path) = listener.address { unlink(path) }
+        }
+    }
+}

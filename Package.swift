@@ -119,6 +119,15 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .testTarget(name: "TokenServerTests", dependencies: [
+            "TokenServer", "TokenProtocol", "TokenStore", "TokenJWT", "TokenCrypto", "TokenRedisStore", "RedisClient",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "TokenProtocolTests", dependencies: [
             "TokenProtocol",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -99,8 +99,10 @@ final class HTTPFaceHandler: ChannelInboundHandler {
         if !head, !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: response.body)))), promise: nil)
         }
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        // Idle before the end goes out: NIO's pipelining handler hands over the next request
+        // (already read) as soon as this answer ends, from within this write.
         state = .idle
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }

@@ -43,6 +43,7 @@ import TokenStore
 
     @Test func sessionTokenFromBearerAnswers204WithTheVerifiedFields() throws {
         let issued = try fixture.issue(IssueRequest(mode: .session, subject: "alice smith", fingerprint: Self.deviceFingerprint, audience: "api"))
+        #expect(HTTPFace.route(of: "/auth/api/orders") == .auth && HTTPFace.route(of: "/authx") == .other)
         let response = try get("/auth?from=nginx", [("Authorization", "bearer \(issued.sessionToken!)")] + Self.device)
         #expect(response.status == .noContent)
         #expect(response.headers.first(name: "X-Tokend-Status") == "ok")

@@ -75,8 +75,9 @@ struct HTTPFace: Sendable {
     }
 
     static func route(of path: Substring) -> Route {
-        switch path {
-        case "/auth": .auth
+        // `/auth/...` too: Envoy's ext_authz appends the request's own path to its prefix.
+        if path == "/auth" || path.hasPrefix("/auth/") { return .auth }
+        return switch path {
         case "/introspect": .introspect
         case "/.well-known/jwks.json": .jwks
         case "/healthz": .healthz

@@ -51,7 +51,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TokenServer", dependencies: [
-            "TokenJWT", "TokenProtocol", "TokenStore", "TokenRedisStore", "RedisClient",
+            "TokenJWT", "TokenProtocol", "TokenStore",
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -70,9 +70,10 @@ let package = Package(
         .executableTarget(
             name: "tokend",
             dependencies: [
-                "TokenServer", "TokenStore", "TokenCrypto", "TokenProtocol", "RedisClient",
+                "TokenServer", "TokenStore", "TokenCrypto", "TokenProtocol", "RedisClient", "TokenRedisStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "tools/tokend"

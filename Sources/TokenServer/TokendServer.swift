@@ -7,10 +7,8 @@ import NIOPosix
 import Foundation
 import ServiceLifecycle
 import NIOConcurrencyHelpers
-import RedisClient
 import TokenJWT
 import TokenProtocol
-import TokenRedisStore
 import TokenStore
 import UnixSignals
 
@@ -19,7 +17,7 @@ import UnixSignals
 public final class TokendServer: Service, Sendable {
     public let configuration: TokendConfiguration
     public let service: TokenService
-    private let backend: Backend
+    private let backend: any StateBackend
     private let keys: SigningKeys
     private let logger: Logger
     private let group: any EventLoopGroup
@@ -35,7 +33,8 @@ public final class TokendServer: Service, Sendable {
     public init(configuration: TokendConfiguration, logger: Logger, clock: any TokenClock = SystemClock(),
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 environment: [String: String] = ProcessInfo.processInfo.environment,
-                reloadConfiguration: (@Sendable () throws -> TokendConfiguration)? = nil) throws {
+                reloadConfiguration: (@Sendable () throws -> TokendConfiguration)? = nil,
+                backend makeBackend: StateBackendFactory = EmbeddedBackend.factory) throws {
         var configuration = configuration
         // Connections must never take the descriptors the journal and snapshots need.
         let descriptors = DescriptorBudget.raise()
@@ -71,142 +70,74 @@ public final class TokendServer: Service, Sendable {
         }
         let directory = KeyDirectory(path: configuration.keysDirectory)
         let (entries, secret) = try directory.loadOrCreate(algorithm: configuration.algorithm, now: clock.now(),
-                                                           create: !configuration.store.isShared || configuration.initKeys, logger: logger)
+                                                           create: !makeBackend.isShared || configuration.initKeys, logger: logger)
         keys = SigningKeys(directory: directory, entries: entries, policy: JWTValidationPolicy(leeway: configuration.leeway), now: clock.now())
         let policy = RenewalPolicy(renewBelow: configuration.renewBelow, renewBy: configuration.renewBy, dedupWindow: configuration.dedupWindow)
         let metrics = TokendMetrics()
-        let store: any TokenStateStore
-        var snapshots: SnapshotScheduler?
-        switch configuration.store {
-        case .embedded:
-            let persistence = EmbeddedStore.Persistence(directory: configuration.stateDirectory, fsync: configuration.fsync, repair: configuration.repair,
-                                                        syncObserver: metrics.journalSynced)
-            let embedded: EmbeddedStore
-            do {
-                embedded = try EmbeddedStore(policy: policy, clock: clock, persistence: persistence, logger: logger)
-            } catch let error as PersistenceError {
-                throw ConfigurationError(error.description)
-            }
-            let scheduler = SnapshotScheduler(store: embedded, configuration: configuration, logger: logger)
-            backend = .embedded(embedded, scheduler)
-            store = embedded
-            snapshots = scheduler
-        case .redis(let endpoint):
-            let settings: RedisClient.Configuration
-            do {
-                settings = try RedisClient.Configuration(endpoint: endpoint, password: configuration.redisPassword,
-                                                         timeout: .milliseconds(configuration.storeTimeout), tls: configuration.redisTLS)
-            } catch {
-                throw ConfigurationError(error.description)
-            }
-            let redis = RedisStore(configuration: settings, policy: policy, clock: clock, logger: logger)
-            backend = .redis(redis)
-            store = redis
-            logger.info("state in a shared Redis store", metadata: ["store.endpoint": "\(endpoint)"])
-        }
-        service = TokenService(configuration: configuration, store: store, keys: keys, digester: try Digester(secret: secret),
-                               clock: clock, logger: logger, snapshots: snapshots, metrics: metrics)
+        backend = try makeBackend.make(StateBackendContext(configuration: configuration, policy: policy, clock: clock, metrics: metrics, logger: logger))
+        service = TokenService(configuration: configuration, store: backend.store, keys: keys, digester: try Digester(secret: secret),
+                               clock: clock, logger: logger, snapshots: backend.snapshots, metrics: metrics, sharedStore: backend.isShared)
         logger.info("keys loaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)", "key.alg": "\(keys.signingKey.algorithm.name)"])
     }
 
-    /// A shared store must answer before the daemon says it is ready: a wrong address or
-    /// password stops the start (systemd then reports it) instead of failing every request.
-    /// Redis is given ten store timeouts (5 s by default, at least 2 s) to come up, as when both
-    /// start at boot.
-    private func checkSharedStore(_ redis: RedisStore) async throws {
-        let patience = Duration.milliseconds(min(max(configuration.storeTimeout * 10, 2000), 30_000))
-        let deadline = ContinuousClock.now + patience
-        var lastError: any Error = StoreUnavailable("no answer")
-        while ContinuousClock.now < deadline {
-            do {
-                try await redis.check(on: group.next()).get()
-                logger.info("the shared store answers")
-                return
-            } catch {
-                lastError = error
-                try await Task.sleep(for: .milliseconds(250))
-            }
+    /// Binds the main socket, or takes the one systemd passed; whether it was passed.
+    private func listen(_ path: String) async throws -> (channel: any Channel, inherited: Bool) {
+        if let inherited = try Systemd.takeListeningSocket(environment: environment) {
+            // Socket activation: systemd bound the socket and owns its file.
+            return (try await bootstrap().withBoundSocket(inherited).get(), true)
         }
-        throw ConfigurationError("the shared store did not answer within \(patience) (address, password, ACL, TLS?): \(lastError)")
-    }
-
-    private enum Backend: Sendable {
-        case embedded(EmbeddedStore, SnapshotScheduler)
-        case redis(RedisStore)
+        try SocketFile.prepare(path, logger: logger)
+        // Bind with a tight umask so that the socket is never, even briefly, open to all.
+        let previousMask = umask(0o177)
+        let channel: any Channel
+        do {
+            channel = try await bootstrap().bind(unixDomainSocketPath: path).get()
+            umask(previousMask)
+        } catch {
+            umask(previousMask)
+            throw ConfigurationError("cannot listen on \(path): \(ConfigurationError.plain(error))")
+        }
+        guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
+            try? await channel.close()
+            throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
+        }
+        return (channel, false)
     }
 
     public func run() async throws {
-        if case .redis(let redis) = backend {
-            try await checkSharedStore(redis)
-        }
-        if configuration.repair, case .embedded(_, let snapshots) = backend {
-            // A repair is made durable before serving: the valid part of a damaged file now
-            // lives only in memory.
-            _ = try await snapshots.writeNow()
-        }
+        try await backend.prepare(on: group.next())
+        // The side listeners first: a daemon that cannot serve all it was asked to never opens
+        // its main socket (where clients, and tests, would take it for a working daemon).
+        let httpFace = configuration.http.isEnabled ? HTTPFaceServer(service: service, configuration: configuration, group: group, logger: logger) : nil
+        try await httpFace?.start()
+        let metricsChannel: (any Channel)?
         let path = configuration.resolvedSocketPath
         let channel: any Channel
-        let inherited = try Systemd.takeListeningSocket(environment: environment)
-        if let inherited {
-            // Socket activation: systemd bound the socket and owns its file.
-            channel = try await bootstrap().withBoundSocket(inherited).get()
-        } else {
-            try SocketFile.prepare(path, logger: logger)
-            // Bind with a tight umask so that the socket is never, even briefly, open to all.
-            let previousMask = umask(0o177)
+        let inherited: Bool
+        do {
+            if let address = configuration.metricsListen {
+                metricsChannel = try await MetricsEndpoint.start(address, service: service, group: group)
+                logger.notice("metrics served over HTTP", metadata: ["metrics.address": "\(address)", "metrics.path": "/metrics"])
+            } else {
+                metricsChannel = nil
+            }
             do {
-                channel = try await bootstrap().bind(unixDomainSocketPath: path).get()
-                umask(previousMask)
+                (channel, inherited) = try await listen(path)
             } catch {
-                umask(previousMask)
-                throw ConfigurationError("cannot listen on \(path): \(ConfigurationError.plain(error))")
+                try? await metricsChannel?.close()
+                throw error
             }
-            guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
-                try? await channel.close()
-                throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
-            }
+        } catch {
+            await httpFace?.stop()
+            throw error
         }
-        var repeating: [RepeatedTask] = []
-        if case .embedded(let store, let snapshots) = backend {
-            if store.replayedJournal && !configuration.repair { snapshots.request() }
-            // Expiry in small steps (1,000 logins, about a millisecond of the store's lock, ten
-            // times a second), so that a mass expiry never stalls verifies for long.
-            repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
-                store.sweep(budget: 1000)
-            })
-            repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-                snapshots.tick()
-            })
-        }
+        var repeating = backend.startUpkeep(on: channel.eventLoop)
         // A key dated in the future starts signing when its time comes.
         repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [keys, service, logger] _ in
             if let entry = keys.activate(now: service.clock.now()) {
                 logger.notice("a new key signs from now on", metadata: ["key.kid": "\(entry.key.kid)", "key.alg": "\(entry.key.algorithm.name)"])
             }
         })
-        let metricsChannel: (any Channel)?
-        if let address = configuration.metricsListen {
-            metricsChannel = try await MetricsEndpoint.start(address, service: service, group: group)
-            logger.notice("metrics served over HTTP", metadata: ["metrics.address": "\(address)", "metrics.path": "/metrics"])
-        } else {
-            metricsChannel = nil
-        }
-        let httpFace: HTTPFaceServer?
-        if configuration.http.isEnabled {
-            let face = HTTPFaceServer(service: service, configuration: configuration, group: group, logger: logger)
-            do {
-                try await face.start()
-            } catch {
-                for task in repeating { task.cancel() }
-                try? await metricsChannel?.close()
-                try? await channel.close()
-                if inherited == nil { unlink(path) }
-                throw error
-            }
-            httpFace = face
-        } else {
-            httpFace = nil
-        }
         if let interval = notifier.watchdogInterval {
             // From the event loop: if it stalls, the pings stop and systemd restarts us.
             repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [notifier] _ in
@@ -221,7 +152,7 @@ public final class TokendServer: Service, Sendable {
                 self.reload()
             }
         }
-        if inherited != nil {
+        if inherited {
             logger.notice("tokend listening on the socket systemd passed", metadata: ["socket.fd": "3"])
         } else {
             logger.notice("tokend listening", metadata: ["socket.path": "\(path)", "socket.mode": "\(String(configuration.socketMode, radix: 8))"])
@@ -239,15 +170,8 @@ public final class TokendServer: Service, Sendable {
         reloads.cancel()
         await httpFace?.stop()
         await drainConnections()
-        if inherited == nil { unlink(path) }
-        switch backend {
-        case .embedded(let store, let snapshots):
-            // A clean stop leaves a snapshot and an empty journal: the next start replays nothing.
-            await snapshots.finish()
-            store.close()
-        case .redis(let store):
-            store.close()
-        }
+        if !inherited { unlink(path) }
+        await backend.shutdown()
         logger.notice("tokend stopped")
     }
 

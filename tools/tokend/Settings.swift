@@ -151,39 +151,46 @@ struct Settings {
         }
         configuration.repair = try flag("repair")
         configuration.initKeys = try flag("init-keys")
-        if let store = values["store"] {
-            do {
-                configuration.store = try StoreConfiguration(store)
-            } catch {
-                throw SettingsError("\(sources["store"]!): \(error.description)")
-            }
-        }
         if let text = values["store-timeout"] {
             guard let milliseconds = DurationText.milliseconds(text), milliseconds >= 1 else {
                 throw SettingsError("\(sources["store-timeout"]!): \"\(text)\" is not a duration such as 250ms or 2s")
             }
             configuration.storeTimeout = milliseconds
         }
-        configuration.redisPassword = redisPassword
         configuration.metricsListen = values["metrics-listen"]
+        configuration.storeDescription = values["store"] ?? "embedded"
+        configuration.http = try httpFace()
+        return configuration
+    }
+
+    /// Where state lives: `--store` and the Redis settings that go with it.
+    func storeSettings() throws -> StoreSettings {
+        var settings = StoreSettings()
+        if let store = values["store"] {
+            do {
+                settings.store = try StoreConfiguration(store)
+            } catch {
+                throw SettingsError("\(sources["store"]!): \(error.description)")
+            }
+        }
+        settings.redisPassword = redisPassword
         if let file = values["redis-password-file"] {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw SettingsError("\(sources["redis-password-file"]!): cannot read \(file)")
             }
             // One line; a trailing newline is not part of the password.
-            configuration.redisPassword = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+            settings.redisPassword = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
         }
-        configuration.redisTLS = RedisTLS(caFile: values["redis-tls-ca-file"], certificateFile: values["redis-tls-cert-file"],
-                                          keyFile: values["redis-tls-key-file"], serverName: values["redis-tls-server-name"])
+        settings.redisTLS = RedisTLS(caFile: values["redis-tls-ca-file"], certificateFile: values["redis-tls-cert-file"],
+                                     keyFile: values["redis-tls-key-file"], serverName: values["redis-tls-server-name"])
         let tlsOptions = ["redis-tls-ca-file", "redis-tls-cert-file", "redis-tls-key-file", "redis-tls-server-name"].filter { values[$0] != nil }
-        if let option = tlsOptions.first, !configuration.store.usesTLS {
+        if let option = tlsOptions.first, !settings.store.usesTLS {
             throw SettingsError("\(sources[option] ?? "--\(option)") is for a rediss:// store (TLS); --store is not one")
         }
-        if configuration.redisPassword != nil, !configuration.store.isShared {
+        if settings.redisPassword != nil, settings.store == .embedded {
             throw SettingsError("a Redis password is set but --store is embedded")
         }
-        configuration.http = try httpFace()
-        return configuration
+        return settings
     }
 
     /// `--http-listen` and its companions (docs/http.md).

@@ -77,11 +77,13 @@ struct Tokend: AsyncParsableCommand {
 
     func run() async throws {
         let configuration: TokendConfiguration
+        let store: StoreSettings
         let level: Logger.Level
         let format: LogFormat
         do {
             let settings = try Settings(command: self)
             configuration = try settings.configuration()
+            store = try settings.storeSettings()
             level = try settings.logLevel()
             format = try settings.logFormat()
         } catch let error as SettingsError {
@@ -99,7 +101,7 @@ struct Tokend: AsyncParsableCommand {
             return updated
         }
         do {
-            let server = try TokendServer(configuration: configuration, logger: logger, reloadConfiguration: reload)
+            let server = try TokendServer(configuration: configuration, logger: logger, reloadConfiguration: reload, backend: store.factory)
             let group = ServiceGroup(
                 configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             )

@@ -1,26 +1,5 @@
-import RedisClient
 import TokenJWT
 import TokenStore
-
-/// Where state lives: in this process (persisted to the state directory), or in Redis, shared
-/// by every host's daemon.
-public enum StoreConfiguration: Sendable, Hashable {
-    case embedded
-    case redis(RedisEndpoint)
-
-    /// Parses `embedded`, `redis://...` or `redis+unix://...`.
-    public init(_ text: String) throws(RedisEndpointError) {
-        self = text == "embedded" ? .embedded : .redis(try RedisEndpoint(url: text))
-    }
-
-    public var isShared: Bool { self != .embedded }
-
-    /// A `rediss://` store.
-    public var usesTLS: Bool {
-        if case .redis(let endpoint) = self { return endpoint.tls }
-        return false
-    }
-}
 
 /// Everything tokend is told at start-up. Defaults follow DESIGN.md.
 public struct TokendConfiguration: Sendable {
@@ -68,12 +47,9 @@ public struct TokendConfiguration: Sendable {
     /// Start despite damaged state files: keep the valid part, move the damaged file aside.
     public var repair: Bool = false
 
-    /// Where state lives.
-    public var store: StoreConfiguration = .embedded
-    /// The Redis password (from a file or the environment, never a flag).
-    public var redisPassword: String?
-    /// For a `rediss://` store: the CA, client certificate and name to verify.
-    public var redisTLS = RedisTLS()
+    /// Where state lives, as given (`embedded` or the store's URL): compared at a reload, which
+    /// cannot move the state. The executable builds the store itself.
+    public var storeDescription = "embedded"
     /// How long a shared store may take to answer (milliseconds) before a request fails with
     /// `store_unavailable`.
     public var storeTimeout: Int64 = 500

@@ -127,7 +127,7 @@ extension TokenService {
     }
 
     func keysRotate() -> Outcome {
-        guard !configuration.store.isShared else {
+        guard !sharedStore else {
             return .refused(.badRequest, """
                 with a shared store a key must reach every host before any host signs with it, so tokend does not rotate \
                 on its own: create the key once with tokenctl jwt keygen --alg ALG --out <state-dir>/keys/<T>-<ALG>.key, \

@@ -44,9 +44,13 @@ public final class TokenService: Sendable {
     let cache: VerifiedTokenCache
     let storeFailures = LogThrottle()
     let metrics: TokendMetrics
+    /// Whether other daemons share the state (and so the key files).
+    let sharedStore: Bool
 
     init(configuration: TokendConfiguration, store: any TokenStateStore, keys: SigningKeys, digester: Digester,
-         clock: any TokenClock, logger: Logger, snapshots: SnapshotScheduler? = nil, metrics: TokendMetrics = TokendMetrics()) {
+         clock: any TokenClock, logger: Logger, snapshots: SnapshotScheduler? = nil, metrics: TokendMetrics = TokendMetrics(),
+         sharedStore: Bool = false) {
+        self.sharedStore = sharedStore
         self.snapshots = snapshots
         self.metrics = metrics
         self.cache = VerifiedTokenCache(capacity: configuration.verifiedTokenCacheSize)

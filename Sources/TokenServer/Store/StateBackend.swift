@@ -1,0 +1,96 @@
+import Logging
+import NIOCore
+import TokenStore
+
+/// Where the daemon's state lives, with what that place needs around the operations: a check
+/// before serving, upkeep while serving, and an orderly end. The daemon knows only this; the
+/// executable (the composition root) picks the backend, so that this module depends on no
+/// particular shared store.
+public protocol StateBackend: Sendable {
+    /// The operations' view of the state.
+    var store: any TokenStateStore { get }
+    /// Whether other daemons share this state (and so must share the key files).
+    var isShared: Bool { get }
+    /// The snapshot scheduler of a store that writes snapshots.
+    var snapshots: SnapshotScheduler? { get }
+    /// Before the socket opens: a shared store must answer; a repaired one is made durable.
+    func prepare(on eventLoop: any EventLoop) async throws
+    /// Upkeep while serving (expiry, snapshots), scheduled on `eventLoop`; cancelled at stop.
+    func startUpkeep(on eventLoop: any EventLoop) -> [RepeatedTask]
+    /// After the last connection has closed.
+    func shutdown() async
+}
+
+/// What a backend is built from.
+public struct StateBackendContext: Sendable {
+    public let configuration: TokendConfiguration
+    public let policy: RenewalPolicy
+    public let clock: any TokenClock
+    public let metrics: TokendMetrics
+    public let logger: Logger
+}
+
+/// Makes the backend once the state directory is locked and the keys are loaded.
+public struct StateBackendFactory: Sendable {
+    /// Whether the backend shares its state with other daemons: known before it is made,
+    /// since it decides whether a missing key directory may be created.
+    public let isShared: Bool
+    public let make: @Sendable (StateBackendContext) throws -> any StateBackend
+
+    public init(isShared: Bool, make: @escaping @Sendable (StateBackendContext) throws -> any StateBackend) {
+        self.isShared = isShared
+        self.make = make
+    }
+}
+
+/// State in this process, persisted to the state directory (snapshot and journal).
+public final class EmbeddedBackend: StateBackend {
+    public let embedded: EmbeddedStore
+    private let scheduler: SnapshotScheduler
+    private let repair: Bool
+
+    public var store: any TokenStateStore { embedded }
+    public var isShared: Bool { false }
+    public var snapshots: SnapshotScheduler? { scheduler }
+
+    public init(_ context: StateBackendContext) throws {
+        let configuration = context.configuration
+        let persistence = EmbeddedStore.Persistence(directory: configuration.stateDirectory, fsync: configuration.fsync, repair: configuration.repair,
+                                                    syncObserver: context.metrics.journalSynced)
+        do {
+            embedded = try EmbeddedStore(policy: context.policy, clock: context.clock, persistence: persistence, logger: context.logger)
+        } catch let error as PersistenceError {
+            throw ConfigurationError(error.description)
+        }
+        scheduler = SnapshotScheduler(store: embedded, configuration: configuration, logger: context.logger)
+        repair = configuration.repair
+    }
+
+    public static let factory = StateBackendFactory(isShared: false) { try EmbeddedBackend($0) }
+
+    public func prepare(on eventLoop: any EventLoop) async throws {
+        // A repair is made durable before serving: the valid part of a damaged file now lives
+        // only in memory.
+        if repair { _ = try await scheduler.writeNow() }
+    }
+
+    public func startUpkeep(on eventLoop: any EventLoop) -> [RepeatedTask] {
+        if embedded.replayedJournal && !repair { scheduler.request() }
+        // Expiry in small steps (1,000 logins, about a millisecond of the store's lock, ten
+        // times a second), so that a mass expiry never stalls verifies for long.
+        return [
+            eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [embedded] _ in
+                embedded.sweep(budget: 1000)
+            },
+            eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [scheduler] _ in
+                scheduler.tick()
+            },
+        ]
+    }
+
+    public func shutdown() async {
+        // A clean stop leaves a snapshot and an empty journal: the next start replays nothing.
+        await scheduler.finish()
+        embedded.close()
+    }
+}

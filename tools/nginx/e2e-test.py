@@ -10,8 +10,9 @@ twenty requests at once with the same expired access cookie get the same new pai
 rotation; the old refresh token after the dedup window is reuse and revokes the family.
 
 Usage: python3 tools/nginx/e2e-test.py
-Needs nginx (Debian: apt-get install nginx; it has auth_request). Without nginx the test fails,
-unless TOKEND_NGINX_OPTIONAL=1, when it says so and passes. One PASS/FAIL line per check; the
+Needs nginx (Debian: apt-get install nginx; it has auth_request), from $NGINX_BIN, PATH or
+/usr/sbin/nginx. Without nginx the test fails, unless TOKEND_NGINX_OPTIONAL=1, when it says so
+and passes. One PASS/FAIL line per check; the
 exit status is 1 if any check failed.
 """
 

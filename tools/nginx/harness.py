@@ -36,6 +36,10 @@ def binary(env: str, default: Path) -> Path:
 
 
 def nginx_binary() -> str | None:
+    """$NGINX_BIN if set (None if it does not exist), else nginx on PATH or /usr/sbin/nginx."""
+    configured = os.environ.get("NGINX_BIN")
+    if configured:
+        return configured if os.path.exists(configured) else None
     found = shutil.which("nginx")
     if found is None and os.path.exists("/usr/sbin/nginx"):
         found = "/usr/sbin/nginx"

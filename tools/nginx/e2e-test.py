@@ -12,8 +12,7 @@ rotation; the old refresh token after the dedup window is reuse and revokes the 
 Usage: python3 tools/nginx/e2e-test.py
 Needs nginx (Debian: apt-get install nginx; it has auth_request), from $NGINX_BIN, PATH or
 /usr/sbin/nginx. Without nginx the test fails, unless TOKEND_NGINX_OPTIONAL=1, when it says so
-and passes. One PASS/FAIL line per check; the
-exit status is 1 if any check failed.
+and passes. One PASS/FAIL line per check; the exit status is 1 if any check failed.
 """
 
 from __future__ import annotations
@@ -560,8 +559,12 @@ def main() -> int:
         print("FAIL nginx is not installed (apt-get install nginx), and TOKEND_NGINX_OPTIONAL "
               "is not 1")
         return 1
-    tokend_bin = harness.binary("TOKEND_BIN", REPO / ".build" / "debug" / "tokend")
-    tokenctl_bin = harness.binary("TOKENCTL_BIN", REPO / ".build" / "debug" / "tokenctl")
+    try:
+        tokend_bin = harness.binary("TOKEND_BIN", REPO / ".build" / "debug" / "tokend")
+        tokenctl_bin = harness.binary("TOKENCTL_BIN", REPO / ".build" / "debug" / "tokenctl")
+    except FileNotFoundError as missing:
+        print(f"FAIL tools/nginx/e2e-test.py: {missing}")
+        return 1
     directory = tempfile.mkdtemp(prefix="tokend-nginx-e2e-", dir="/tmp")
     os.chmod(directory, 0o700)
     tokend: harness.Tokend | None = None

@@ -227,6 +227,14 @@ def backend_subjects(reply: Reply) -> list[str]:
     return list(reply.json()["subject"]) if reply.status == 200 else []
 
 
+def decode_claims(value: str | None) -> dict[str, Any]:
+    """X-Tokend-Claims: the claims set as base64url JSON; {} if absent or not that."""
+    try:
+        return dict(json.loads(base64.urlsafe_b64decode((value or "") + "===")))
+    except ValueError:
+        return {}
+
+
 def wait_until(unix_time: float) -> None:
     delay = unix_time - time.time()
     if delay > 0:
@@ -280,7 +288,7 @@ class World:
 
 def through_nginx(w: World) -> None:
     site = w.site
-    session = w.client.issue("alice", fingerprint=w.fp)
+    session = w.client.issue("alice", fingerprint=w.fp, claims={"role": "admin"})
     token = session.token
     assert token is not None
 
@@ -291,8 +299,13 @@ def through_nginx(w: World) -> None:
     got = dict(reply.json()["tokend_headers"])
     check("backend gets X-Tokend-Session (the session id) and nothing of tokend's answer",
           got.get("x-tokend-session") == session.session_id
+          and got.get("x-tokend-expires-at") == str(session.expires_at)
           and not any(k in got for k in ("x-tokend-status", "x-tokend-access-token",
                                          "x-tokend-set-cookie-access")), str(got))
+    claims = decode_claims(got.get("x-tokend-claims"))
+    check("backend gets X-Tokend-Claims (--http-claims-header), base64url JSON of the claims",
+          claims.get("sub") == "alice" and claims.get("sid") == session.session_id
+          and claims.get("role") == "admin", str(got.get("x-tokend-claims")))
     check("no rotation, no Set-Cookie; X-Tokend-Status ok to the client",
           reply.all("Set-Cookie") == [] and reply.header("X-Tokend-Status") == "ok",
           reply.summary())
@@ -332,8 +345,9 @@ def through_nginx(w: World) -> None:
     check("forged headers with a valid token: backend sees the real subject only",
           reply.status == 200 and backend_subjects(reply) == ["alice"]
           and dict(got_pairs).get("x-tokend-session") == session.session_id
+          and decode_claims(dict(got_pairs).get("x-tokend-claims")).get("sub") == "alice"
           and not any(v in ("mallory", "forged", "forged-sid") or k.startswith("x_")
-                      or k in ("x-tokend-status", "x-tokend-access-token", "x-tokend-claims")
+                      or k in ("x-tokend-status", "x-tokend-access-token")
                       for k, v in got_pairs), str(got_pairs))
     check("the backend never saw mallory",
           not any(v == "mallory" for s in w.backend.seen for _, v in s.tokend_headers))
@@ -574,7 +588,7 @@ def main() -> int:
     try:
         tokend = harness.Tokend(tokend_bin, directory, [
             "--http-token-cookie", "access", "--http-refresh-cookie", "refresh",
-            "--http-fingerprint-headers", ",".join(FINGERPRINT_HEADERS),
+            "--http-fingerprint-headers", ",".join(FINGERPRINT_HEADERS), "--http-claims-header",
             "--access-ttl", f"{ACCESS_TTL}s", "--dedup-window", f"{DEDUP_WINDOW}s"])
         backend = Backend()
         for attempt in range(3):  # the free port may be taken in between: try another

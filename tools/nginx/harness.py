@@ -74,7 +74,7 @@ def _tail(path: str, limit: int = 4000) -> str:
         return ""
 
 
-def _connectable(family: int, address: object) -> bool:
+def _connectable(family: int, address: str | tuple[str, int]) -> bool:
     probe = socket.socket(family, socket.SOCK_STREAM)
     probe.settimeout(1.0)
     try:
@@ -86,7 +86,7 @@ def _connectable(family: int, address: object) -> bool:
         probe.close()
 
 
-def wait_connectable(family: int, address: object, process: subprocess.Popen[bytes], what: str,
+def wait_connectable(family: int, address: str | tuple[str, int], process: subprocess.Popen[bytes], what: str,
                      log: Callable[[], str], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -48,6 +48,7 @@ from .errors import (
     UnsupportedVersion,
     WrongTokenType,
 )
+from .fingerprint import http_fingerprint
 from .messages import Call
 from .models import (
     HelloInfo,
@@ -112,6 +113,7 @@ __all__ = [
     "WrongTokenType",
     "__version__",
     "default_socket_path",
+    "http_fingerprint",
     "messages",
     "protocol",
     "status_name",

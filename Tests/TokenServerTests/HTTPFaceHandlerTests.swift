@@ -61,6 +61,7 @@ import TokenProtocol
         let declared = try exchange("POST /introspect HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
         #expect(declared.hasPrefix("HTTP/1.1 413 Payload Too Large"))
         #expect(!channel.isActive)
+        #expect(fixture.service.metrics.registry.emitToString().contains(#"tokend_http_requests_total{route="introspect",code="413"} 1"#))
     }
 
     @Test func aChunkedBodyTooLargeIs413() throws {

@@ -238,6 +238,7 @@ import TokenStore
         let health = try get("/healthz")
         #expect(health.status == .ok && health.body == "ok\n")
         #expect(try get("/metrics").status == .notFound)
+        #expect(try get("/healthz", method: .POST).status == .methodNotAllowed)
     }
 
     /// A store that cannot be reached: `/auth` answers 503 with Retry-After (never 401, which

@@ -276,7 +276,10 @@ struct HTTPFace: Sendable {
     }
 
     func healthz(_ request: Request, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
-        service.store.health(on: eventLoop).map { healthy in
+        guard request.method == .GET || request.method == .HEAD else {
+            return eventLoop.makeSucceededFuture(.text(.methodNotAllowed, "GET /healthz\n", headers: ["Allow": "GET, HEAD"]))
+        }
+        return service.store.health(on: eventLoop).map { healthy in
             healthy ? .text(.ok, "ok\n", headers: ["Cache-Control": "no-store"])
                 : .text(.serviceUnavailable, "store unavailable\n", headers: ["Cache-Control": "no-store", "Retry-After": "1"])
         }.recover { _ in .text(.serviceUnavailable, "store unavailable\n", headers: ["Cache-Control": "no-store", "Retry-After": "1"]) }

@@ -17,7 +17,7 @@ final class HTTPFaceHandler: ChannelInboundHandler {
         case receiving(HTTPRequestHead, ByteBuffer?)
         /// The request broke a limit: the rest of it is ignored, then this answer is sent and
         /// the connection closed.
-        case refusing(HTTPResponseStatus, String)
+        case refusing(HTTPFace.Route, HTTPResponseStatus, String)
         /// The answer is being made.
         case answering
     }
@@ -52,15 +52,15 @@ final class HTTPFaceHandler: ChannelInboundHandler {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
             if Self.headBytes(head) > HTTPFaceConfiguration.maximumHeadBytes {
-                state = .refusing(.requestHeaderFieldsTooLarge, "the request head exceeds \(HTTPFaceConfiguration.maximumHeadBytes) bytes\n")
+                state = .refusing(Self.route(head), .requestHeaderFieldsTooLarge, "the request head exceeds \(HTTPFaceConfiguration.maximumHeadBytes) bytes\n")
             } else if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > HTTPFaceConfiguration.maximumBodyBytes {
-                state = .refusing(.payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n")
+                state = .refusing(Self.route(head), .payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n")
             } else {
                 state = .receiving(head, nil)
             }
         case (.body(var chunk), .receiving(let head, var body)):
             if (body?.readableBytes ?? 0) + chunk.readableBytes > HTTPFaceConfiguration.maximumBodyBytes {
-                state = .refusing(.payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n")
+                state = .refusing(Self.route(head), .payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n")
             } else {
                 if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
                 state = .receiving(head, body)
@@ -80,8 +80,8 @@ final class HTTPFaceHandler: ChannelInboundHandler {
                 self.metrics.httpRequest(route: route.rawValue, code: response.status.code)
                 self.write(response, version: version, keepAlive: keepAlive && !self.closeAfterAnswer, head: request.method == .HEAD, context: context)
             }
-        case (.end, .refusing(let status, let message)):
-            metrics.httpRequest(route: HTTPFace.Route.other.rawValue, code: status.code)
+        case (.end, .refusing(let route, let status, let message)):
+            metrics.httpRequest(route: route.rawValue, code: status.code)
             write(.text(status, message), version: .http1_1, keepAlive: false, head: false, context: context)
         case (.body, .refusing), (.head, .refusing):
             break
@@ -106,6 +106,10 @@ final class HTTPFaceHandler: ChannelInboundHandler {
         if !keepAlive {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
+    }
+
+    static func route(_ head: HTTPRequestHead) -> HTTPFace.Route {
+        HTTPFace.route(of: HTTPFace.Request(method: head.method, uri: head.uri, headers: [:]).path)
     }
 
     /// The request line and headers, counted as they were sent (near enough: names, values,

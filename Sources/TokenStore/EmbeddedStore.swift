@@ -96,16 +96,21 @@ public final class EmbeddedStore: TokenStateStore {
     /// are answered from memory without waiting for the journal: a failed write never fails a
     /// verify. A touch's renewal then lives in memory until the snapshot that ends the fault.
     private func run<R: Sendable>(_ access: Access, on eventLoop: any EventLoop, _ body: (inout EmbeddedState, Int64) -> R) -> EventLoopFuture<R> {
+        answer(access, on: eventLoop, body).future(on: eventLoop)
+    }
+
+    /// `run`'s work, answered at once unless the journal has yet to write what the answer
+    /// rests on.
+    private func answer<R: Sendable>(_ access: Access, on eventLoop: any EventLoop, _ body: (inout EmbeddedState, Int64) -> R) -> StoreAnswer<R> {
         let now = clock.now()
         guard let journal else {
-            return eventLoop.makeSucceededFuture(guarded.withLockedValue { body(&$0.state, now) })
+            return .ready(guarded.withLockedValue { body(&$0.state, now) })
         }
         let degraded = journal.isDegraded
         if degraded {
             if access == .write {
                 faultCounts.withLockedValue { $0.refusedWrites += 1 }
-                return eventLoop.makeFailedFuture(StoreUnavailable("journal degraded: \(journal.faultDescription ?? "recovering")",
-                                                                   reason: StoreUnavailable.persistenceReason))
+                return .failed(StoreUnavailable("journal degraded: \(journal.faultDescription ?? "recovering")", reason: StoreUnavailable.persistenceReason))
             }
             faultCounts.withLockedValue { $0.reads += 1 }
         }
@@ -118,16 +123,21 @@ public final class EmbeddedStore: TokenStateStore {
             guarded.lastTicket = ticket
             return (result, ticket)
         }
-        guard let ticket else { return eventLoop.makeSucceededFuture(result) }
+        guard let ticket else { return .ready(result) }
         switch access {
         case .write:
-            return journal.whenWritten(ticket, on: eventLoop).flatMapErrorThrowing { error in
-                throw StoreUnavailable("journal write failed: \(error)", reason: StoreUnavailable.persistenceReason)
-            }.map { result }
+            switch journal.written(ticket) {
+            case true?: return .ready(result)
+            case false?: return .failed(StoreUnavailable("journal write failed: \(journal.faultDescription ?? "unknown")", reason: StoreUnavailable.persistenceReason))
+            case nil:
+                return .pending(journal.whenWritten(ticket, on: eventLoop).flatMapErrorThrowing { error in
+                    throw StoreUnavailable("journal write failed: \(error)", reason: StoreUnavailable.persistenceReason)
+                }.map { result })
+            }
         case .read, .touch:
-            if degraded { return eventLoop.makeSucceededFuture(result) }
             // A read still waits for the changes it may report on, but never fails for them.
-            return journal.whenWritten(ticket, on: eventLoop).map { result }.recover { _ in result }
+            if degraded || journal.written(ticket) != nil { return .ready(result) }
+            return .pending(journal.whenWritten(ticket, on: eventLoop).map { result }.recover { _ in result })
         }
     }
 
@@ -229,6 +239,17 @@ public final class EmbeddedStore: TokenStateStore {
     public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
         run(.read, on: eventLoop) { $0.checkFamily(key, fingerprint: fingerprint, now: $1) }
     }
+
+    public func touchSessionAnswer(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool,
+                                   on eventLoop: any EventLoop) -> StoreAnswer<SessionOutcome> {
+        answer(.touch, on: eventLoop) { $0.touchSession(key, fingerprint: fingerprint, subject: subject, explicit: explicit, now: $1) }
+    }
+
+    public func checkFamilyAnswer(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> StoreAnswer<FamilyOutcome> {
+        answer(.read, on: eventLoop) { $0.checkFamily(key, fingerprint: fingerprint, now: $1) }
+    }
+
+    public func healthAnswer(on eventLoop: any EventLoop) -> StoreAnswer<Bool> { .ready(!isDegraded) }
 
     public func rotate(_ rotation: Rotation, on eventLoop: any EventLoop) -> EventLoopFuture<RotationOutcome> {
         run(.write, on: eventLoop) { $0.rotate(rotation, now: $1) }

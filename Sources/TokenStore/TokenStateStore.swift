@@ -37,6 +37,13 @@ public protocol TokenStateStore: Sendable {
     /// Whether the store can serve every operation now (a shared store that answers; an
     /// embedded store whose state directory takes writes): what `ping` and `hello` report.
     func health(on eventLoop: any EventLoop) -> EventLoopFuture<Bool>
+
+    /// The immediate forms (`StoreAnswer.swift`): requirements, so that a store's own
+    /// implementation is the one called through `any TokenStateStore`.
+    func touchSessionAnswer(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool,
+                            on eventLoop: any EventLoop) -> StoreAnswer<SessionOutcome>
+    func checkFamilyAnswer(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> StoreAnswer<FamilyOutcome>
+    func healthAnswer(on eventLoop: any EventLoop) -> StoreAnswer<Bool>
 }
 
 /// A login to record.

@@ -25,12 +25,16 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var reading = true
     /// Set at shutdown and after `too_large`: answer what was received, then close.
     private var draining = false
-    /// The last response written, so that a draining connection closes only once it is out.
-    private var lastWrite: EventLoopFuture<Void>?
-    /// Inside a read burst, responses are written unflushed and flushed once at
-    /// `channelReadComplete`: pipelined requests answered at once cost one syscall, not one each.
+    /// Inside a read burst, responses answered at once are gathered in `outgoing` and written
+    /// with one flush at `channelReadComplete`: pipelined requests cost one buffer and one
+    /// syscall, not one each.
     private var inReadBurst = false
+    private var outgoing: ByteBuffer?
+    /// Gathered responses handed to the channel but not yet flushed.
     private var unflushed = false
+    /// Gathered responses beyond this many bytes are handed to the channel at once, so that its
+    /// back-pressure sees them.
+    private static let outgoingLimit = 64 * 1024
     /// A connection that completes no request for this long, with none in flight, is closed.
     /// Counted from complete requests, not bytes: a peer that sends a byte now and then to
     /// hold its place is closed all the same.
@@ -104,10 +108,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         if draining, inFlight == 0, queued.isEmpty { closeAfterWrites(context: context) }
     }
 
+    /// Closes once everything written so far is out: writes complete in order, so the end of
+    /// an empty one follows them all.
     private func closeAfterWrites(context: ChannelHandlerContext) {
-        guard let lastWrite else { return context.close(promise: nil) }
-        context.flush()
-        lastWrite.whenComplete { _ in context.close(promise: nil) }
+        writeOutgoing(context: context, flush: false)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 
     private func start(_ request: Request, context: ChannelHandlerContext) {
@@ -134,27 +141,34 @@ final class ConnectionHandler: ChannelInboundHandler {
         startQueued(context: context)
     }
 
-    @discardableResult
-    private func write(_ response: Response, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
-        var buffer = context.channel.allocator.buffer(capacity: Response.headerLength + 4 + response.fields.encodedLength)
-        buffer.writeFrame(response)
-        let written: EventLoopFuture<Void>
+    private func write(_ response: Response, context: ChannelHandlerContext) {
+        let length = Response.headerLength + 4 + response.fields.encodedLength
         if inReadBurst {
-            written = context.write(wrapOutboundOut(buffer))
-            unflushed = true
+            if outgoing == nil { outgoing = context.channel.allocator.buffer(capacity: max(length, 1024)) }
+            outgoing!.writeFrame(response)
+            if outgoing!.readableBytes >= Self.outgoingLimit { writeOutgoing(context: context, flush: false) }
         } else {
-            written = context.writeAndFlush(wrapOutboundOut(buffer))
+            var buffer = context.channel.allocator.buffer(capacity: length)
+            buffer.writeFrame(response)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
-        lastWrite = written
-        return written
+    }
+
+    private func writeOutgoing(context: ChannelHandlerContext, flush: Bool = true) {
+        if let buffer = outgoing {
+            outgoing = nil
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            unflushed = true
+        }
+        if flush, unflushed {
+            unflushed = false
+            context.flush()
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         inReadBurst = false
-        if unflushed {
-            unflushed = false
-            context.flush()
-        }
+        writeOutgoing(context: context)
         context.fireChannelReadComplete()
     }
 
@@ -183,8 +197,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             updateReading(context: context)
             // The reply must reach the client before the close; requests already received
             // are answered too (startQueued closes once they are).
-            write(Response(replyingTo: Opcode(0), id: 0, status: .tooLarge, message: tooLarge.description), context: context)
-                .whenComplete { _ in self.startQueued(context: context) }
+            writeOutgoing(context: context)
+            var buffer = context.channel.allocator.buffer(capacity: 256)
+            buffer.writeFrame(Response(replyingTo: Opcode(0), id: 0, status: .tooLarge, message: tooLarge.description))
+            context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in self.startQueued(context: context) }
             return
         }
         if let ioError = error as? IOError, ioError.errnoCode == ECONNRESET || ioError.errnoCode == EPIPE {

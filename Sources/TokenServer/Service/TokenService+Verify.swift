@@ -76,11 +76,11 @@ extension TokenService {
     }
 
     /// `verify` (renewing below the threshold) and `renew` (`explicit`: an unconditional touch).
-    func verify(_ request: TokenRequest, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
+    func verify(_ request: TokenRequest, explicit: Bool, on eventLoop: any EventLoop) -> Answer {
         let presented: Presented
         switch authenticate(request.token) {
         case .success(let value): presented = value
-        case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
+        case .failure(let error): return .ready(error.outcome)
         }
         let now = clock.now()
         let fingerprint = digester.fingerprint(request.fingerprint)
@@ -89,9 +89,9 @@ extension TokenService {
         case .session:
             // A session token's exp is the end of the login's maximum lifetime.
             guard now < presented.expiration + configuration.leeway else {
-                return eventLoop.makeSucceededFuture(.refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again"))
+                return .ready(.refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again"))
             }
-            return store.touchSession(presented.key, fingerprint: fingerprint, subject: presented.subject, explicit: explicit, on: eventLoop).map { outcome in
+            return store.touchSessionAnswer(presented.key, fingerprint: fingerprint, subject: presented.subject, explicit: explicit, on: eventLoop).map { outcome in
                 self.logger.trace("verified a session token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
                 case .active(let info, let renewed):
@@ -109,15 +109,15 @@ extension TokenService {
             }
         case .access:
             guard !explicit else {
-                return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "renew applies to sliding sessions; refresh the pair instead"))
+                return .ready(.refused(.wrongTokenType, "renew applies to sliding sessions; refresh the pair instead"))
             }
             guard now < presented.expiration + configuration.leeway else {
                 if !explicit, let refreshToken = request.refreshToken {
-                    return verifyByRefreshing(presented, refreshToken: refreshToken, fingerprint: request.fingerprint, on: eventLoop)
+                    return .pending(verifyByRefreshing(presented, refreshToken: refreshToken, fingerprint: request.fingerprint, on: eventLoop))
                 }
-                return eventLoop.makeSucceededFuture(.refused(.expired, "the access token expired; refresh it"))
+                return .ready(.refused(.expired, "the access token expired; refresh it"))
             }
-            return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).map { outcome in
+            return store.checkFamilyAnswer(presented.key, fingerprint: fingerprint, on: eventLoop).map { outcome in
                 self.logger.trace("verified an access token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
                 case .active(let record):
@@ -129,9 +129,9 @@ extension TokenService {
                 }
             }
         case .refresh:
-            return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "a refresh token is only accepted by refresh"))
+            return .ready(.refused(.wrongTokenType, "a refresh token is only accepted by refresh"))
         case .other:
-            return eventLoop.makeSucceededFuture(.refused(.wrongTokenType, "not a token type tokend issues"))
+            return .ready(.refused(.wrongTokenType, "not a token type tokend issues"))
         }
     }
 

@@ -83,28 +83,41 @@ public final class TokenService: Sendable {
     /// and every future costs an allocation and a type-metadata lookup.
     public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop, reply: @escaping @Sendable (Response) -> Void) {
         let started = NIODeadline.now()
-        let outcome: EventLoopFuture<Outcome>
+        let answer: Answer
         do throws(ProtocolError) {
-            outcome = try dispatch(request, peer: peer, on: eventLoop)
+            answer = try dispatch(request, peer: peer, on: eventLoop)
         } catch {
             return finish(request, .refused(error.status, error.reason), started: started, reply)
         }
-        outcome.whenComplete { result in
-            switch result {
-            case .success(let outcome):
-                self.finish(request, outcome, started: started, reply)
-            case .failure(let error as StoreUnavailable):
-                if let suppressed = self.storeFailures.admit() {
-                    self.logger.warning("state store unavailable; failing closed",
-                                        metadata: ["error": "\(error)", "store.failures_suppressed": "\(suppressed)"])
+        switch answer {
+        case .ready(let outcome):
+            finish(request, outcome, started: started, reply)
+        case .failed(let error):
+            finish(request, failure(error, request), started: started, reply)
+        case .pending(let future):
+            future.whenComplete { result in
+                switch result {
+                case .success(let outcome): self.finish(request, outcome, started: started, reply)
+                case .failure(let error): self.finish(request, self.failure(error, request), started: started, reply)
                 }
-                // The detail goes to the log only: peers never see the store's internals.
-                self.finish(request, .refused(.storeUnavailable, error.reason), started: started, reply)
-            case .failure(let error):
-                self.logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
-                self.finish(request, .refused(.internalError, "internal error"), started: started, reply)
             }
         }
+    }
+
+    /// What an operation answers: at once, or once the store has (`StoreAnswer`).
+    typealias Answer = StoreAnswer<Outcome>
+
+    /// The reply to an operation that failed: `store_unavailable` (failing closed) or
+    /// `internal_error`. The detail goes to the log only: peers never see the store's internals.
+    private func failure(_ error: any Error, _ request: Request) -> Outcome {
+        if let error = error as? StoreUnavailable {
+            if let suppressed = storeFailures.admit() {
+                logger.warning("state store unavailable; failing closed", metadata: ["error": "\(error)", "store.failures_suppressed": "\(suppressed)"])
+            }
+            return .refused(.storeUnavailable, error.reason)
+        }
+        logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
+        return .refused(.internalError, "internal error")
     }
 
     /// The future-returning form, for tests and callers off the hot path.
@@ -120,7 +133,7 @@ public final class TokenService: Sendable {
         reply(Response(opcode: request.opcode, id: request.id, status: outcome.status, fields: outcome.fields))
     }
 
-    private func dispatch(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) throws(ProtocolError) -> EventLoopFuture<Outcome> {
+    private func dispatch(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) throws(ProtocolError) -> Answer {
         func requireIssue() throws(ProtocolError) {
             guard access.mayIssue(peer) else {
                 throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --issue-uids or --issue-gids grants it")
@@ -134,53 +147,53 @@ public final class TokenService: Sendable {
         switch request.opcode {
         case .hello:
             _ = try HelloRequest(fields: request.fields)
-            return store.health(on: eventLoop).map { .ok(self.helloInfo(storeHealthy: $0).fields) }
+            return .pending(store.health(on: eventLoop).map { .ok(self.helloInfo(storeHealthy: $0).fields) })
         case .ping:
-            return store.health(on: eventLoop).map { healthy in
+            return store.healthAnswer(on: eventLoop).map { healthy in
                 var fields = Fields()
                 fields.append(.storeHealthy, bool: healthy)
                 return .ok(fields)
             }
         case .issue:
             try requireIssue()
-            return try issue(IssueRequest(fields: request.fields), on: eventLoop)
+            return .pending(try issue(IssueRequest(fields: request.fields), on: eventLoop))
         case .verify:
             return verify(try TokenRequest(fields: request.fields), explicit: false, on: eventLoop)
         case .renew:
             return verify(try TokenRequest(fields: request.fields), explicit: true, on: eventLoop)
         case .refresh:
-            return refresh(try TokenRequest(fields: request.fields), on: eventLoop)
+            return .pending(refresh(try TokenRequest(fields: request.fields), on: eventLoop))
         case .revoke:
             let target = try RevokeRequest(fields: request.fields)
             if case .token = target {} else { try requireIssue() }
-            return try revoke(target, on: eventLoop)
+            return .pending(try revoke(target, on: eventLoop))
         case .stats:
             try requireAdmin()
-            return stats(on: eventLoop)
+            return .pending(stats(on: eventLoop))
         case .sessions:
             try requireAdmin()
-            return try sessions(SessionsRequest(fields: request.fields), on: eventLoop)
+            return .pending(try sessions(SessionsRequest(fields: request.fields), on: eventLoop))
         case .keysList:
             try requireAdmin()
-            return eventLoop.makeSucceededFuture(keysList())
+            return .ready(keysList())
         case .keysJWKS:
-            return eventLoop.makeSucceededFuture(keysJWKS())
+            return .ready(keysJWKS())
         case .keysRotate:
             try requireAdmin()
-            return eventLoop.makeSucceededFuture(keysRotate())
+            return .ready(keysRotate())
         case .snapshot:
             try requireAdmin()
-            return snapshot(on: eventLoop)
+            return .pending(snapshot(on: eventLoop))
         case .keysReload:
             try requireAdmin()
-            return eventLoop.makeSucceededFuture(keysReload())
+            return .ready(keysReload())
         case .metrics:
             try requireAdmin()
-            return metricsText(on: eventLoop).map { text in
+            return .pending(metricsText(on: eventLoop).map { text in
                 var fields = Fields()
                 fields.append(.metricsText, string: text)
                 return .ok(fields)
-            }
+            })
         default:
             throw ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)")
         }

@@ -133,6 +133,15 @@ public final class JournalWriter: @unchecked Sendable {
         }
     }
 
+    /// Whether the records of `ticket` are written (true), could not be (false), or are still
+    /// on their way (nil): `whenWritten` without a future when the answer is known.
+    public func written(_ ticket: UInt64) -> Bool? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard ticket <= processed else { return nil }
+        return !failedTickets.contains(where: { $0.contains(ticket) })
+    }
+
     /// Succeeds once the records of `ticket` are written (and synced, under `always`); fails
     /// when they could not be.
     public func whenWritten(_ ticket: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {

@@ -9,26 +9,24 @@ import NIOCore
 /// Unknown tags are skipped by readers, so new optional fields never break old peers. A tag
 /// that is not repeatable may appear once; a second copy is a `bad_request`.
 public struct Fields: Sendable, Hashable {
-    /// Every value lives in one buffer (the received body, or one built up by `append`);
-    /// entries locate them. Parsing copies nothing and building allocates one buffer, not one
-    /// per field: the response path runs for every request.
+    /// The encoded fields themselves, tag-length-value after tag-length-value: the received
+    /// body, or one built up by `append`. Reading walks it (a message has a handful of fields);
+    /// writing copies it whole. Nothing else is allocated, in parsing or in building: the
+    /// request path runs this for every request.
     private var storage = ByteBuffer()
-    private var entries: [Entry] = []
-
-    private struct Entry: Sendable, Hashable {
-        var tag: FieldTag
-        var offset: Int
-        var length: Int
-    }
 
     public init() {}
+
+    /// Empty, with room for `capacity` encoded bytes: a message built in one allocation.
+    public init(capacity: Int) {
+        storage = ByteBufferAllocator().buffer(capacity: capacity)
+    }
 
     /// Bytes of framing per field.
     public static let overhead = 5
 
     /// Parses every field in `buffer`, which must end exactly at the last field.
     public init(parsing buffer: ByteBuffer) throws(ProtocolError) {
-        storage = buffer
         var cursor = buffer
         while cursor.readableBytes > 0 {
             guard let tag = cursor.readInteger(as: UInt8.self), let length = cursor.readInteger(as: UInt32.self) else {
@@ -37,43 +35,74 @@ public struct Fields: Sendable, Hashable {
             guard Int(length) <= cursor.readableBytes else {
                 throw .badRequest("field \(tag) claims \(length) bytes but only \(cursor.readableBytes) remain")
             }
-            entries.append(Entry(tag: FieldTag(tag), offset: cursor.readerIndex, length: Int(length)))
             cursor.moveReaderIndex(forwardBy: Int(length))
+        }
+        storage = buffer
+    }
+
+    /// Calls `body` with each field's tag and the offset and length of its value in `storage`,
+    /// in order, until it returns false.
+    private func forEachEntry(_ body: (FieldTag, Int, Int) throws(ProtocolError) -> Bool) throws(ProtocolError) {
+        var offset = storage.readerIndex
+        let end = storage.writerIndex
+        while offset < end {
+            // Checked when parsed, and written whole by `append`.
+            let tag = storage.getInteger(at: offset, as: UInt8.self)!
+            let length = Int(storage.getInteger(at: offset + 1, as: UInt32.self)!)
+            guard try body(FieldTag(tag), offset + Self.overhead, length) else { return }
+            offset += Self.overhead + length
         }
     }
 
-    private func slice(_ entry: Entry) -> ByteBuffer {
-        storage.getSlice(at: entry.offset, length: entry.length)!
+    /// `forEachEntry` for bodies that cannot fail.
+    private func eachEntry(_ body: (FieldTag, Int, Int) -> Bool) {
+        try! forEachEntry { tag, offset, length throws(ProtocolError) in body(tag, offset, length) }
+    }
+
+    private func slice(_ offset: Int, _ length: Int) -> ByteBuffer {
+        storage.getSlice(at: offset, length: length)!
     }
 
     /// The tags present, in order (repeats included).
-    public var tags: [FieldTag] { entries.map(\.tag) }
+    public var tags: [FieldTag] {
+        var tags: [FieldTag] = []
+        eachEntry { tag, _, _ in
+            tags.append(tag)
+            return true
+        }
+        return tags
+    }
 
     public static func == (a: Fields, b: Fields) -> Bool {
-        a.entries.count == b.entries.count
-            && zip(a.entries, b.entries).allSatisfy { $0.tag == $1.tag && a.slice($0) == b.slice($1) }
+        a.storage == b.storage
     }
 
     public func hash(into hasher: inout Hasher) {
-        for entry in entries {
-            hasher.combine(entry.tag)
-            hasher.combine(slice(entry))
-        }
+        hasher.combine(storage)
     }
 
     // MARK: Reading
 
     /// The value of a non-repeatable field, or nil when absent.
     public func value(_ tag: FieldTag) throws(ProtocolError) -> ByteBuffer? {
-        var found: Entry?
-        for entry in entries where entry.tag == tag {
+        var found: (offset: Int, length: Int)?
+        try forEachEntry { entryTag, offset, length throws(ProtocolError) in
+            guard entryTag == tag else { return true }
             guard found == nil else { throw .badRequest("field \(tag.rawValue) appears more than once") }
-            found = entry
+            found = (offset, length)
+            return true
         }
-        return found.map(slice)
+        return found.map { slice($0.offset, $0.length) }
     }
 
-    public func contains(_ tag: FieldTag) -> Bool { entries.contains { $0.tag == tag } }
+    public func contains(_ tag: FieldTag) -> Bool {
+        var present = false
+        eachEntry { entryTag, _, _ in
+            present = entryTag == tag
+            return !present
+        }
+        return present
+    }
 
     /// A UTF-8 string field; invalid UTF-8 or a NUL character is a `bad_request`.
     public func string(_ tag: FieldTag, maximumLength: Int = .max) throws(ProtocolError) -> String? {
@@ -129,24 +158,31 @@ public struct Fields: Sendable, Hashable {
     /// Every record of a repeatable record field, in order.
     public func records(_ tag: FieldTag) throws(ProtocolError) -> [Fields] {
         var records: [Fields] = []
-        for entry in entries where entry.tag == tag {
-            records.append(try Fields(parsing: slice(entry)))
+        for value in values(tag) {
+            records.append(try Fields(parsing: value))
         }
         return records
     }
 
     /// Every value of a repeatable field, in order.
     public func values(_ tag: FieldTag) -> [ByteBuffer] {
-        entries.filter { $0.tag == tag }.map(slice)
+        var values: [ByteBuffer] = []
+        eachEntry { entryTag, offset, length in
+            if entryTag == tag { values.append(slice(offset, length)) }
+            return true
+        }
+        return values
     }
 
     // MARK: Writing
 
-    /// Appends a value written by `write` into the shared storage.
+    /// Appends a field whose value `write` writes: its header first, its length filled in after.
     private mutating func append(_ tag: FieldTag, _ write: (inout ByteBuffer) -> Int) {
-        let offset = storage.writerIndex
+        let header = storage.writerIndex
+        storage.writeInteger(tag.rawValue)
+        storage.writeInteger(UInt32(0))
         let length = write(&storage)
-        entries.append(Entry(tag: tag, offset: offset, length: length))
+        storage.setInteger(UInt32(length), at: header + 1)
     }
 
     public mutating func append(_ tag: FieldTag, buffer: ByteBuffer) {
@@ -181,16 +217,9 @@ public struct Fields: Sendable, Hashable {
     }
 
     /// The encoded size in bytes.
-    public var encodedLength: Int { entries.reduce(0) { $0 + Self.overhead + $1.length } }
+    public var encodedLength: Int { storage.readableBytes }
 
     public func write(to buffer: inout ByteBuffer) {
-        for entry in entries {
-            buffer.writeInteger(entry.tag.rawValue)
-            buffer.writeInteger(UInt32(entry.length))
-            storage.withUnsafeReadableBytes { bytes in
-                let start = entry.offset - storage.readerIndex
-                _ = buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<start + entry.length]))
-            }
-        }
+        buffer.writeImmutableBuffer(storage)
     }
 }

@@ -94,7 +94,7 @@ public struct VerifyResult: Sendable, Hashable {
     }
 
     public var fields: Fields {
-        var fields = Fields()
+        var fields = Fields(capacity: 7 * Fields.overhead + 1 + subject.utf8.count + sessionID.utf8.count + claimsJSON.utf8.count + 17)
         fields.append(.mode, uint8: mode.rawValue)
         fields.append(.subject, string: subject)
         fields.append(.sessionID, string: sessionID)

@@ -32,6 +32,15 @@ public enum HashFunction: Sendable, Hashable {
         return out
     }
 
+    /// The digest of `data`, written to the start of `out` (at least `byteCount` bytes): no
+    /// array allocated.
+    public func hash(_ data: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count >= byteCount)
+        var length: UInt32 = 0
+        let ok = EVP_Digest(data.baseAddress, data.count, out.baseAddress, &length, evpMD, nil)
+        precondition(ok == 1 && Int(length) == byteCount, "EVP_Digest failed: \(OpenSSLErrorQueue.drain())")
+    }
+
     public func hash<Bytes: ContiguousBytes>(_ data: Bytes) -> [UInt8] {
         data.withUnsafeBytes { hash($0) }
     }

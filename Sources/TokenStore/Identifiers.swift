@@ -53,6 +53,13 @@ public struct Digest128: Hashable, Sendable {
         low = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
     }
 
+    /// The first 16 bytes of `bytes`.
+    public init(prefixOf bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count >= 16)
+        high = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+        low = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
     /// Equality whose time does not depend on where the digests differ.
     public func constantTimeEquals(_ other: Digest128) -> Bool {
         ((high ^ other.high) | (low ^ other.low)) == 0

@@ -119,18 +119,15 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func start(_ request: Request, context: ChannelHandlerContext) {
         inFlight += 1
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        service.handle(request, peer: peer, on: eventLoop) { response in
+        switch service.respond(to: request, peer: peer, on: context.eventLoop) {
+        case .now(let response):
+            finish(response, context: context)
+        case .later(let future):
             // The embedded store answers on this loop; a shared store may answer elsewhere.
-            if eventLoop.inEventLoop {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            future.hop(to: context.eventLoop).whenSuccess { response in
                 let (handler, context) = loopBound.value
                 handler.finish(response, context: context)
-            } else {
-                eventLoop.execute {
-                    let (handler, context) = loopBound.value
-                    handler.finish(response, context: context)
-                }
             }
         }
     }

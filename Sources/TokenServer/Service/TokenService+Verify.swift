@@ -39,11 +39,20 @@ extension TokenService {
     /// Signature, shape and tokend's own claims; time is judged by the caller, who knows
     /// which kind of expiry to report. Tokens seen before come from the verified-token cache.
     func authenticate(_ token: String) -> Result<Presented, OutcomeError> {
-        let key = VerifiedTokenCache.key(token)
+        authenticate(VerifiedTokenCache.key(token)) { token }
+    }
+
+    /// `authenticate` for a token still in the request's bytes: one seen before is found by
+    /// their digest, and never made a `String`.
+    func authenticate(_ token: TokenBytes) -> Result<Presented, OutcomeError> {
+        authenticate(token.withUnsafeReadableBytes(VerifiedTokenCache.key)) { token.string }
+    }
+
+    private func authenticate(_ key: Digest128, _ token: () -> String) -> Result<Presented, OutcomeError> {
         let now = clock.now()
         let (verifier, generation) = keys.current
         if let cached = cache.lookup(key, now: now, generation: generation) { return .success(cached.presented) }
-        let result = authenticateUncached(token, verifier: verifier)
+        let result = authenticateUncached(token(), verifier: verifier)
         // Refresh tokens are spent by their one use, and expired ones are refused anyway:
         // caching either would only take room.
         if case .success(let presented) = result, presented.kind != .refresh, now < presented.expiration {
@@ -76,7 +85,7 @@ extension TokenService {
     }
 
     /// `verify` (renewing below the threshold) and `renew` (`explicit`: an unconditional touch).
-    func verify(_ request: TokenRequest, explicit: Bool, on eventLoop: any EventLoop) -> Answer {
+    func verify(_ request: VerifyRequest, explicit: Bool, on eventLoop: any EventLoop) -> Answer {
         let presented: Presented
         switch authenticate(request.token) {
         case .success(let value): presented = value
@@ -84,28 +93,18 @@ extension TokenService {
         }
         let now = clock.now()
         let fingerprint = digester.fingerprint(request.fingerprint)
-        let claimsJSON = presented.claimsJSON
         switch presented.kind {
         case .session:
             // A session token's exp is the end of the login's maximum lifetime.
             guard now < presented.expiration + configuration.leeway else {
                 return .ready(.refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again"))
             }
-            return store.touchSessionAnswer(presented.key, fingerprint: fingerprint, subject: presented.subject, explicit: explicit, on: eventLoop).map { outcome in
-                self.logger.trace("verified a session token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
-                switch outcome {
-                case .active(let info, let renewed):
-                    let result = VerifyResult(mode: .session, subject: info.subject, sessionID: presented.key.text, claimsJSON: claimsJSON,
-                                              expiresAt: UInt64(info.expiresAt), tokenExpiresAt: UInt64(presented.expiration), renewed: renewed)
-                    return Outcome(status: renewed ? .renewed : .ok, fields: result.fields)
-                case .idleExpired: return .refused(.sessionExpired, "the session expired after being idle; log in again")
-                case .revoked: return .refused(.revoked, "the session was revoked")
-                case .maxLifetimeReached: return .refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again")
-                case .unknown: return .refused(.sessionUnknown, "no such session")
-                case .fingerprintMismatch: return .refused(.fingerprintMismatch, "the fingerprint does not match the one the session was issued for")
-                case .subjectMismatch: return Self.loginMismatch
-                case .wrongKind: return .refused(.wrongTokenType, "the token's session is not a sliding session")
-                }
+            // Spelled out rather than `map`ped: a closure would be allocated even for an answer
+            // that is ready, which is nearly every one.
+            switch store.touchSessionAnswer(presented.key, fingerprint: fingerprint, subject: presented.subject, explicit: explicit, on: eventLoop) {
+            case .ready(let outcome): return .ready(sessionVerified(outcome, presented))
+            case .failed(let error): return .failed(error)
+            case .pending(let future): return .pending(future.map { self.sessionVerified($0, presented) })
             }
         case .access:
             guard !explicit else {
@@ -117,21 +116,46 @@ extension TokenService {
                 }
                 return .ready(.refused(.expired, "the access token expired; refresh it"))
             }
-            return store.checkFamilyAnswer(presented.key, fingerprint: fingerprint, on: eventLoop).map { outcome in
-                self.logger.trace("verified an access token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
-                switch outcome {
-                case .active(let record):
-                    guard presented.names(subject: record.subject) else { return Self.loginMismatch }
-                    let result = VerifyResult(mode: .pair, subject: record.subject, sessionID: presented.key.text, claimsJSON: claimsJSON,
-                                              expiresAt: UInt64(presented.expiration), tokenExpiresAt: UInt64(presented.expiration), renewed: false)
-                    return .ok(result.fields)
-                case let other: return Self.refusal(other)
-                }
+            switch store.checkFamilyAnswer(presented.key, fingerprint: fingerprint, on: eventLoop) {
+            case .ready(let outcome): return .ready(accessVerified(outcome, presented))
+            case .failed(let error): return .failed(error)
+            case .pending(let future): return .pending(future.map { self.accessVerified($0, presented) })
             }
         case .refresh:
             return .ready(.refused(.wrongTokenType, "a refresh token is only accepted by refresh"))
         case .other:
             return .ready(.refused(.wrongTokenType, "not a token type tokend issues"))
+        }
+    }
+
+    /// A sliding session's verify, once the store has looked at its session.
+    private func sessionVerified(_ outcome: SessionOutcome, _ presented: Presented) -> Outcome {
+        logger.trace("verified a session token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
+        switch outcome {
+        case .active(let info, let renewed):
+            let result = VerifyResult(mode: .session, subject: info.subject, sessionID: presented.key.text, claimsJSON: presented.claimsJSON,
+                                      expiresAt: UInt64(info.expiresAt), tokenExpiresAt: UInt64(presented.expiration), renewed: renewed)
+            return Outcome(status: renewed ? .renewed : .ok, fields: result.fields)
+        case .idleExpired: return .refused(.sessionExpired, "the session expired after being idle; log in again")
+        case .revoked: return .refused(.revoked, "the session was revoked")
+        case .maxLifetimeReached: return .refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again")
+        case .unknown: return .refused(.sessionUnknown, "no such session")
+        case .fingerprintMismatch: return .refused(.fingerprintMismatch, "the fingerprint does not match the one the session was issued for")
+        case .subjectMismatch: return Self.loginMismatch
+        case .wrongKind: return .refused(.wrongTokenType, "the token's session is not a sliding session")
+        }
+    }
+
+    /// An access token's verify, once the store has looked at its family.
+    private func accessVerified(_ outcome: FamilyOutcome, _ presented: Presented) -> Outcome {
+        logger.trace("verified an access token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
+        switch outcome {
+        case .active(let record):
+            guard presented.names(subject: record.subject) else { return Self.loginMismatch }
+            let result = VerifyResult(mode: .pair, subject: record.subject, sessionID: presented.key.text, claimsJSON: presented.claimsJSON,
+                                      expiresAt: UInt64(presented.expiration), tokenExpiresAt: UInt64(presented.expiration), renewed: false)
+            return .ok(result.fields)
+        case let other: return Self.refusal(other)
         }
     }
 
@@ -263,6 +287,45 @@ extension TokenService {
                 return Outcome(status: .refreshed, fields: RefreshedResult(verify: result, pair: Self.result(pair)).fields)
             }
         }
+    }
+}
+
+/// A token as the request carried it: UTF-8 without NUL (checked), not yet a `String`.
+struct TokenBytes {
+    private let buffer: ByteBuffer
+
+    /// Checks what `Fields.string` checks, without making a string of the (ASCII) token.
+    init(_ buffer: ByteBuffer, tag: FieldTag) throws(ProtocolError) {
+        let ascii = buffer.withUnsafeReadableBytes { bytes in bytes.allSatisfy { $0 != 0 && $0 < 0x80 } }
+        if !ascii {
+            let view = buffer.readableBytesView
+            guard !view.contains(0), String(validating: view, as: UTF8.self) != nil else {
+                throw .badRequest("field \(tag.rawValue) is not valid UTF-8 text")
+            }
+        }
+        self.buffer = buffer
+    }
+
+    func withUnsafeReadableBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { buffer.withUnsafeReadableBytes(body) }
+
+    var string: String { String(decoding: buffer.readableBytesView, as: UTF8.self) }
+}
+
+/// A `verify` or `renew`: `TokenRequest`'s fields, with the token left in the request's bytes.
+struct VerifyRequest {
+    var token: TokenBytes
+    var fingerprint: [UInt8]
+    var refreshToken: String?
+
+    /// The checks and their order are `TokenRequest(fields:)`'s.
+    init(fields: Fields) throws(ProtocolError) {
+        guard let token = try fields.value(.token) else { throw .badRequest("missing field token (\(FieldTag.token.rawValue))") }
+        guard token.readableBytes <= FieldLimits.token else {
+            throw .badRequest("field \(FieldTag.token.rawValue) is longer than \(FieldLimits.token) bytes")
+        }
+        self.token = try TokenBytes(token, tag: .token)
+        fingerprint = try fields.bytes(.fingerprint, maximumLength: FieldLimits.fingerprint) ?? []
+        refreshToken = try fields.string(.refreshToken, maximumLength: FieldLimits.token)
     }
 }
 

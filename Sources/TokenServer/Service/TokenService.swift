@@ -78,30 +78,47 @@ public final class TokenService: Sendable {
         }
     }
 
-    /// Answers one request: `reply` is called once, on `eventLoop`'s thread when the store
-    /// completes there. A callback rather than another future: a request is on the hot path,
-    /// and every future costs an allocation and a type-metadata lookup.
-    public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop, reply: @escaping @Sendable (Response) -> Void) {
+    /// Answers one request: at once when the answer needs no waiting (a verify or ping from
+    /// memory), which costs no future and no callback; else with a future completed when the
+    /// store has answered, on whichever thread that is.
+    public func respond(to request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) -> Reply {
         let started = NIODeadline.now()
         let answer: Answer
         do throws(ProtocolError) {
             answer = try dispatch(request, peer: peer, on: eventLoop)
         } catch {
-            return finish(request, .refused(error.status, error.reason), started: started, reply)
+            return .now(finish(request, .refused(error.status, error.reason), started: started))
         }
         switch answer {
         case .ready(let outcome):
-            finish(request, outcome, started: started, reply)
+            return .now(finish(request, outcome, started: started))
         case .failed(let error):
-            finish(request, failure(error, request), started: started, reply)
+            return .now(finish(request, failure(error, request), started: started))
         case .pending(let future):
-            future.whenComplete { result in
-                switch result {
-                case .success(let outcome): self.finish(request, outcome, started: started, reply)
-                case .failure(let error): self.finish(request, self.failure(error, request), started: started, reply)
-                }
-            }
+            return .later(future.map { self.finish(request, $0, started: started) }.recover { error in
+                self.finish(request, self.failure(error, request), started: started)
+            })
         }
+    }
+
+    /// A response now, or a future one. Never a failure: every error becomes a status.
+    public enum Reply: Sendable {
+        case now(Response)
+        case later(EventLoopFuture<Response>)
+    }
+
+    /// The future-returning form, for the HTTP face, tests and callers off the hot path.
+    public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        switch respond(to: request, peer: peer, on: eventLoop) {
+        case .now(let response): eventLoop.makeSucceededFuture(response)
+        case .later(let future): future
+        }
+    }
+
+    private func finish(_ request: Request, _ outcome: Outcome, started: NIODeadline) -> Response {
+        statistics.record(request.opcode, outcome.status)
+        metrics.record(request.opcode, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        return Response(opcode: request.opcode, id: request.id, status: outcome.status, fields: outcome.fields)
     }
 
     /// What an operation answers: at once, or once the store has (`StoreAnswer`).
@@ -118,19 +135,6 @@ public final class TokenService: Sendable {
         }
         logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
         return .refused(.internalError, "internal error")
-    }
-
-    /// The future-returning form, for tests and callers off the hot path.
-    public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
-        let promise = eventLoop.makePromise(of: Response.self)
-        handle(request, peer: peer, on: eventLoop) { promise.succeed($0) }
-        return promise.futureResult
-    }
-
-    private func finish(_ request: Request, _ outcome: Outcome, started: NIODeadline, _ reply: (Response) -> Void) {
-        statistics.record(request.opcode, outcome.status)
-        metrics.record(request.opcode, nanoseconds: (NIODeadline.now() - started).nanoseconds)
-        reply(Response(opcode: request.opcode, id: request.id, status: outcome.status, fields: outcome.fields))
     }
 
     private func dispatch(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) throws(ProtocolError) -> Answer {
@@ -158,9 +162,9 @@ public final class TokenService: Sendable {
             try requireIssue()
             return .pending(try issue(IssueRequest(fields: request.fields), on: eventLoop))
         case .verify:
-            return verify(try TokenRequest(fields: request.fields), explicit: false, on: eventLoop)
+            return verify(try VerifyRequest(fields: request.fields), explicit: false, on: eventLoop)
         case .renew:
-            return verify(try TokenRequest(fields: request.fields), explicit: true, on: eventLoop)
+            return verify(try VerifyRequest(fields: request.fields), explicit: true, on: eventLoop)
         case .refresh:
             return .pending(refresh(try TokenRequest(fields: request.fields), on: eventLoop))
         case .revoke:

@@ -36,7 +36,14 @@ final class VerifiedTokenCache: Sendable {
 
     static func key(_ token: String) -> Digest128 {
         var token = token
-        return token.withUTF8 { Digest128(prefixOf: HashFunction.sha256.hash(UnsafeRawBufferPointer($0))) }
+        return token.withUTF8 { key(UnsafeRawBufferPointer($0)) }
+    }
+
+    static func key(_ token: UnsafeRawBufferPointer) -> Digest128 {
+        withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { digest in
+            HashFunction.sha256.hash(token, into: digest)
+            return Digest128(prefixOf: UnsafeRawBufferPointer(digest))
+        }
     }
 
     func lookup(_ key: Digest128, now: Int64, generation: UInt64) -> Entry? {

@@ -3,6 +3,7 @@ import NIOHTTP1
 import TokenCrypto
 import TokenJWT
 import TokenProtocol
+import TokenStore
 
 /// The HTTP face's routes (docs/http.md): `/auth` for forward authentication, `/introspect`
 /// (RFC 7662), the JWKS and `/healthz`. Knows no sockets: `HTTPFaceHandler` feeds it whole
@@ -85,30 +86,37 @@ struct HTTPFace: Sendable {
         }
     }
 
-    func respond(to request: Request, peer: Peer, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+    /// The answer to `request`: at once when it needs no waiting (a forward-auth verify from
+    /// memory, like the socket's), else once the store has answered.
+    func answer(_ request: Request, peer: Peer, on eventLoop: any EventLoop) -> StoreAnswer<Response> {
         switch Self.route(of: request.path) {
         case .auth: auth(request, peer: peer, on: eventLoop)
-        case .introspect: introspect(request, peer: peer, on: eventLoop)
-        case .jwks: eventLoop.makeSucceededFuture(jwks(request))
-        case .healthz: healthz(request, on: eventLoop)
-        case .other: eventLoop.makeSucceededFuture(.text(.notFound, "not found; tokend answers /auth, /introspect, /.well-known/jwks.json and /healthz\n"))
+        case .introspect: .pending(introspect(request, peer: peer, on: eventLoop))
+        case .jwks: .ready(jwks(request))
+        case .healthz: .pending(healthz(request, on: eventLoop))
+        case .other: .ready(.text(.notFound, "not found; tokend answers /auth, /introspect, /.well-known/jwks.json and /healthz\n"))
         }
+    }
+
+    func respond(to request: Request, peer: Peer, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        answer(request, peer: peer, on: eventLoop).future(on: eventLoop)
     }
 
     // MARK: - /auth
 
-    func auth(_ request: Request, peer: Peer, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
-        guard peer.isLocal else { return eventLoop.makeSucceededFuture(Self.authRefusal(.forbidden, .forbidden)) }
+    func auth(_ request: Request, peer: Peer, on eventLoop: any EventLoop) -> StoreAnswer<Response> {
+        guard peer.isLocal else { return .ready(Self.authRefusal(.forbidden, .forbidden)) }
         guard let token = Self.bearerToken(request.headers) ?? configuration.tokenCookie.flatMap({ Self.cookie($0, in: request.headers) }) else {
             var headers = HTTPHeaders()
             headers.add(name: "WWW-Authenticate", value: #"Bearer realm="tokend""#)
             headers.add(name: "X-Tokend-Status", value: "missing_token")
-            return eventLoop.makeSucceededFuture(Response(.unauthorized, headers: headers))
+            return .ready(Response(.unauthorized, headers: headers))
         }
         let refreshToken = configuration.refreshCookie.flatMap { Self.cookie($0, in: request.headers) }
         let verify = TokenRequest(token: token, fingerprint: fingerprint(request.headers), refreshToken: refreshToken)
-        return service.handle(TokenProtocol.Request(opcode: .verify, id: 0, fields: verify.fields), peer: peer.credentials, on: eventLoop).map { reply in
-            authResponse(reply)
+        switch service.respond(to: TokenProtocol.Request(opcode: .verify, id: 0, fields: verify.fields), peer: peer.credentials, on: eventLoop) {
+        case .now(let reply): return .ready(authResponse(reply))
+        case .later(let future): return .pending(future.map(authResponse))
         }
     }
 

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import TokenStore
 
 /// One HTTP connection of the HTTP face: gathers each request (head, then a bounded body),
 /// hands it to `HTTPFace`, and writes the answer. NIO's pipelining handler, ahead of this one,
@@ -71,14 +72,17 @@ final class HTTPFaceHandler: ChannelInboundHandler {
             let route = HTTPFace.route(of: request.path)
             let keepAlive = head.isKeepAlive
             let version = head.version
-            face.respond(to: request, peer: peer, on: context.eventLoop).hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
-                let response: HTTPFace.Response
-                switch result {
-                case .success(let value): response = value
-                case .failure: response = .text(.internalServerError, "internal error\n")
+            let isHead = request.method == .HEAD
+            switch face.answer(request, peer: peer, on: context.eventLoop) {
+            case .ready(let response):
+                answered(response, route: route, version: version, keepAlive: keepAlive, head: isHead, context: context)
+            case .failed:
+                answered(.text(.internalServerError, "internal error\n"), route: route, version: version, keepAlive: keepAlive, head: isHead, context: context)
+            case .pending(let future):
+                future.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+                    let response = (try? result.get()) ?? .text(.internalServerError, "internal error\n")
+                    self.answered(response, route: route, version: version, keepAlive: keepAlive, head: isHead, context: context)
                 }
-                self.metrics.httpRequest(route: route.rawValue, code: response.status.code)
-                self.write(response, version: version, keepAlive: keepAlive && !self.closeAfterAnswer, head: request.method == .HEAD, context: context)
             }
         case (.end, .refusing(let route, let status, let message)):
             metrics.httpRequest(route: route.rawValue, code: status.code)
@@ -89,6 +93,12 @@ final class HTTPFaceHandler: ChannelInboundHandler {
             // A part out of order cannot come from NIO's decoder; end the connection all the same.
             context.close(promise: nil)
         }
+    }
+
+    private func answered(_ response: HTTPFace.Response, route: HTTPFace.Route, version: HTTPVersion, keepAlive: Bool, head: Bool,
+                          context: ChannelHandlerContext) {
+        metrics.httpRequest(route: route.rawValue, code: response.status.code)
+        write(response, version: version, keepAlive: keepAlive && !closeAfterAnswer, head: head, context: context)
     }
 
     private func write(_ response: HTTPFace.Response, version: HTTPVersion, keepAlive: Bool, head: Bool, context: ChannelHandlerContext) {

@@ -70,6 +70,25 @@ enum RedisScripts {
         return {'active', r[2], r[3] or '', r[4], r[5], r[6], r[7], r[8], r[9] or ''}
         """)
 
+    /// `check`, then the dedup entry of the presented refresh token: a repeat signs nothing.
+    /// KEYS: login, dedup entry. ARGV: now, fingerprint, dedup tag. Returns what `check`
+    /// returns, or {'dedup', sealed} (after the same checks as `rotate`'s).
+    static let prepare = RedisScript(name: "prepare", source: """
+        local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 'c', 't', 'e', 'm', 'r', 'n', 'v')
+        if not r[1] then return {'unknown'} end
+        if r[1] ~= '2' then return {'wrong_kind'} end
+        if r[10] == '1' then return {'revoked'} end
+        if tonumber(ARGV[1]) >= tonumber(r[7]) then return {'max_lifetime'} end
+        if r[3] and r[3] ~= ARGV[2] then return {'fingerprint'} end
+        local d = redis.call('GET', KEYS[2])
+        if d then
+            local tag = string.sub(d, 1, 1) == '1' and 17 or 1
+            if string.sub(d, 1, tag) ~= ARGV[3] then return {'fingerprint'} end
+            return {'dedup', string.sub(d, tag + 1)}
+        end
+        return {'active', r[2], r[3] or '', r[4], r[5], r[6], r[7], r[8], r[9] or ''}
+        """)
+
     /// KEYS: login, dedup entry. ARGV: now, fingerprint, presented refresh id, new refresh id,
     /// new refresh expiry, sealed pair, window (ms), dedup tag (who may have the pair again).
     /// Returns {'rotated'}, {'dedup', sealed}, or a refusal.
@@ -105,5 +124,5 @@ enum RedisScripts {
         return 1
         """)
 
-    static let all = [create, index, touch, check, rotate, revoke]
+    static let all = [create, index, touch, check, prepare, rotate, revoke]
 }

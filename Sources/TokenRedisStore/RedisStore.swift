@@ -175,23 +175,39 @@ public final class RedisStore: TokenStateStore {
 
     public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
         run(RedisScripts.check, keys: [loginKey(key)], [.integer(clock.now()), .bytes(Self.bytes(fingerprint))], on: eventLoop) { reply in
+            try Self.familyOutcome(try Self.values(reply), script: "check")
+        }
+    }
+
+    public func prepareRotation(_ key: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck> {
+        run(RedisScripts.prepare, keys: [loginKey(key), rotationKey(key, presentedDigest)],
+            [.integer(clock.now()), .bytes(Self.bytes(fingerprint)), .bytes(Self.dedupTag(fingerprint))], on: eventLoop) { reply in
             let values = try Self.values(reply)
-            switch values[0].string {
-            case "active":
-                guard values.count == 9, let subject = values[1].string, let fingerprint = values[2].bytes,
-                      let created = values[3].integer, let ttl = values[4].integer, let expires = values[5].integer,
-                      let maximum = values[6].integer, let refreshTTL = values[7].integer, let refreshID = values[8].bytes
-                else { throw StoreUnavailable("unexpected reply from the check script") }
-                return .active(LoginRecord(kind: .family, subject: subject, fingerprint: fingerprint.count == 16 ? Digest128(prefixOf: fingerprint) : nil,
-                                           createdAt: created, ttl: ttl, expiresAt: expires, maxExpiresAt: maximum, refreshTTL: refreshTTL,
-                                           currentRefreshID: SessionKey(bytes: refreshID)))
-            case "unknown": return .unknown
-            case "wrong_kind": return .wrongKind
-            case "revoked": return .revoked
-            case "max_lifetime": return .maxLifetimeReached
-            case "fingerprint": return .fingerprintMismatch
-            default: throw StoreUnavailable("unexpected reply from the check script")
+            if values[0].string == "dedup" {
+                guard values.count == 2, let sealed = values[1].bytes else { throw StoreUnavailable("unexpected reply from the prepare script") }
+                return .repeated(sealed)
             }
+            return .family(try Self.familyOutcome(values, script: "prepare"))
+        }
+    }
+
+    /// The reply of `check` (and of `prepare` when it found no repeat).
+    private static func familyOutcome(_ values: [RESPValue], script: String) throws -> FamilyOutcome {
+        switch values[0].string {
+        case "active":
+            guard values.count == 9, let subject = values[1].string, let fingerprint = values[2].bytes,
+                  let created = values[3].integer, let ttl = values[4].integer, let expires = values[5].integer,
+                  let maximum = values[6].integer, let refreshTTL = values[7].integer, let refreshID = values[8].bytes
+            else { throw StoreUnavailable("unexpected reply from the \(script) script") }
+            return .active(LoginRecord(kind: .family, subject: subject, fingerprint: fingerprint.count == 16 ? Digest128(prefixOf: fingerprint) : nil,
+                                       createdAt: created, ttl: ttl, expiresAt: expires, maxExpiresAt: maximum, refreshTTL: refreshTTL,
+                                       currentRefreshID: SessionKey(bytes: refreshID)))
+        case "unknown": return .unknown
+        case "wrong_kind": return .wrongKind
+        case "revoked": return .revoked
+        case "max_lifetime": return .maxLifetimeReached
+        case "fingerprint": return .fingerprintMismatch
+        default: throw StoreUnavailable("unexpected reply from the \(script) script")
         }
     }
 

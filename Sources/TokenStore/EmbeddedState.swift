@@ -171,6 +171,14 @@ struct EmbeddedState: Sendable {
         return .active(record)
     }
 
+    func prepareRotation(_ key: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?, now: Int64) -> RotationCheck {
+        let outcome = checkFamily(key, fingerprint: fingerprint, now: now)
+        guard case .active = outcome, let entry = dedup[presentedDigest], now < entry.expiresAt else { return .family(outcome) }
+        // As in `rotate`: the same pair goes back only to the fingerprint it was made for.
+        guard Digest128.constantTimeEquals(entry.fingerprint, fingerprint) else { return .family(.fingerprintMismatch) }
+        return .repeated(entry.sealed)
+    }
+
     mutating func rotate(_ rotation: Rotation, now: Int64) -> RotationOutcome {
         guard let record = live(rotation.family, now: now), record.kind == .family else { return .unknown }
         guard !record.revoked else { return .revoked }

@@ -251,6 +251,10 @@ public final class EmbeddedStore: TokenStateStore {
 
     public func healthAnswer(on eventLoop: any EventLoop) -> StoreAnswer<Bool> { .ready(!isDegraded) }
 
+    public func prepareRotation(_ key: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck> {
+        run(.read, on: eventLoop) { $0.prepareRotation(key, presentedDigest: presentedDigest, fingerprint: fingerprint, now: $1) }
+    }
+
     public func rotate(_ rotation: Rotation, on eventLoop: any EventLoop) -> EventLoopFuture<RotationOutcome> {
         run(.write, on: eventLoop) { $0.rotate(rotation, now: $1) }
     }

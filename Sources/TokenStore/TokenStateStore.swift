@@ -20,6 +20,11 @@ public protocol TokenStateStore: Sendable {
     /// Checks a refresh family for an access-token verify or before a rotation.
     func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome>
 
+    /// Before a rotation is signed: the family's check and, when the presented refresh token
+    /// was rotated within the dedup window (by digest) for this fingerprint, the pair it got,
+    /// so that a repeat signs nothing. The rotation itself checks everything again.
+    func prepareRotation(_ key: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck>
+
     /// Rotates a family with a pair already signed, unless the presented refresh token was
     /// rotated already (dedup hit or reuse).
     func rotate(_ rotation: Rotation, on eventLoop: any EventLoop) -> EventLoopFuture<RotationOutcome>
@@ -116,6 +121,14 @@ public enum FamilyOutcome: Sendable, Hashable {
     case unknown
     case fingerprintMismatch
     case wrongKind
+}
+
+/// What `prepareRotation` found.
+public enum RotationCheck: Sendable, Hashable {
+    /// The family as `checkFamily` sees it: active (a rotation may be signed) or a refusal.
+    case family(FamilyOutcome)
+    /// A repeat within the dedup window: the sealed pair of the rotation it repeats.
+    case repeated([UInt8])
 }
 
 /// A rotation request: the presented refresh token (by its `jti` and digest) and the pair

@@ -166,8 +166,12 @@ import TokenProtocol
         #expect(names.count >= 28, "README's table was read: \(names.map(\.name))")
         #expect(names.contains { $0.name == "tokend_verified_cache_hit_ratio" } && names.contains { $0.name == "tokend_store_redis_redirections_total" })
 
-        // The embedded store, after traffic of every kind the table counts and a snapshot.
-        let daemon = try DaemonProcess(["--fsync", "always", "--dedup-window", "0s"])
+        // The embedded store, after traffic of every kind the table counts (the HTTP face's
+        // too) and a snapshot.
+        let httpSocket = "/tmp/tokend-http-\(UUID().uuidString.prefix(8)).sock"
+        let daemon = try DaemonProcess(["--fsync", "always", "--dedup-window", "0s", "--http-listen", "unix:\(httpSocket)"])
+        try HTTPListenTests.waitForSocket(httpSocket, daemon)
+        #expect(try HTTPListenTests.unixRequest(httpSocket, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").status == 200)
         let client = try await daemon.client()
         let session = try await client.issue(IssueRequest(mode: .session, subject: "alice"))
         for _ in 0..<2 { _ = try await client.verify(token: session.sessionToken!) }

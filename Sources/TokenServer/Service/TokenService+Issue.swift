@@ -123,6 +123,7 @@ extension TokenService {
         var claims = base
         claims.expiration = expiration
         claims.jwtID = jwtID.text
+        metrics.tokensSigned.increment()
         return try JWTSigner.sign(claims, with: keys.signingKey, type: type)
     }
 

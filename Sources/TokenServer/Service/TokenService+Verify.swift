@@ -206,10 +206,27 @@ extension TokenService {
         }
         let now = clock.now()
         let fingerprint = digester.fingerprint(presentedFingerprint)
+        let presentedDigest = digester.refreshToken(token)
+        // Only a caller presenting this same refresh token can derive the key that opens the
+        // pair kept for repeats.
+        let sealKey = digester.sealKey("tokend.refresh-seal.v1", [Array(token.utf8)])
         // The family first: a revoked or finished login says so even when the token has also
-        // expired.
-        return store.checkFamily(presented.key, fingerprint: fingerprint, on: eventLoop).flatMap { outcome in
-            guard case .active(let record) = outcome else { return eventLoop.makeSucceededFuture(.refused(Self.refusal(outcome))) }
+        // expired. A repeat within the dedup window gets its pair back here, signing nothing.
+        return store.prepareRotation(presented.key, presentedDigest: presentedDigest, fingerprint: fingerprint, on: eventLoop).flatMap { check in
+            let record: LoginRecord
+            switch check {
+            case .repeated(let sealed):
+                // The very token whose rotation this repeats (same bytes): its subject was checked
+                // then; its expiry is checked as for any rotation.
+                guard now < presented.expiration + self.configuration.leeway else {
+                    return eventLoop.makeSucceededFuture(.refused(.refused(.expired, "the refresh token expired; log in again")))
+                }
+                return eventLoop.makeSucceededFuture(self.repeated(sealed, key: sealKey))
+            case .family(.active(let active)):
+                record = active
+            case .family(let outcome):
+                return eventLoop.makeSucceededFuture(.refused(Self.refusal(outcome)))
+            }
             // The new pair copies the presented token's claims: they must be the login's own.
             guard presented.names(subject: record.subject) else { return eventLoop.makeSucceededFuture(.refused(Self.loginMismatch)) }
             guard now < presented.expiration + self.configuration.leeway else {
@@ -225,16 +242,13 @@ extension TokenService {
             } catch {
                 return eventLoop.makeFailedFuture(error)
             }
-            // Only a caller presenting this same refresh token can derive the key that opens
-            // the pair kept for repeats.
-            let sealKey = self.digester.sealKey("tokend.refresh-seal.v1", [Array(token.utf8)])
             let sealed: [UInt8]
             do {
                 sealed = try candidate.sealed(with: sealKey)
             } catch {
                 return eventLoop.makeFailedFuture(error)
             }
-            let rotation = Rotation(family: presented.key, presentedRefreshID: refreshID, presentedDigest: self.digester.refreshToken(token),
+            let rotation = Rotation(family: presented.key, presentedRefreshID: refreshID, presentedDigest: presentedDigest,
                                     fingerprint: fingerprint, newRefreshID: newRefreshID, newRefreshExpiresAt: candidate.refreshExpiresAt!,
                                     sealedCandidate: sealed)
             return self.store.rotate(rotation, on: eventLoop).map { outcome -> Rotated in
@@ -243,11 +257,9 @@ extension TokenService {
                 case .rotated:
                     return .pair(candidate)
                 case .deduplicated(let sealed):
-                    self.metrics.dedupHits.increment()
-                    guard let pair = try? IssuedTokens(sealed: sealed, key: sealKey) else {
-                        return .refused(.refused(.internalError, "the earlier rotation could not be read back"))
-                    }
-                    return .pair(pair)
+                    // A repeat that raced the rotation it repeats: the pair signed for it is
+                    // dropped unused.
+                    return self.repeated(sealed, key: sealKey)
                 case .reuseDetected:
                     self.metrics.reuseDetected.increment()
                     self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
@@ -260,6 +272,15 @@ extension TokenService {
                 }
             }
         }
+    }
+
+    /// The pair a repeat within the dedup window gets again.
+    private func repeated(_ sealed: [UInt8], key: [UInt8]) -> Rotated {
+        metrics.dedupHits.increment()
+        guard let pair = try? IssuedTokens(sealed: sealed, key: key) else {
+            return .refused(.refused(.internalError, "the earlier rotation could not be read back"))
+        }
+        return .pair(pair)
     }
 
     /// verify-or-refresh: the access token expired, and nothing else was wrong with it; the

@@ -20,6 +20,8 @@ public final class TokendMetrics: Sendable {
     private let exported = NIOLockedValueBox<[String: UInt64]>([:])
 
     let dedupHits: CoreMetrics.Counter
+    /// Tokens signed: issues and rotations, never a repeat within the dedup window.
+    let tokensSigned: CoreMetrics.Counter
     let reuseDetected: CoreMetrics.Counter
     let journalFsync: CoreMetrics.Timer
 
@@ -39,6 +41,7 @@ public final class TokendMetrics: Sendable {
         ]
         self.factory = factory
         dedupHits = CoreMetrics.Counter(label: "tokend_dedup_hits_total", factory: factory)
+        tokensSigned = CoreMetrics.Counter(label: "tokend_tokens_signed_total", factory: factory)
         reuseDetected = CoreMetrics.Counter(label: "tokend_reuse_detected_total", factory: factory)
         journalFsync = CoreMetrics.Timer(label: "tokend_journal_fsync_duration_seconds", factory: factory)
     }

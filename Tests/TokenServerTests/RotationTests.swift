@@ -1,0 +1,36 @@
+import Testing
+@testable import TokenServer
+import TokenProtocol
+
+/// Rotation in the service core: a repeat within the dedup window signs nothing.
+@Suite struct RotationTests {
+    static func signed(_ fixture: ServiceFixture) -> Int {
+        let text = fixture.service.metrics.registry.emitToString()
+        let line = text.split(separator: "\n").first { $0.hasPrefix("tokend_tokens_signed_total ") }
+        return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+    }
+
+    @Test func aRepeatWithinTheDedupWindowGetsTheSamePairAndSignsNothing() throws {
+        let fixture = try ServiceFixture { $0.dedupWindow = 5 }
+        let issued = try fixture.issue(IssueRequest(mode: .pair, subject: "kim", fingerprint: [7]))
+        #expect(Self.signed(fixture) == 2)
+        let refresh = TokenRequest(token: issued.refreshToken!, fingerprint: [7])
+        let first = try fixture.call(.refresh, refresh.fields)
+        #expect(first.status == .ok)
+        #expect(Self.signed(fixture) == 4, "a rotation signs a new pair")
+        for _ in 0..<5 {
+            fixture.clock.advance(0)
+            let again = try fixture.call(.refresh, refresh.fields)
+            #expect(again.status == .ok && again.fields == first.fields, "the same pair, byte for byte")
+        }
+        #expect(Self.signed(fixture) == 4, "repeats sign nothing")
+        // Another fingerprint gets no pair, and after the window the repeat is reuse.
+        #expect(try fixture.call(.refresh, TokenRequest(token: issued.refreshToken!, fingerprint: [8]).fields).status == .fingerprintMismatch)
+        fixture.clock.advance(6)
+        #expect(try fixture.call(.refresh, refresh.fields).status == .reuseDetected)
+        // Reuse is found by the rotation itself (atomically with the revocation), after a pair
+        // was signed for it and dropped: once per family, which is revoked from then on.
+        #expect(try fixture.call(.refresh, refresh.fields).status == .revoked)
+        #expect(Self.signed(fixture) == 6)
+    }
+}

@@ -63,13 +63,7 @@ extension TokenClient {
     /// The daemon's counters and gauges, in the daemon's order.
     public func stats() async throws -> [Statistic] {
         let response = try await call(.stats)
-        return try parse(response) { fields throws(ProtocolError) in
-            var statistics: [Statistic] = []
-            for record in try fields.records(.stat) {
-                statistics.append(try Statistic(fields: record))
-            }
-            return statistics
-        }
+        return try parse(response) { fields throws(ProtocolError) in try Statistic.list(fields) }
     }
 
     /// One page of sessions and refresh families; pass `nextCursor` back for the next.

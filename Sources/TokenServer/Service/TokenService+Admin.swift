@@ -45,14 +45,7 @@ extension TokenService {
             let cache = self.cache.statistics
             rows += [("cache_entries", UInt64(cache.entries)), ("cache_hits", cache.hits), ("cache_misses", cache.misses)]
             rows += self.statistics.snapshot(now: self.clock.now())
-            var fields = Fields()
-            for (name, value) in rows {
-                var record = Fields()
-                record.append(.name, string: name)
-                record.append(.value, uint64: value)
-                fields.append(.stat, record: record)
-            }
-            return .ok(fields)
+            return .ok(Statistic.fields(rows.map { Statistic(name: $0.0, value: $0.1) }))
         }
     }
 
@@ -76,16 +69,13 @@ extension TokenService {
 
     private func list(_ query: ListQuery, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
         store.list(query, on: eventLoop).map { page in
-            var fields = Fields()
-            for login in page.logins {
+            let sessions = page.logins.map { login in
                 let state: SessionState = login.record.revoked ? .revoked : login.idleExpired ? .idleExpired : .active
-                let info = SessionInfo(sessionID: login.key.text, subject: login.record.subject, mode: login.record.kind == .session ? .session : .pair,
-                                       state: state, createdAt: UInt64(login.record.createdAt), expiresAt: UInt64(login.record.expiresAt),
-                                       maxExpiresAt: UInt64(login.record.maxExpiresAt))
-                fields.append(.sessionRecord, record: info.fields)
+                return SessionInfo(sessionID: login.key.text, subject: login.record.subject, mode: login.record.kind == .session ? .session : .pair,
+                                   state: state, createdAt: UInt64(login.record.createdAt), expiresAt: UInt64(login.record.expiresAt),
+                                   maxExpiresAt: UInt64(login.record.maxExpiresAt))
             }
-            if let next = page.next { fields.append(.nextCursor, string: next.text) }
-            return .ok(fields)
+            return .ok(SessionPage(sessions: sessions, nextCursor: page.next?.text).fields)
         }
     }
 

@@ -1,5 +1,3 @@
-import TokenProtocol
-
 /// One page of a `sessions` listing.
 public struct SessionPage: Sendable, Hashable {
     /// The sessions and refresh families on this page (`session` records, tag 48).
@@ -21,5 +19,12 @@ public struct SessionPage: Sendable, Hashable {
         self.sessions = sessions
         let cursor = try fields.string(.nextCursor)
         nextCursor = cursor?.isEmpty == false ? cursor : nil
+    }
+
+    public var fields: Fields {
+        var fields = Fields()
+        for info in sessions { fields.append(.sessionRecord, record: info.fields) }
+        if let nextCursor { fields.append(.nextCursor, string: nextCursor) }
+        return fields
     }
 }

@@ -228,8 +228,9 @@ struct Settings {
             }
             // One line; a trailing newline is not part of the secret.
             let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
-            guard secret.utf8.count >= 16, Self.isToken(secret) else {
-                throw SettingsError("\(sources["http-introspect-secret-file"]!): the secret must be at least 16 printable characters without spaces (try: openssl rand -hex 32)")
+            // Visible ASCII: what an Authorization header carries without quoting (base64 and hex do).
+            guard secret.utf8.count >= 16, secret.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+                throw SettingsError("\(sources["http-introspect-secret-file"]!): the secret must be one line of at least 16 visible ASCII characters, no spaces (try: openssl rand -base64 32)")
             }
             http.introspectSecret = HTTPFaceConfiguration.Secret(Array(secret.utf8))
         }

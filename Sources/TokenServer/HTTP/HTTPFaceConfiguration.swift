@@ -1,3 +1,5 @@
+import TokenCrypto
+
 /// `--http-listen` and its companions: the HTTP face for proxies, resource servers and remote
 /// verifiers (docs/http.md). Off while `listen` is empty.
 public struct HTTPFaceConfiguration: Sendable, Hashable {
@@ -27,11 +29,14 @@ public struct HTTPFaceConfiguration: Sendable, Hashable {
 
     public init() {}
 
-    /// Bytes that never show in a description, a log line or a reload's comparison.
+    /// Bytes that never show in a description or a log line. The description is a short
+    /// digest, so that a reload sees a changed secret (and names the setting, never the value).
     public struct Secret: Sendable, Hashable, CustomStringConvertible {
         public let bytes: [UInt8]
         public init(_ bytes: [UInt8]) { self.bytes = bytes }
-        public var description: String { "<secret>" }
+        public var description: String {
+            "<secret " + HashFunction.sha256.hash(bytes).prefix(4).map { String($0, radix: 16) }.joined() + ">"
+        }
     }
 }
 

@@ -6,6 +6,10 @@ import TokenStore
 /// One HTTP connection of the HTTP face: gathers each request (head, then a bounded body),
 /// hands it to `HTTPFace`, and writes the answer. NIO's pipelining handler, ahead of this one,
 /// delivers the next request only after the answer to this one has ended.
+///
+/// A request must arrive whole within `requestTimeout` of its head, and one that breaks a
+/// limit is answered at once and the connection closed: a peer cannot hold a connection (of a
+/// bounded number) by sending half a request.
 final class HTTPFaceHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -16,17 +20,21 @@ final class HTTPFaceHandler: ChannelInboundHandler {
         case idle
         /// Head read; the body (bounded) is being gathered.
         case receiving(HTTPRequestHead, ByteBuffer?)
-        /// The request broke a limit: the rest of it is ignored, then this answer is sent and
-        /// the connection closed.
-        case refusing(HTTPFace.Route, HTTPResponseStatus, String)
         /// The answer is being made.
         case answering
+        /// The last answer is written, or a request was refused: whatever else arrives is
+        /// dropped until the connection closes.
+        case closing
     }
+
+    /// How long a request may take to arrive once its head has.
+    static let requestTimeout = TimeAmount.seconds(10)
 
     private let face: HTTPFace
     private let peer: HTTPFace.Peer
     private let metrics: TokendMetrics
     private var state = State.idle
+    private var requestDeadline: Scheduled<Void>?
 
     init(face: HTTPFace, peer: HTTPFace.Peer, metrics: TokendMetrics) {
         self.face = face
@@ -34,39 +42,55 @@ final class HTTPFaceHandler: ChannelInboundHandler {
         self.metrics = metrics
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        requestDeadline?.cancel()
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is IdleStateHandler.IdleStateEvent:
-            // Only between requests: an answer being made is finished first.
-            if case .idle = state { context.close(promise: nil) }
+            // Idle between requests, or in the middle of one: either way the peer sent nothing
+            // for the idle timeout. Only an answer being made is finished first.
+            if case .answering = state { closeAfterAnswer = true } else { context.close(promise: nil) }
         case is ShutdownEvent:
-            if case .idle = state { context.close(promise: nil) } else { closeAfterAnswer = true }
+            if case .answering = state { closeAfterAnswer = true } else { context.close(promise: nil) }
         default:
             context.fireUserInboundEventTriggered(event)
         }
     }
 
-    /// Set at shutdown: the answer in progress is the connection's last.
+    /// Set at shutdown or after an idle timeout: the answer in progress is the connection's last.
     private var closeAfterAnswer = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
+        case (_, .closing):
+            break
         case (.head(let head), .idle):
             if Self.headBytes(head) > HTTPFaceConfiguration.maximumHeadBytes {
-                state = .refusing(Self.route(head), .requestHeaderFieldsTooLarge, "the request head exceeds \(HTTPFaceConfiguration.maximumHeadBytes) bytes\n")
+                refuse(.requestHeaderFieldsTooLarge, "the request head exceeds \(HTTPFaceConfiguration.maximumHeadBytes) bytes\n", head: head, context: context)
             } else if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > HTTPFaceConfiguration.maximumBodyBytes {
-                state = .refusing(Self.route(head), .payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n")
+                refuse(.payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n", head: head, context: context)
             } else {
                 state = .receiving(head, nil)
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                requestDeadline = context.eventLoop.scheduleTask(in: Self.requestTimeout) {
+                    let (handler, context) = loopBound.value
+                    guard case .receiving = handler.state else { return }
+                    handler.state = .closing
+                    context.close(promise: nil)
+                }
             }
         case (.body(var chunk), .receiving(let head, var body)):
             if (body?.readableBytes ?? 0) + chunk.readableBytes > HTTPFaceConfiguration.maximumBodyBytes {
-                state = .refusing(Self.route(head), .payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n")
+                refuse(.payloadTooLarge, "the request body exceeds \(HTTPFaceConfiguration.maximumBodyBytes) bytes\n", head: head, context: context)
             } else {
                 if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
                 state = .receiving(head, body)
             }
         case (.end, .receiving(let head, let body)):
+            requestDeadline?.cancel()
+            requestDeadline = nil
             state = .answering
             let request = HTTPFace.Request(method: head.method, uri: head.uri, headers: head.headers, body: body)
             let route = HTTPFace.route(of: request.path)
@@ -84,15 +108,20 @@ final class HTTPFaceHandler: ChannelInboundHandler {
                     self.answered(response, route: route, version: version, keepAlive: keepAlive, head: isHead, context: context)
                 }
             }
-        case (.end, .refusing(let route, let status, let message)):
-            metrics.httpRequest(route: route.rawValue, code: status.code)
-            write(.text(status, message), version: .http1_1, keepAlive: false, head: false, context: context)
-        case (.body, .refusing), (.head, .refusing):
-            break
         default:
             // A part out of order cannot come from NIO's decoder; end the connection all the same.
+            state = .closing
             context.close(promise: nil)
         }
+    }
+
+    /// A request that broke a limit: answered at once, without reading the rest of it, and the
+    /// connection closed.
+    private func refuse(_ status: HTTPResponseStatus, _ message: String, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        requestDeadline?.cancel()
+        requestDeadline = nil
+        metrics.httpRequest(route: Self.route(head).rawValue, code: status.code)
+        write(.text(status, message), version: head.version, keepAlive: false, head: false, context: context)
     }
 
     private func answered(_ response: HTTPFace.Response, route: HTTPFace.Route, version: HTTPVersion, keepAlive: Bool, head: Bool,
@@ -109,9 +138,10 @@ final class HTTPFaceHandler: ChannelInboundHandler {
         if !head, !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: response.body)))), promise: nil)
         }
-        // Idle before the end goes out: NIO's pipelining handler hands over the next request
-        // (already read) as soon as this answer ends, from within this write.
-        state = .idle
+        // Set before the end goes out: NIO's pipelining handler hands over the next request
+        // (already read) as soon as this answer ends, from within this write. A connection
+        // that closes takes no more.
+        state = keepAlive ? .idle : .closing
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }

@@ -31,7 +31,7 @@ final class HTTPFaceServer: Sendable {
                 let channel = try await bind(address)
                 listeners.withLockedValue { $0.append((address, channel)) }
                 if case .tcp(let host, _) = address, !Self.isLoopback(host: host) {
-                    logger.notice("the HTTP face listens beyond loopback: only the JWKS answers peers elsewhere (and /introspect, with its secret)",
+                    logger.notice("the HTTP face listens beyond loopback: peers elsewhere get only the JWKS and /healthz (and /introspect, with its secret)",
                                   metadata: ["http.address": "\(address)"])
                 }
                 logger.notice("HTTP face listening", metadata: ["http.address": "\(address)", "http.routes": "/auth /introspect /.well-known/jwks.json /healthz"])
@@ -51,7 +51,7 @@ final class HTTPFaceServer: Sendable {
             defer { umask(previousMask) }
             let channel: any Channel
             do {
-                channel = try await bootstrap().bind(unixDomainSocketPath: path).get()
+                channel = try await bootstrap(tcp: false).bind(unixDomainSocketPath: path).get()
             } catch {
                 throw ConfigurationError("--http-listen \(address): cannot listen: \(ConfigurationError.plain(error))")
             }
@@ -62,14 +62,14 @@ final class HTTPFaceServer: Sendable {
             return channel
         case .tcp(let host, let port):
             do {
-                return try await bootstrap().serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1).bind(host: host, port: port).get()
+                return try await bootstrap(tcp: true).serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1).bind(host: host, port: port).get()
             } catch {
                 throw ConfigurationError("--http-listen \(address): cannot listen: \(ConfigurationError.plain(error))")
             }
         }
     }
 
-    private func bootstrap() -> ServerBootstrap {
+    private func bootstrap(tcp: Bool) -> ServerBootstrap {
         let face = face
         let metrics = face.service.metrics
         let idleTimeout = configuration.idleTimeout
@@ -77,37 +77,48 @@ final class HTTPFaceServer: Sendable {
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.close() }
-                let admitted = self.connections.withLockedValue { open in
-                    guard open.count < HTTPFaceConfiguration.maximumConnections else { return false }
-                    open[ObjectIdentifier(channel)] = channel
-                    return true
-                }
-                guard admitted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in self.connections.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) } }
-                return Self.peer(of: channel).flatMap { peer in
-                    channel.eventLoop.makeCompletedFuture {
-                        let pipeline = channel.pipeline.syncOperations
-                        if idleTimeout > 0 { try pipeline.addHandler(IdleStateHandler(allTimeout: .seconds(idleTimeout))) }
-                        // No outbound header validation: every header value the face sends is one it
-                        // made safe itself (percent-encoded subjects, base64url, numbers, names
-                        // checked at start), and the check costs a pass over every header.
-                        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withServerUpgrade: nil,
-                                                                 withErrorHandling: true, withOutboundHeaderValidation: false)
-                        try pipeline.addHandler(HTTPFaceHandler(face: face, peer: peer, metrics: metrics))
+                return Self.peer(of: channel, tcp: tcp).flatMap { peer in
+                    // Peers elsewhere (who may only read the JWKS and the health) get half the
+                    // places: they can never lock out the proxy on this host.
+                    let limit = peer.isLocal ? HTTPFaceConfiguration.maximumConnections : HTTPFaceConfiguration.maximumConnections / 2
+                    let admitted = self.connections.withLockedValue { open in
+                        guard open.count < limit else { return false }
+                        open[ObjectIdentifier(channel)] = channel
+                        return true
+                    }
+                    guard admitted else { return channel.close() }
+                    channel.closeFuture.whenComplete { _ in self.connections.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try Self.configure(channel.pipeline.syncOperations, face: face, peer: peer, metrics: metrics,
+                                           idleTimeout: idleTimeout > 0 ? .seconds(idleTimeout) : nil)
                     }
                 }
             }
     }
 
-    /// A Unix peer's credentials; for TCP, whether it is on this host's loopback.
-    static func peer(of channel: any Channel) -> EventLoopFuture<HTTPFace.Peer> {
+    /// One HTTP connection's handlers, in the daemon and in tests alike.
+    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, face: HTTPFace, peer: HTTPFace.Peer, metrics: TokendMetrics,
+                          idleTimeout: TimeAmount?) throws {
+        if let idleTimeout { try pipeline.addHandler(IdleStateHandler(allTimeout: idleTimeout)) }
+        // No outbound header validation: every header value the face sends is one it made safe
+        // itself (percent-encoded subjects, base64url, numbers, names checked at start), and
+        // the check costs a pass over every header.
+        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withServerUpgrade: nil,
+                                                 withErrorHandling: true, withOutboundHeaderValidation: false)
+        try pipeline.addHandler(HTTPFaceHandler(face: face, peer: peer, metrics: metrics))
+    }
+
+    /// A Unix peer's credentials; for TCP, whether it is on this host's loopback. A TCP peer
+    /// whose address cannot be read (it reset before the accept) is taken to be elsewhere.
+    static func peer(of channel: any Channel, tcp: Bool) -> EventLoopFuture<HTTPFace.Peer> {
+        guard tcp else { return TokendServer.peerCredentials(of: channel).map { .unix($0) } }
         switch channel.remoteAddress {
         case .v4(let address)?:
             return channel.eventLoop.makeSucceededFuture(isLoopback(host: address.host) ? .loopback : .remote)
         case .v6(let address)?:
             return channel.eventLoop.makeSucceededFuture(isLoopback(host: address.host) ? .loopback : .remote)
         default:
-            return TokendServer.peerCredentials(of: channel).map { .unix($0) }
+            return channel.eventLoop.makeSucceededFuture(.remote)
         }
     }
 

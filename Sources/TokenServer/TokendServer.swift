@@ -80,6 +80,24 @@ public final class TokendServer: Service, Sendable {
         logger.info("keys loaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)", "key.alg": "\(keys.signingKey.algorithm.name)"])
     }
 
+    /// What runs beside the server in the daemon's `ServiceGroup`, listed after it (so that it
+    /// stops first): the store's upkeep, switching to a dated key when its time comes, and
+    /// systemd's watchdog pings. All on one event loop, which a stall would stop.
+    public var services: [any Service] {
+        let loop = group.next()
+        var services: [any Service] = backend.upkeep(on: loop)
+        // A key dated in the future starts signing when its time comes.
+        services.append(PeriodicTask("key activation", every: .seconds(1), on: loop) { [keys, service, logger] in
+            if let entry = keys.activate(now: service.clock.now()) {
+                logger.notice("a new key signs from now on", metadata: ["key.kid": "\(entry.key.kid)", "key.alg": "\(entry.key.algorithm.name)"])
+            }
+        })
+        if let interval = notifier.watchdogInterval {
+            services.append(PeriodicTask("systemd watchdog", every: interval, on: loop) { [notifier] in notifier.send("WATCHDOG=1") })
+        }
+        return services
+    }
+
     /// Binds the main socket, or takes the one systemd passed; whether it was passed.
     private func listen(_ path: String) async throws -> (channel: any Channel, inherited: Bool) {
         if let inherited = try Systemd.takeListeningSocket(environment: environment) {
@@ -131,19 +149,6 @@ public final class TokendServer: Service, Sendable {
             await httpFace?.stop()
             throw error
         }
-        var repeating = backend.startUpkeep(on: channel.eventLoop)
-        // A key dated in the future starts signing when its time comes.
-        repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [keys, service, logger] _ in
-            if let entry = keys.activate(now: service.clock.now()) {
-                logger.notice("a new key signs from now on", metadata: ["key.kid": "\(entry.key.kid)", "key.alg": "\(entry.key.algorithm.name)"])
-            }
-        })
-        if let interval = notifier.watchdogInterval {
-            // From the event loop: if it stalls, the pings stop and systemd restarts us.
-            repeating.append(channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [notifier] _ in
-                notifier.send("WATCHDOG=1")
-            })
-        }
         // Trapped before READY=1, so that a reload right after start never meets SIGHUP's
         // default action (ending the process).
         let hangups = await UnixSignalsSequence(trapping: .sighup)
@@ -165,7 +170,6 @@ public final class TokendServer: Service, Sendable {
             self.logger.notice("shutting down: no new connections; finishing requests in flight")
             channel.close(promise: nil)
         }
-        for task in repeating { task.cancel() }
         try? await metricsChannel?.close()
         reloads.cancel()
         await httpFace?.stop()

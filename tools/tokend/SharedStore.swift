@@ -92,7 +92,7 @@ final class RedisBackend: StateBackend {
         throw ConfigurationError("the shared store did not answer within \(patience) (address, password, ACL, TLS?): \(lastError)")
     }
 
-    func startUpkeep(on eventLoop: any EventLoop) -> [RepeatedTask] { [] }
+    func upkeep(on eventLoop: any EventLoop) -> [PeriodicTask] { [] }
 
     func shutdown() async { redis.close() }
 }

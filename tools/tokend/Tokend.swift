@@ -103,7 +103,7 @@ struct Tokend: AsyncParsableCommand {
         do {
             let server = try TokendServer(configuration: configuration, logger: logger, reloadConfiguration: reload, backend: store.factory)
             let group = ServiceGroup(
-                configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                configuration: .init(services: [server] + server.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             )
             try await group.run()
         } catch let error as ConfigurationError {

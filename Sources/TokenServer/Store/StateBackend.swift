@@ -15,8 +15,8 @@ public protocol StateBackend: Sendable {
     var snapshots: SnapshotScheduler? { get }
     /// Before the socket opens: a shared store must answer; a repaired one is made durable.
     func prepare(on eventLoop: any EventLoop) async throws
-    /// Upkeep while serving (expiry, snapshots), scheduled on `eventLoop`; cancelled at stop.
-    func startUpkeep(on eventLoop: any EventLoop) -> [RepeatedTask]
+    /// Upkeep while serving (expiry, snapshots), on `eventLoop`: services of the daemon's group.
+    func upkeep(on eventLoop: any EventLoop) -> [PeriodicTask]
     /// After the last connection has closed.
     func shutdown() async
 }
@@ -70,21 +70,20 @@ public final class EmbeddedBackend: StateBackend {
 
     public func prepare(on eventLoop: any EventLoop) async throws {
         // A repair is made durable before serving: the valid part of a damaged file now lives
-        // only in memory.
-        if repair { _ = try await scheduler.writeNow() }
+        // only in memory. A replayed journal is folded into a snapshot soon after.
+        if repair {
+            _ = try await scheduler.writeNow()
+        } else if embedded.replayedJournal {
+            scheduler.request()
+        }
     }
 
-    public func startUpkeep(on eventLoop: any EventLoop) -> [RepeatedTask] {
-        if embedded.replayedJournal && !repair { scheduler.request() }
-        // Expiry in small steps (1,000 logins, about a millisecond of the store's lock, ten
-        // times a second), so that a mass expiry never stalls verifies for long.
-        return [
-            eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [embedded] _ in
-                embedded.sweep(budget: 1000)
-            },
-            eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [scheduler] _ in
-                scheduler.tick()
-            },
+    public func upkeep(on eventLoop: any EventLoop) -> [PeriodicTask] {
+        [
+            // Expiry in small steps (1,000 logins, about a millisecond of the store's lock, ten
+            // times a second), so that a mass expiry never stalls verifies for long.
+            PeriodicTask("expiry sweep", every: .milliseconds(100), on: eventLoop) { [embedded] in embedded.sweep(budget: 1000) },
+            PeriodicTask("snapshot scheduler", every: .seconds(1), on: eventLoop) { [scheduler] in scheduler.tick() },
         ]
     }
 

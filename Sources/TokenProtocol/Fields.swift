@@ -176,34 +176,32 @@ public struct Fields: Sendable, Hashable {
 
     // MARK: Writing
 
-    /// Appends a field whose value `write` writes: its header first, its length filled in after.
-    private mutating func append(_ tag: FieldTag, _ write: (inout ByteBuffer) -> Int) {
-        let header = storage.writerIndex
-        storage.writeInteger(tag.rawValue)
-        storage.writeInteger(UInt32(0))
-        let length = write(&storage)
-        storage.setInteger(UInt32(length), at: header + 1)
+    /// Appends a field's header: its tag and the length of the value that follows.
+    private mutating func header(_ tag: FieldTag, _ length: Int) {
+        storage.writeMultipleIntegers(tag.rawValue, UInt32(length))
     }
 
     public mutating func append(_ tag: FieldTag, buffer: ByteBuffer) {
-        var buffer = buffer
-        append(tag) { $0.writeBuffer(&buffer) }
+        header(tag, buffer.readableBytes)
+        storage.writeImmutableBuffer(buffer)
     }
 
     public mutating func append(_ tag: FieldTag, string: String) {
-        append(tag) { $0.writeString(string) }
+        header(tag, string.utf8.count)
+        storage.writeString(string)
     }
 
     public mutating func append(_ tag: FieldTag, bytes: some Collection<UInt8>) {
-        append(tag) { $0.writeBytes(bytes) }
+        header(tag, bytes.count)
+        storage.writeBytes(bytes)
     }
 
     public mutating func append(_ tag: FieldTag, uint64: UInt64) {
-        append(tag) { $0.writeInteger(uint64) }
+        storage.writeMultipleIntegers(tag.rawValue, UInt32(8), uint64)
     }
 
     public mutating func append(_ tag: FieldTag, uint8: UInt8) {
-        append(tag) { $0.writeInteger(uint8) }
+        storage.writeMultipleIntegers(tag.rawValue, UInt32(1), uint8)
     }
 
     public mutating func append(_ tag: FieldTag, bool: Bool) {

@@ -59,35 +59,42 @@ enum RedisScripts {
         return {'active', r[2], e, m, renewed}
         """)
 
-    /// KEYS: login. ARGV: now, fingerprint. Returns {status} or {'active', s, f, c, t, e, m, r, n}.
-    static let check = RedisScript(name: "check", source: """
+    /// A family's checks, shared by `check` and `prepare`: reads the login into `r` and returns
+    /// the refusal, if any.
+    private static let familyChecks = """
         local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 'c', 't', 'e', 'm', 'r', 'n', 'v')
         if not r[1] then return {'unknown'} end
         if r[1] ~= '2' then return {'wrong_kind'} end
         if r[10] == '1' then return {'revoked'} end
         if tonumber(ARGV[1]) >= tonumber(r[7]) then return {'max_lifetime'} end
         if r[3] and r[3] ~= ARGV[2] then return {'fingerprint'} end
+        """
+
+    /// The reply of an active family.
+    private static let familyActive = """
         return {'active', r[2], r[3] or '', r[4], r[5], r[6], r[7], r[8], r[9] or ''}
-        """)
+        """
+
+    /// KEYS: login. ARGV: now, fingerprint. Returns {status} or {'active', s, f, c, t, e, m, r, n}.
+    static let check = RedisScript(name: "check", source: familyChecks + "\n" + familyActive)
 
     /// `check`, then the dedup entry of the presented refresh token: a repeat signs nothing.
     /// KEYS: login, dedup entry. ARGV: now, fingerprint, dedup tag. Returns what `check`
     /// returns, or {'dedup', sealed} (after the same checks as `rotate`'s).
-    static let prepare = RedisScript(name: "prepare", source: """
-        local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 'c', 't', 'e', 'm', 'r', 'n', 'v')
-        if not r[1] then return {'unknown'} end
-        if r[1] ~= '2' then return {'wrong_kind'} end
-        if r[10] == '1' then return {'revoked'} end
-        if tonumber(ARGV[1]) >= tonumber(r[7]) then return {'max_lifetime'} end
-        if r[3] and r[3] ~= ARGV[2] then return {'fingerprint'} end
+    static let prepare = RedisScript(name: "prepare", source: familyChecks + "\n" + repeated(tagArgument: 3) + "\n" + familyActive)
+
+    /// A repeat within the dedup window (KEYS[2]): the kept pair, for the fingerprint it was
+    /// made for only (`ARGV[tagArgument]`: the dedup tag). Shared by `prepare` and `rotate`.
+    private static func repeated(tagArgument: Int) -> String {
+        """
         local d = redis.call('GET', KEYS[2])
         if d then
             local tag = string.sub(d, 1, 1) == '1' and 17 or 1
-            if string.sub(d, 1, tag) ~= ARGV[3] then return {'fingerprint'} end
+            if string.sub(d, 1, tag) ~= ARGV[\(tagArgument)] then return {'fingerprint'} end
             return {'dedup', string.sub(d, tag + 1)}
         end
-        return {'active', r[2], r[3] or '', r[4], r[5], r[6], r[7], r[8], r[9] or ''}
-        """)
+        """
+    }
 
     /// KEYS: login, dedup entry. ARGV: now, fingerprint, presented refresh id, new refresh id,
     /// new refresh expiry, sealed pair, window (ms), dedup tag (who may have the pair again).
@@ -98,12 +105,7 @@ enum RedisScripts {
         if r[5] == '1' then return {'revoked'} end
         if tonumber(ARGV[1]) >= tonumber(r[3]) then return {'max_lifetime'} end
         if r[2] and r[2] ~= ARGV[2] then return {'fingerprint'} end
-        local d = redis.call('GET', KEYS[2])
-        if d then
-            local tag = string.sub(d, 1, 1) == '1' and 17 or 1
-            if string.sub(d, 1, tag) ~= ARGV[8] then return {'fingerprint'} end
-            return {'dedup', string.sub(d, tag + 1)}
-        end
+        """ + "\n" + repeated(tagArgument: 8) + "\n" + """
         if r[4] ~= ARGV[3] then
             redis.call('HSET', KEYS[1], 'v', '1')
             return {'reuse'}

@@ -31,24 +31,8 @@ import TokenProtocol
 
     /// A plain HTTP/1.1 GET over a TCP socket: status line and body.
     static func get(port: Int, path: String) throws -> (status: Int, body: String) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        let connected = withLoopbackAddress(port: port) { connect(fd, $0, $1) }
-        guard connected == 0 else { throw DaemonError("cannot connect to 127.0.0.1:\(port)") }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            response += chunk[0..<n]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
-            throw DaemonError("not an HTTP response: \(text.prefix(200))")
-        }
-        return (status, String(text[split.upperBound...]))
+        let response = try HTTPListenTests.tcpRequest(port, "GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        return (response.status, response.body)
     }
 
     @Test func scrapedMetricsCountWhatHappened() async throws {

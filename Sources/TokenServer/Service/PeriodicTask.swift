@@ -20,16 +20,16 @@ public struct PeriodicTask: Service {
         self.work = work
     }
 
+    /// Schedules the work on the event loop (a timer there, as cheap as before it was a
+    /// service) and waits for graceful shutdown, or cancellation, to cancel it.
     public func run() async throws {
+        let work = self.work
+        let task = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in work() }
+        defer { task.cancel() }
         do {
-            try await cancelWhenGracefulShutdown {
-                while true {
-                    try await Task.sleep(for: .nanoseconds(interval.nanoseconds))
-                    try await eventLoop.submit(work).get()
-                }
-            }
+            try await gracefulShutdown()
         } catch is CancellationError {
-            // Graceful shutdown: done.
+            // The group is ending without a graceful shutdown (another service failed).
         }
     }
 }

@@ -104,21 +104,10 @@ public final class TokendServer: Service, Sendable {
             // Socket activation: systemd bound the socket and owns its file.
             return (try await bootstrap().withBoundSocket(inherited).get(), true)
         }
-        try SocketFile.prepare(path, logger: logger)
-        // Bind with a tight umask so that the socket is never, even briefly, open to all.
-        let previousMask = umask(0o177)
-        let channel: any Channel
-        do {
-            channel = try await bootstrap().bind(unixDomainSocketPath: path).get()
-            umask(previousMask)
-        } catch {
-            umask(previousMask)
-            throw ConfigurationError("cannot listen on \(path): \(ConfigurationError.plain(error))")
-        }
-        guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
-            try? await channel.close()
-            throw ConfigurationError("cannot set mode \(String(configuration.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
-        }
+        let mode = configuration.socketMode
+        let channel = try await SocketFile.listen(bootstrap(), path: path, mode: mode, logger: logger,
+                                                  cannotListen: { "cannot listen on \(path): \($0)" },
+                                                  cannotSetMode: { "cannot set mode \(String(mode, radix: 8)) on \(path): \($0)" })
         return (channel, false)
     }
 
@@ -278,15 +267,6 @@ public final class TokendServer: Service, Sendable {
 
     /// Asks every connection to finish its requests in flight and close; waits up to 10 s.
     private func drainConnections() async {
-        let open = connections.withLockedValue { Array($0.values) }
-        guard !open.isEmpty else { return }
-        for channel in open { channel.pipeline.fireUserInboundEventTriggered(ShutdownEvent()) }
-        let deadline = ContinuousClock.now + .seconds(10)
-        for channel in open {
-            while channel.isActive, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(10))
-            }
-            if channel.isActive { try? await channel.close() }
-        }
+        await ShutdownEvent.drain(connections.withLockedValue { Array($0.values) }, within: .seconds(10))
     }
 }

@@ -144,7 +144,7 @@ public final class EmbeddedStore: TokenStateStore {
     /// Whether changes cannot be made durable now; the snapshot scheduler then retries a
     /// snapshot, which ends the fault once the disk takes it.
     public var isDegraded: Bool { journal?.isDegraded ?? false }
-    public func health(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> { eventLoop.makeSucceededFuture(!isDegraded) }
+    public func health(on eventLoop: any EventLoop) -> EventLoopFuture<Bool> { healthAnswer(on: eventLoop).future(on: eventLoop) }
     /// Reads answered while degraded, and writes refused, since start.
     public var persistenceFaultCounts: (reads: UInt64, refusedWrites: UInt64) { faultCounts.withLockedValue { $0 } }
     private let faultCounts = NIOLockedValueBox<(reads: UInt64, refusedWrites: UInt64)>((0, 0))
@@ -233,11 +233,11 @@ public final class EmbeddedStore: TokenStateStore {
     }
 
     public func touchSession(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome> {
-        run(.touch, on: eventLoop) { $0.touchSession(key, fingerprint: fingerprint, subject: subject, explicit: explicit, now: $1) }
+        touchSessionAnswer(key, fingerprint: fingerprint, subject: subject, explicit: explicit, on: eventLoop).future(on: eventLoop)
     }
 
     public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
-        run(.read, on: eventLoop) { $0.checkFamily(key, fingerprint: fingerprint, now: $1) }
+        checkFamilyAnswer(key, fingerprint: fingerprint, on: eventLoop).future(on: eventLoop)
     }
 
     public func touchSessionAnswer(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool,

@@ -48,9 +48,7 @@ public struct Digest128: Hashable, Sendable {
 
     /// The first 16 bytes of `bytes`.
     public init(prefixOf bytes: [UInt8]) {
-        precondition(bytes.count >= 16)
-        high = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
-        low = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+        self = bytes.withUnsafeBytes { Digest128(prefixOf: $0) }
     }
 
     /// The first 16 bytes of `bytes`.

@@ -91,7 +91,7 @@ struct HTTPFace: Sendable {
     func answer(_ request: Request, peer: Peer, on eventLoop: any EventLoop) -> StoreAnswer<Response> {
         switch Self.route(of: request.path) {
         case .auth: auth(request, peer: peer, on: eventLoop)
-        case .introspect: .pending(introspect(request, peer: peer, on: eventLoop))
+        case .introspect: introspect(request, peer: peer, on: eventLoop)
         case .jwks: .ready(jwks(request))
         case .healthz: .pending(healthz(request, on: eventLoop))
         case .other: .ready(.text(.notFound, "not found; tokend answers /auth, /introspect, /.well-known/jwks.json and /healthz\n"))
@@ -113,10 +113,16 @@ struct HTTPFace: Sendable {
             return .ready(Response(.unauthorized, headers: headers))
         }
         let refreshToken = configuration.refreshCookie.flatMap { Self.cookie($0, in: request.headers) }
-        let verify = TokenRequest(token: token, fingerprint: fingerprint(request.headers), refreshToken: refreshToken)
-        switch service.respond(to: TokenProtocol.Request(opcode: .verify, id: 0, fields: verify.fields), peer: peer.credentials, on: eventLoop) {
-        case .now(let reply): return .ready(authResponse(reply))
-        case .later(let future): return .pending(future.map(authResponse))
+        return verify(TokenRequest(token: token, fingerprint: fingerprint(request.headers), refreshToken: refreshToken), peer: peer, on: eventLoop)
+            .map(authResponse)
+    }
+
+    /// The socket's own `verify`, for `/auth` and `/introspect`: the same operation, counted in
+    /// the same statistics, answered at once when the store can.
+    private func verify(_ request: TokenRequest, peer: Peer, on eventLoop: any EventLoop) -> StoreAnswer<TokenProtocol.Response> {
+        switch service.respond(to: TokenProtocol.Request(opcode: .verify, id: 0, fields: request.fields), peer: peer.credentials, on: eventLoop) {
+        case .now(let reply): .ready(reply)
+        case .later(let future): .pending(future)
         }
     }
 
@@ -196,26 +202,25 @@ struct HTTPFace: Sendable {
 
     // MARK: - /introspect
 
-    func introspect(_ request: Request, peer: Peer, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+    func introspect(_ request: Request, peer: Peer, on eventLoop: any EventLoop) -> StoreAnswer<Response> {
         let noStore: HTTPHeaders = ["Cache-Control": "no-store"]
         guard request.method == .POST else {
-            return eventLoop.makeSucceededFuture(.text(.methodNotAllowed, "POST /introspect with token=...\n", headers: ["Allow": "POST"]))
+            return .ready(.text(.methodNotAllowed, "POST /introspect with token=...\n", headers: ["Allow": "POST"]))
         }
         if let secret = configuration.introspectSecret {
             guard let presented = Self.bearerToken(request.headers), Self.constantTimeEqual(Array(presented.utf8), secret.bytes) else {
                 var headers = noStore
                 headers.add(name: "WWW-Authenticate", value: #"Bearer realm="tokend-introspect""#)
-                return eventLoop.makeSucceededFuture(.json(.unauthorized, Self.error("invalid_client"), headers: headers))
+                return .ready(.json(.unauthorized, Self.error("invalid_client"), headers: headers))
             }
         } else if !peer.isLocal {
-            return eventLoop.makeSucceededFuture(.json(.forbidden, Self.error("access_denied"), headers: noStore))
+            return .ready(.json(.forbidden, Self.error("access_denied"), headers: noStore))
         }
         let form = request.body.map { Self.formFields(String(buffer: $0)) } ?? [:]
         guard let token = form["token"], !token.isEmpty else {
-            return eventLoop.makeSucceededFuture(.json(.badRequest, Self.error("invalid_request"), headers: noStore))
+            return .ready(.json(.badRequest, Self.error("invalid_request"), headers: noStore))
         }
-        let verify = TokenRequest(token: token, fingerprint: Array((form["fingerprint"] ?? "").utf8))
-        return service.handle(TokenProtocol.Request(opcode: .verify, id: 0, fields: verify.fields), peer: peer.credentials, on: eventLoop).map { reply in
+        return verify(TokenRequest(token: token, fingerprint: Array((form["fingerprint"] ?? "").utf8)), peer: peer, on: eventLoop).map { reply in
             switch reply.status {
             case .ok, .renewed:
                 guard let result = try? VerifyResult(fields: reply.fields) else { return .json(.internalServerError, Self.error("server_error"), headers: noStore) }
@@ -287,10 +292,10 @@ struct HTTPFace: Sendable {
         guard request.method == .GET || request.method == .HEAD else {
             return eventLoop.makeSucceededFuture(.text(.methodNotAllowed, "GET /healthz\n", headers: ["Allow": "GET, HEAD"]))
         }
+        let unavailable = Response.text(.serviceUnavailable, "store unavailable\n", headers: ["Cache-Control": "no-store", "Retry-After": "1"])
         return service.store.health(on: eventLoop).map { healthy in
-            healthy ? .text(.ok, "ok\n", headers: ["Cache-Control": "no-store"])
-                : .text(.serviceUnavailable, "store unavailable\n", headers: ["Cache-Control": "no-store", "Retry-After": "1"])
-        }.recover { _ in .text(.serviceUnavailable, "store unavailable\n", headers: ["Cache-Control": "no-store", "Retry-After": "1"]) }
+            healthy ? .text(.ok, "ok\n", headers: ["Cache-Control": "no-store"]) : unavailable
+        }.recover { _ in unavailable }
     }
 
     // MARK: - Reading requests
@@ -395,12 +400,9 @@ struct HTTPFace: Sendable {
     }
 
     /// Equality of two secrets whose time tells neither where they differ nor how long the
-    /// expected one is: their SHA-256 digests are compared, in full.
+    /// expected one is: their SHA-256 digests (the first 128 bits) are compared.
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        let (x, y) = (HashFunction.sha256.hash(a), HashFunction.sha256.hash(b))
-        var difference: UInt8 = 0
-        for index in x.indices { difference |= x[index] ^ y[index] }
-        return difference == 0
+        Digest128(prefixOf: HashFunction.sha256.hash(a)).constantTimeEquals(Digest128(prefixOf: HashFunction.sha256.hash(b)))
     }
 }
 

@@ -7,7 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The HTTP face's listeners (`--http-listen`) and their connections: started after the main
+/// The HTTP face's listeners (`--http-listen`) and their connections: started before the main
 /// socket, stopped with it (answers in progress finish, then every connection closes).
 final class HTTPFaceServer: Sendable {
     private let face: HTTPFace
@@ -46,20 +46,10 @@ final class HTTPFaceServer: Sendable {
         switch address {
         case .unix(let path):
             try SocketFile.refuseIfLive(path)
-            try SocketFile.prepare(path, logger: logger)
-            let previousMask = umask(0o177)
-            defer { umask(previousMask) }
-            let channel: any Channel
-            do {
-                channel = try await bootstrap(tcp: false).bind(unixDomainSocketPath: path).get()
-            } catch {
-                throw ConfigurationError("--http-listen \(address): cannot listen: \(ConfigurationError.plain(error))")
-            }
-            guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
-                try? await channel.close()
-                throw ConfigurationError("--http-listen \(address): cannot set mode \(String(configuration.socketMode, radix: 8)): \(String(cString: strerror(errno)))")
-            }
-            return channel
+            let mode = configuration.socketMode
+            return try await SocketFile.listen(bootstrap(tcp: false), path: path, mode: mode, logger: logger,
+                                               cannotListen: { "--http-listen \(address): cannot listen: \($0)" },
+                                               cannotSetMode: { "--http-listen \(address): cannot set mode \(String(mode, radix: 8)): \($0)" })
         case .tcp(let host, let port):
             do {
                 return try await bootstrap(tcp: true).serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1).bind(host: host, port: port).get()
@@ -137,15 +127,7 @@ final class HTTPFaceServer: Sendable {
             return listeners
         }
         for listener in bound { try? await listener.channel.close() }
-        let open = connections.withLockedValue { Array($0.values) }
-        for channel in open { channel.pipeline.fireUserInboundEventTriggered(ShutdownEvent()) }
-        let deadline = ContinuousClock.now + .seconds(5)
-        for channel in open {
-            while channel.isActive, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(10))
-            }
-            if channel.isActive { try? await channel.close() }
-        }
+        await ShutdownEvent.drain(connections.withLockedValue { Array($0.values) }, within: .seconds(5))
         for listener in bound {
             if case .unix(let path) = listener.address { unlink(path) }
         }

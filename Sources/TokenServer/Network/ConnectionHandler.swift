@@ -220,4 +220,17 @@ final class ConnectionHandler: ChannelInboundHandler {
 }
 
 /// Sent to every connection at shutdown.
-struct ShutdownEvent {}
+struct ShutdownEvent {
+    /// Asks each of `channels` to finish what is in flight and close; waits up to `within`,
+    /// then closes those still open.
+    static func drain(_ channels: [any Channel], within: Duration) async {
+        for channel in channels { channel.pipeline.fireUserInboundEventTriggered(ShutdownEvent()) }
+        let deadline = ContinuousClock.now + within
+        for channel in channels {
+            while channel.isActive, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            if channel.isActive { try? await channel.close() }
+        }
+    }
+}

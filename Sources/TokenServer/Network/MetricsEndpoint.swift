@@ -12,11 +12,10 @@ enum MetricsEndpoint {
 
     /// Binds `address` (`host:port`, `[v6]:port`) and serves until the returned channel closes.
     static func start(_ address: String, service: TokenService, group: any EventLoopGroup) async throws -> any Channel {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
+        // The HTTP face's address syntax, TCP only.
+        guard !address.hasPrefix("unix:"), case .tcp(let host, let port)? = try? HTTPListenAddress(parsing: address) else {
             throw ConfigurationError("--metrics-listen \(address): expected HOST:PORT, such as 127.0.0.1:9464")
         }
-        var host = String(address[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let open = NIOLockedValueBox(0)
         do {
             return try await ServerBootstrap(group: group)

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Logging
+import NIOCore
+import NIOPosix
 
 /// The listening socket's path: a stale file from a crashed daemon is removed; a live daemon
 /// on the same path is never disturbed.
@@ -20,6 +22,29 @@ enum SocketFile {
             throw ConfigurationError("cannot remove stale socket \(path): \(String(cString: strerror(errno)))")
         }
         logger.notice("removed stale socket left by an earlier run", metadata: ["socket.path": "\(path)"])
+    }
+
+    /// Binds `bootstrap` to `path` (a stale file removed first) and gives the file `mode`. The
+    /// bind happens under a tight umask, so that the socket is never, even briefly, open to all.
+    /// `cannotListen` and `cannotSetMode` word the errors, given the system's reason.
+    static func listen(_ bootstrap: ServerBootstrap, path: String, mode: UInt32, logger: Logger,
+                       cannotListen: (String) -> String, cannotSetMode: (String) -> String) async throws -> any Channel {
+        try prepare(path, logger: logger)
+        let previousMask = umask(0o177)
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+            umask(previousMask)
+        } catch {
+            umask(previousMask)
+            throw ConfigurationError(cannotListen(ConfigurationError.plain(error)))
+        }
+        guard chmod(path, mode_t(mode)) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? await channel.close()
+            throw ConfigurationError(cannotSetMode(reason))
+        }
+        return channel
     }
 
     /// Throws when something already accepts connections on `path`.

@@ -212,16 +212,14 @@ extension TokenService {
         let sealKey = digester.sealKey("tokend.refresh-seal.v1", [Array(token.utf8)])
         // The family first: a revoked or finished login says so even when the token has also
         // expired. A repeat within the dedup window gets its pair back here, signing nothing.
+        let expired = now >= presented.expiration + configuration.leeway
         return store.prepareRotation(presented.key, presentedDigest: presentedDigest, fingerprint: fingerprint, on: eventLoop).flatMap { check in
             let record: LoginRecord
             switch check {
             case .repeated(let sealed):
                 // The very token whose rotation this repeats (same bytes): its subject was checked
                 // then; its expiry is checked as for any rotation.
-                guard now < presented.expiration + self.configuration.leeway else {
-                    return eventLoop.makeSucceededFuture(.refused(.refused(.expired, "the refresh token expired; log in again")))
-                }
-                return eventLoop.makeSucceededFuture(self.repeated(sealed, key: sealKey))
+                return eventLoop.makeSucceededFuture(expired ? .refused(Self.refreshTokenExpired) : self.repeated(sealed, key: sealKey))
             case .family(.active(let active)):
                 record = active
             case .family(let outcome):
@@ -229,21 +227,15 @@ extension TokenService {
             }
             // The new pair copies the presented token's claims: they must be the login's own.
             guard presented.names(subject: record.subject) else { return eventLoop.makeSucceededFuture(.refused(Self.loginMismatch)) }
-            guard now < presented.expiration + self.configuration.leeway else {
-                return eventLoop.makeSucceededFuture(.refused(.refused(.expired, "the refresh token expired; log in again")))
-            }
+            guard !expired else { return eventLoop.makeSucceededFuture(.refused(Self.refreshTokenExpired)) }
             var base = presented.jwt.claims
             base.issuer = self.configuration.issuer
             let newRefreshID = SessionKey.random()
             let candidate: IssuedTokens
+            let sealed: [UInt8]
             do {
                 candidate = try self.signPair(base, now: now, accessTTL: record.ttl, refreshTTL: record.refreshTTL, refreshID: newRefreshID,
                                               maxExpiresAt: record.maxExpiresAt, key: presented.key)
-            } catch {
-                return eventLoop.makeFailedFuture(error)
-            }
-            let sealed: [UInt8]
-            do {
                 sealed = try candidate.sealed(with: sealKey)
             } catch {
                 return eventLoop.makeFailedFuture(error)
@@ -273,6 +265,8 @@ extension TokenService {
             }
         }
     }
+
+    static let refreshTokenExpired = Outcome.refused(.expired, "the refresh token expired; log in again")
 
     /// The pair a repeat within the dedup window gets again.
     private func repeated(_ sealed: [UInt8], key: [UInt8]) -> Rotated {

@@ -136,8 +136,11 @@ public final class JournalWriter: @unchecked Sendable {
     /// Whether the records of `ticket` are written (true), could not be (false), or are still
     /// on their way (nil): `whenWritten` without a future when the answer is known.
     public func written(_ ticket: UInt64) -> Bool? {
-        condition.lock()
-        defer { condition.unlock() }
+        condition.withLock { writtenLocked(ticket) }
+    }
+
+    /// `written`, with `condition` held.
+    private func writtenLocked(_ ticket: UInt64) -> Bool? {
         guard ticket <= processed else { return nil }
         return !failedTickets.contains(where: { $0.contains(ticket) })
     }
@@ -147,11 +150,10 @@ public final class JournalWriter: @unchecked Sendable {
     public func whenWritten(_ ticket: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         condition.lock()
         defer { condition.unlock() }
-        if ticket <= processed {
-            if failedTickets.contains(where: { $0.contains(ticket) }) {
-                return eventLoop.makeFailedFuture(fault ?? PersistenceError("the journal could not write this change"))
-            }
-            return eventLoop.makeSucceededVoidFuture()
+        switch writtenLocked(ticket) {
+        case true?: return eventLoop.makeSucceededVoidFuture()
+        case false?: return eventLoop.makeFailedFuture(fault ?? PersistenceError("the journal could not write this change"))
+        case nil: break
         }
         let promise = eventLoop.makePromise(of: Void.self)
         waiters.append((ticket, promise))

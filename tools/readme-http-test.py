@@ -18,49 +18,41 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TOKEND_BIN = os.environ.get("TOKEND_BIN") or str(REPO / ".build/debug/tokend")
-TOKENCTL_BIN = os.environ.get("TOKENCTL_BIN") or str(REPO / ".build/debug/tokenctl")
+sys.path.insert(0, str(REPO / "tools" / "nginx"))
+import harness  # noqa: E402  (starts tokend with its HTTP face and waits for both sockets)
+
+TOKEND_BIN = harness.binary("TOKEND_BIN", REPO / ".build/debug/tokend")
+TOKENCTL_BIN = harness.binary("TOKENCTL_BIN", REPO / ".build/debug/tokenctl")
 README_SOCKET = "/run/tokend/http.sock"
 # Every endpoint README must show an example of.
 ENDPOINTS = ["/auth", "/introspect", "/.well-known/jwks.json", "/healthz"]
 
 
-def readme_lines():
-    lines = [line.strip() for name in ("README.md", "docs/http.md") for line in (REPO / name).read_text().splitlines()]
+def curl_lines(text):
+    lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line.startswith("curl ") and f"--unix-socket {README_SOCKET}" in line]
 
 
 def main():
     if shutil.which("curl") is None:
         sys.exit("readme-http-test: curl is missing (tools/test installs it)")
-    lines = readme_lines()
-    readme = [line for line in lines if line in (REPO / "README.md").read_text()]
+    readme = curl_lines((REPO / "README.md").read_text())
+    lines = readme + curl_lines((REPO / "docs/http.md").read_text())
     missing = [endpoint for endpoint in ENDPOINTS if not any(f"http://tokend{endpoint}" in line for line in readme)]
     if missing:
         sys.exit(f"readme-http-test: README shows no curl example for {', '.join(missing)}")
     with tempfile.TemporaryDirectory(prefix="tokend-readme-http-") as directory:
-        state = Path(directory) / "state"
-        socket, http_socket = Path(directory) / "tokend.sock", Path(directory) / "http.sock"
-        log = open(Path(directory) / "tokend.log", "w")
-        daemon = subprocess.Popen([TOKEND_BIN, "--state-dir", str(state), "--socket", str(socket),
-                                   "--http-listen", f"unix:{http_socket}", "--http-token-cookie", "access",
-                                   "--http-fingerprint-headers", "User-Agent"], stdout=log, stderr=subprocess.STDOUT)
+        tokend = harness.Tokend(TOKEND_BIN, directory, ["--http-token-cookie", "access", "--http-fingerprint-headers", "User-Agent"])
         try:
-            deadline = time.monotonic() + 30
-            while not http_socket.exists():
-                if daemon.poll() is not None or time.monotonic() > deadline:
-                    sys.exit("readme-http-test: tokend did not start:\n" + (Path(directory) / "tokend.log").read_text())
-                time.sleep(0.05)
-            issued = subprocess.run([TOKENCTL_BIN, "--socket", str(socket), "--json", "issue", "--subject", "alice",
+            issued = subprocess.run([str(TOKENCTL_BIN), "--socket", tokend.socket_path, "--json", "issue", "--subject", "alice",
                                      "--fingerprint", "curl/8"], capture_output=True, text=True, check=True)
             token = json.loads(issued.stdout)["token"]
             failures = 0
             for line in lines:
-                command = line.replace(README_SOCKET, str(http_socket))
+                command = line.replace(README_SOCKET, tokend.http_socket)
                 result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=20,
                                         env={**os.environ, "TOKEN": token})
                 output = result.stdout
@@ -81,9 +73,7 @@ def main():
             print(f"readme-http-test: {len(lines) - failures} of {len(lines)} README curl examples answered as shown")
             sys.exit(1 if failures else 0)
         finally:
-            daemon.terminate()
-            daemon.wait(timeout=20)
-            log.close()
+            tokend.stop()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end test of tokend's HTTP face behind a real nginx running tools/nginx/tokend.conf.
 
-Starts a real tokend (TOKEND_BIN, default .build/debug/tokend; tokenctl from TOKENCTL_BIN for
-the stats), a small backend (http.server on 127.0.0.1) that echoes the path and the X-Tokend-*
+Starts a real tokend (TOKEND_BIN, default .build/debug/tokend), a small backend (http.server on 127.0.0.1) that echoes the path and the X-Tokend-*
 headers it received, and nginx in the foreground on a free 127.0.0.1 port with the shipped site
 file (socket path, listen address and backend address substituted). Then checks, through nginx
 and directly on tokend's HTTP socket, what docs/http.md promises, and the article's section 4:
@@ -24,7 +23,6 @@ import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -264,26 +262,12 @@ def expect_refusal(site: Site, name: str, status_name: str, **request: Any) -> R
 # --- the test ----------------------------------------------------------------------------------
 
 class World:
-    def __init__(self, directory: str, tokend: harness.Tokend, tokenctl: Path, nginx: harness.Nginx,
-                 backend: Backend) -> None:
-        self.dir = directory
+    def __init__(self, tokend: harness.Tokend, nginx: harness.Nginx, backend: Backend) -> None:
         self.tokend = tokend
-        self.tokenctl = tokenctl
-        self.nginx = nginx
         self.backend = backend
         self.site = Site(nginx.port)
         self.client = Client(tokend.socket_path, timeout=TIMEOUT, client_name="nginx e2e")
         self.fp = http_fingerprint({"User-Agent": UA}, FINGERPRINT_HEADERS)
-
-    def stats(self) -> dict[str, Any]:
-        """``tokenctl --socket S stats --json``: the counters by name (``status.refreshed``)."""
-        out = subprocess.run([str(self.tokenctl), "--socket", self.tokend.socket_path, "stats",
-                              "--json"], capture_output=True, text=True, timeout=60, check=True)
-        return dict(json.loads(out.stdout)["stats"])
-
-    @staticmethod
-    def stat(stats: dict[str, Any], name: str) -> int:
-        return int(stats[name])
 
 
 def through_nginx(w: World) -> None:
@@ -366,9 +350,9 @@ def section_4(w: World) -> None:
           reply.status == 200 and backend_subjects(reply) == ["dave"]
           and reply.all("Set-Cookie") == [], reply.summary())
 
-    stats = w.stats()
-    refreshed0 = w.stat(stats, "status.refreshed")
-    reused0 = w.stat(stats, "status.reuse_detected")
+    stats = w.client.stats()
+    refreshed0 = stats.status("refreshed")
+    reused0 = stats.status("reuse_detected")
     conns = [site.connection() for _ in range(THREADS)]
     for conn in conns:
         conn.connect()
@@ -426,12 +410,12 @@ def section_4(w: World) -> None:
     if math.floor(started) != math.floor(ended) and len(pairs) != 1:
         print(f"NOTE the {THREADS} requests crossed a second boundary: those reaching tokend "
               f"after it are outside the {DEDUP_WINDOW} s dedup window (a machine too slow)")
-    stats = w.stats()
+    stats = w.client.stats()
     check(f"section 4: tokend counted {THREADS} refreshed, no reuse",
-          w.stat(stats, "status.refreshed") - refreshed0 == THREADS
-          and w.stat(stats, "status.reuse_detected") == reused0,
-          f"refreshed +{w.stat(stats, 'status.refreshed') - refreshed0}, reuse_detected "
-          f"+{w.stat(stats, 'status.reuse_detected') - reused0}")
+          stats.status("refreshed") - refreshed0 == THREADS
+          and stats.status("reuse_detected") == reused0,
+          f"refreshed +{stats.status('refreshed') - refreshed0}, reuse_detected "
+          f"+{stats.status('reuse_detected') - reused0}")
 
     # The expired access token of the other pair, without a refresh cookie: expired.
     expect_refusal(site, "expired access cookie, no refresh cookie", "expired",
@@ -455,8 +439,7 @@ def section_4(w: World) -> None:
     before = w.backend.count()
     expect_refusal(site, "section 4: old refresh cookie after the dedup window",
                    "reuse_detected", cookies={"access": access, "refresh": refresh})
-    new_exp = int(json.loads(base64.urlsafe_b64decode(
-        new_access.split(".")[1] + "==="))["exp"])
+    new_exp = int(decode_claims(new_access.split(".")[1])["exp"])
     expect_refusal(site, "section 4: the new access cookie after reuse (family revoked)",
                    "revoked", cookies={"access": new_access})
     expect_refusal(site, "section 4: the new cookies after reuse (family revoked)",
@@ -465,15 +448,14 @@ def section_4(w: World) -> None:
           time.time() < new_exp, f"now {time.time():.2f}, exp {new_exp}")
     check("section 4: none of the refused requests reached the backend",
           w.backend.count() == before)
-    stats = w.stats()
+    stats = w.client.stats()
     check("section 4: tokend counted one reuse_detected",
-          w.stat(stats, "status.reuse_detected") - reused0 == 1)
+          stats.status("reuse_detected") - reused0 == 1)
 
 
 def direct(w: World) -> None:
     """tokend's HTTP socket without nginx."""
     sock = w.tokend.http_socket
-    fp_text = UA
     login = w.client.issue("frank", fingerprint=w.fp)
     pair = w.client.issue("grace", "pair", fingerprint=w.fp)
     token = login.token
@@ -494,7 +476,7 @@ def direct(w: World) -> None:
                              secrets=list(fields.values()))
 
     reply = introspect({"token": token, "token_type_hint": "access_token",
-                        "fingerprint": fp_text})
+                        "fingerprint": UA})
     doc = reply.json() if reply.status == 200 else {}
     allowed = {"active", "sub", "sid", "exp", "iat", "iss", "aud", "token_type", "tokend_mode"}
     check("direct /introspect: 200 JSON, no-store",
@@ -510,7 +492,7 @@ def direct(w: World) -> None:
     for name, fields in (("without its fingerprint", {"token": token}),
                          ("garbage", {"token": "not-a-jwt"}),
                          ("a refresh token", {"token": pair.refresh_token,
-                                              "fingerprint": fp_text})):
+                                              "fingerprint": UA})):
         reply = introspect(fields)
         check(f"direct /introspect {name}: exactly {{\"active\":false}}",
               reply.status == 200 and reply.json() == {"active": False}, reply.summary())
@@ -575,7 +557,6 @@ def main() -> int:
         return 1
     try:
         tokend_bin = harness.binary("TOKEND_BIN", REPO / ".build" / "debug" / "tokend")
-        tokenctl_bin = harness.binary("TOKENCTL_BIN", REPO / ".build" / "debug" / "tokenctl")
     except FileNotFoundError as missing:
         print(f"FAIL tools/nginx/e2e-test.py: {missing}")
         return 1
@@ -605,7 +586,7 @@ def main() -> int:
         assert server is not None
         print(f"tokend {tokend_bin}, nginx {nginx} on 127.0.0.1:{server.port}, backend on "
               f"127.0.0.1:{backend.port}", flush=True)
-        world = World(directory, tokend, tokenctl_bin, server, backend)
+        world = World(tokend, server, backend)
         scenario("through nginx", lambda: through_nginx(world))
         scenario("section 4", lambda: section_4(world))
         scenario("direct", lambda: direct(world))

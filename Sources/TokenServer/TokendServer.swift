@@ -76,7 +76,7 @@ public final class TokendServer: Service, Sendable {
         let metrics = TokendMetrics()
         backend = try makeBackend.make(StateBackendContext(configuration: configuration, policy: policy, clock: clock, metrics: metrics, logger: logger))
         service = TokenService(configuration: configuration, store: backend.store, keys: keys, digester: try Digester(secret: secret),
-                               clock: clock, logger: logger, snapshots: backend.snapshots, metrics: metrics, sharedStore: backend.isShared)
+                               clock: clock, logger: logger, snapshots: backend.snapshots, metrics: metrics, sharedStore: makeBackend.isShared)
         logger.info("keys loaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)", "key.alg": "\(keys.signingKey.algorithm.name)"])
     }
 

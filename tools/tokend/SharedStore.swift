@@ -68,7 +68,6 @@ final class RedisBackend: StateBackend {
     }
 
     var store: any TokenStateStore { redis }
-    var isShared: Bool { true }
     var snapshots: SnapshotScheduler? { nil }
 
     /// A shared store must answer before the daemon says it is ready: a wrong address or

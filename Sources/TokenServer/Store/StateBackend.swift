@@ -9,8 +9,6 @@ import TokenStore
 public protocol StateBackend: Sendable {
     /// The operations' view of the state.
     var store: any TokenStateStore { get }
-    /// Whether other daemons share this state (and so must share the key files).
-    var isShared: Bool { get }
     /// The snapshot scheduler of a store that writes snapshots.
     var snapshots: SnapshotScheduler? { get }
     /// Before the socket opens: a shared store must answer; a repaired one is made durable.
@@ -32,8 +30,8 @@ public struct StateBackendContext: Sendable {
 
 /// Makes the backend once the state directory is locked and the keys are loaded.
 public struct StateBackendFactory: Sendable {
-    /// Whether the backend shares its state with other daemons: known before it is made,
-    /// since it decides whether a missing key directory may be created.
+    /// Whether the backend shares its state with other daemons (and so the key files): known
+    /// before it is made, since it decides whether a missing key directory may be created.
     public let isShared: Bool
     public let make: @Sendable (StateBackendContext) throws -> any StateBackend
 
@@ -50,7 +48,6 @@ public final class EmbeddedBackend: StateBackend {
     private let repair: Bool
 
     public var store: any TokenStateStore { embedded }
-    public var isShared: Bool { false }
     public var snapshots: SnapshotScheduler? { scheduler }
 
     public init(_ context: StateBackendContext) throws {

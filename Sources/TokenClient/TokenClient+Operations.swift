@@ -91,13 +91,7 @@ extension TokenClient {
 
     private func keys(_ opcode: Opcode) async throws -> [KeyInfo] {
         let response = try await call(opcode)
-        return try parse(response) { fields throws(ProtocolError) in
-            var keys: [KeyInfo] = []
-            for record in try fields.records(.keyRecord) {
-                keys.append(try KeyInfo(fields: record))
-            }
-            return keys
-        }
+        return try parse(response) { fields throws(ProtocolError) in try KeyInfo.list(fields) }
     }
 
     /// The public keys as a JWK Set (JSON text).

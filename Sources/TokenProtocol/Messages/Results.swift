@@ -184,6 +184,22 @@ public struct KeyInfo: Sendable, Hashable {
         fields.append(.createdAt, uint64: createdAt)
         return fields
     }
+
+    /// A `keys_list`, `keys_reload` or `keys_rotate` reply: one `key` record per key.
+    public static func fields(_ keys: [KeyInfo]) -> Fields {
+        var fields = Fields()
+        for key in keys { fields.append(.keyRecord, record: key.fields) }
+        return fields
+    }
+
+    /// The keys of such a reply, in the daemon's order.
+    public static func list(_ fields: Fields) throws(ProtocolError) -> [KeyInfo] {
+        var keys: [KeyInfo] = []
+        for record in try fields.records(.keyRecord) {
+            keys.append(try KeyInfo(fields: record))
+        }
+        return keys
+    }
 }
 
 /// The fields of a `refreshed` verify (verify-or-refresh): the verify of the new access token,

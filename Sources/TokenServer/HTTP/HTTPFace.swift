@@ -113,43 +113,28 @@ struct HTTPFace: Sendable {
             return .ready(Response(.unauthorized, headers: headers))
         }
         let refreshToken = configuration.refreshCookie.flatMap { Self.cookie($0, in: request.headers) }
-        return verify(TokenRequest(token: token, fingerprint: fingerprint(request.headers), refreshToken: refreshToken), peer: peer, on: eventLoop)
+        return service.verify(token: token, fingerprint: fingerprint(request.headers), refreshToken: refreshToken, on: eventLoop)
             .map(authResponse)
     }
 
-    /// The socket's own `verify`, for `/auth` and `/introspect`: the same operation, counted in
-    /// the same statistics, answered at once when the store can.
-    private func verify(_ request: TokenRequest, peer: Peer, on eventLoop: any EventLoop) -> StoreAnswer<TokenProtocol.Response> {
-        switch service.respond(to: TokenProtocol.Request(opcode: .verify, id: 0, fields: request.fields), peer: peer.credentials, on: eventLoop) {
-        case .now(let reply): .ready(reply)
-        case .later(let future): .pending(future)
-        }
-    }
-
-    private func authResponse(_ reply: TokenProtocol.Response) -> Response {
-        do throws(ProtocolError) {
-            switch reply.status {
-            case .ok, .renewed:
-                var headers = HTTPHeaders()
-                add(try VerifyResult(fields: reply.fields), status: reply.status, to: &headers)
-                return Response(.noContent, headers: headers)
-            case .refreshed:
-                let refreshed = try RefreshedResult(fields: reply.fields)
-                var headers = HTTPHeaders()
-                add(refreshed.verify, status: reply.status, to: &headers)
-                add(refreshed.pair, now: service.clock.now(), to: &headers)
-                return Response(.noContent, headers: headers)
-            case .storeUnavailable:
-                return Self.authRefusal(.serviceUnavailable, reply.status)
-            case .internalError:
-                return Self.authRefusal(.internalServerError, reply.status)
-            case .forbidden:
-                return Self.authRefusal(.forbidden, reply.status)
-            default:
-                return Self.authRefusal(.unauthorized, reply.status)
+    private func authResponse(_ outcome: Outcome) -> Response {
+        var headers = HTTPHeaders()
+        switch outcome {
+        case .verified(let result):
+            add(result, status: outcome.status, to: &headers)
+            return Response(.noContent, headers: headers)
+        case .refreshed(let refreshed):
+            add(refreshed.verify, status: outcome.status, to: &headers)
+            add(refreshed.pair, now: service.clock.now(), to: &headers)
+            return Response(.noContent, headers: headers)
+        case .refused(let refusal):
+            switch refusal.status {
+            case .storeUnavailable: return Self.authRefusal(.serviceUnavailable, refusal.status)
+            case .internalError: return Self.authRefusal(.internalServerError, refusal.status)
+            case .forbidden: return Self.authRefusal(.forbidden, refusal.status)
+            default: return Self.authRefusal(.unauthorized, refusal.status)
             }
-        } catch {
-            service.logger.error("a verify reply could not be read back for HTTP", metadata: ["error": "\(error.reason)"])
+        default:
             return Self.authRefusal(.internalServerError, .internalError)
         }
     }
@@ -220,16 +205,15 @@ struct HTTPFace: Sendable {
         guard let token = form["token"], !token.isEmpty else {
             return .ready(.json(.badRequest, Self.error("invalid_request"), headers: noStore))
         }
-        return verify(TokenRequest(token: token, fingerprint: Array((form["fingerprint"] ?? "").utf8)), peer: peer, on: eventLoop).map { reply in
-            switch reply.status {
-            case .ok, .renewed:
-                guard let result = try? VerifyResult(fields: reply.fields) else { return .json(.internalServerError, Self.error("server_error"), headers: noStore) }
+        return service.verify(token: token, fingerprint: Array((form["fingerprint"] ?? "").utf8), refreshToken: nil, on: eventLoop).map { outcome in
+            switch (outcome, outcome.status) {
+            case (.verified(let result), _):
                 return .json(.ok, Self.introspection(result), headers: noStore)
-            case .storeUnavailable:
+            case (_, .storeUnavailable):
                 var headers = noStore
                 headers.add(name: "Retry-After", value: "1")
                 return .json(.serviceUnavailable, Self.error("temporarily_unavailable"), headers: headers)
-            case .internalError:
+            case (_, .internalError):
                 return .json(.internalServerError, Self.error("server_error"), headers: noStore)
             default:
                 return .json(.ok, JSONObject(members: [.init(name: "active", value: .bool(false))]), headers: noStore)

@@ -5,31 +5,29 @@ import TokenProtocol
 import TokenStore
 
 extension TokenService {
-    func revoke(_ target: RevokeRequest, on eventLoop: any EventLoop) throws(ProtocolError) -> EventLoopFuture<Outcome> {
+    func revoke(_ target: RevokeRequest, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
         let storeTarget: RevokeTarget
         switch target {
         case .token(let token):
             switch authenticate(token) {
             case .success(let presented): storeTarget = .login(presented.key)
-            case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
+            case .failure(let refusal): return eventLoop.makeSucceededFuture(.refused(refusal))
             }
         case .session(let text):
             guard let key = SessionKey(text) else {
-                return eventLoop.makeSucceededFuture(.refused(.sessionUnknown, "no such session"))
+                return eventLoop.makeSucceededFuture(.refused(.noSuchSession))
             }
             storeTarget = .login(key)
         case .subject(let subject):
             storeTarget = .subject(subject)
         }
         return store.revoke(storeTarget, on: eventLoop).map { count in
-            guard let count else { return .refused(.sessionUnknown, "no such session") }
+            guard let count else { return .refused(.noSuchSession) }
             // The login by its session id (never a token); a subject is caller data and stays out.
             var metadata: Logger.Metadata = ["revoke.count": "\(count)"]
             if case .login(let key) = storeTarget { metadata["session.id"] = "\(key)" }
             self.logger.info("revoked", metadata: metadata)
-            var fields = Fields()
-            fields.append(.count, uint64: UInt64(count))
-            return .ok(fields)
+            return .revoked(count: count)
         }
     }
 
@@ -45,7 +43,7 @@ extension TokenService {
             let cache = self.cache.statistics
             rows += [("cache_entries", UInt64(cache.entries)), ("cache_hits", cache.hits), ("cache_misses", cache.misses)]
             rows += self.statistics.snapshot(now: self.clock.now())
-            return .ok(Statistic.fields(rows.map { Statistic(name: $0.0, value: $0.1) }))
+            return .statistics(rows.map { Statistic(name: $0.0, value: $0.1) })
         }
     }
 
@@ -75,22 +73,19 @@ extension TokenService {
                                    state: state, createdAt: UInt64(login.record.createdAt), expiresAt: UInt64(login.record.expiresAt),
                                    maxExpiresAt: UInt64(login.record.maxExpiresAt))
             }
-            return .ok(SessionPage(sessions: sessions, nextCursor: page.next?.text).fields)
+            return .sessions(SessionPage(sessions: sessions, nextCursor: page.next?.text))
         }
     }
 
     func keysList() -> Outcome {
-        .ok(keyRecords(keys.entries))
+        .keys(keyInfo(keys.entries))
     }
 
-    private func keyRecords(_ entries: [KeyDirectory.Entry]) -> Fields {
-        var fields = Fields()
+    private func keyInfo(_ entries: [KeyDirectory.Entry]) -> [KeyInfo] {
         let signing = keys.signingKey.kid
-        for entry in entries {
-            let info = KeyInfo(kid: entry.key.kid, algorithm: entry.key.algorithm.name, signing: entry.key.kid == signing, createdAt: UInt64(entry.createdAt))
-            fields.append(.keyRecord, record: info.fields)
+        return entries.map { entry in
+            KeyInfo(kid: entry.key.kid, algorithm: entry.key.algorithm.name, signing: entry.key.kid == signing, createdAt: UInt64(entry.createdAt))
         }
-        return fields
     }
 
     /// Reads the key directory again (`keys reload`, SIGHUP).
@@ -98,42 +93,31 @@ extension TokenService {
         do {
             let entries = try keys.reload(now: clock.now())
             logger.notice("keys reloaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)"])
-            return .ok(keyRecords(entries))
+            return .keys(keyInfo(entries))
         } catch {
             logger.error("key reload failed; keeping the keys in use", metadata: ["error": "\(error)"])
-            return .refused(.internalError, "key reload failed, the keys in use are kept: \(error)")
+            return .refused(.internalError("key reload failed, the keys in use are kept: \(error)"))
         }
     }
 
     func keysJWKS() -> Outcome {
         do {
-            var fields = Fields()
-            fields.append(.jwks, string: try keys.jwks())
-            return .ok(fields)
+            return .jwks(try keys.jwks())
         } catch {
             logger.error("JWKS export failed", metadata: ["error": "\(error)"])
-            return .refused(.internalError, "could not export the public keys")
+            return .refused(.internalError("could not export the public keys"))
         }
     }
 
     func keysRotate() -> Outcome {
-        guard !sharedStore else {
-            return .refused(.badRequest, """
-                with a shared store a key must reach every host before any host signs with it, so tokend does not rotate \
-                on its own: create the key once with tokenctl jwt keygen --alg ALG --out <state-dir>/keys/<T>-<ALG>.key, \
-                T being a Unix time a few minutes ahead, copy that file to the same place on every host, then run \
-                tokenctl keys reload (or send SIGHUP) on each; the new key verifies at once and every host signs with it from T
-                """)
-        }
+        guard !sharedStore else { return .refused(.rotationNeedsSharedKeys) }
         do {
             let entry = try keys.rotate(algorithm: configuration.algorithm, now: clock.now())
             logger.notice("rotated signing key", metadata: ["key.kid": "\(entry.key.kid)", "key.alg": "\(entry.key.algorithm.name)"])
-            var fields = Fields()
-            fields.append(.keyRecord, record: KeyInfo(kid: entry.key.kid, algorithm: entry.key.algorithm.name, signing: true, createdAt: UInt64(entry.createdAt)).fields)
-            return .ok(fields)
+            return .keys([KeyInfo(kid: entry.key.kid, algorithm: entry.key.algorithm.name, signing: true, createdAt: UInt64(entry.createdAt))])
         } catch {
             logger.error("key rotation failed", metadata: ["error": "\(error)"])
-            return .refused(.internalError, "key rotation failed: \(error)")
+            return .refused(.internalError("key rotation failed: \(error)"))
         }
     }
 }
@@ -142,17 +126,15 @@ extension TokenService {
     /// Writes a snapshot now and answers when it is durable.
     func snapshot(on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
         guard let snapshots else {
-            return eventLoop.makeSucceededFuture(.refused(.badRequest, "this daemon keeps its state in a shared store, not in snapshot files"))
+            return eventLoop.makeSucceededFuture(.refused(.noSnapshotFiles))
         }
         let promise = eventLoop.makePromise(of: Outcome.self)
         promise.completeWithTask {
             guard let report = try await snapshots.writeNow() else {
-                return .refused(.internalError, "a snapshot is already being written; try again")
+                return .refused(.snapshotInProgress)
             }
-            var fields = Fields()
-            fields.append(.count, uint64: UInt64(report.records))
-            fields.append(.message, string: "snapshot written: \(report.records) records, \(report.bytes) bytes in \(String(format: "%.3f", report.seconds)) s")
-            return .ok(fields)
+            return .snapshotWritten(records: report.records,
+                                    summary: "snapshot written: \(report.records) records, \(report.bytes) bytes in \(String(format: "%.3f", report.seconds)) s")
         }
         return promise.futureResult
     }

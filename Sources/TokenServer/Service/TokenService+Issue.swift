@@ -78,15 +78,15 @@ extension TokenService {
             switch outcome {
             case .created:
                 self.logger.debug("issued", metadata: ["session.id": "\(key)", "session.mode": "\(request.mode.name)"])
-                return .ok(Self.result(issued).fields)
+                return .issued(Self.result(issued))
             case .existing(let sealed):
                 self.metrics.dedupHits.increment()
                 guard let earlier = try? IssuedTokens(sealed: sealed, key: sealKey) else {
-                    return .refused(.internalError, "the earlier result could not be read back")
+                    return .refused(.internalError("the earlier result could not be read back"))
                 }
-                return .ok(Self.result(earlier).fields)
+                return .issued(Self.result(earlier))
             case .conflict:
-                return .refused(.badRequest, "this idempotency key was already used for a different request")
+                return .refused(.idempotencyConflict)
             }
         }
     }

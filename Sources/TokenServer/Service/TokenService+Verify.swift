@@ -38,17 +38,17 @@ extension TokenService {
 
     /// Signature, shape and tokend's own claims; time is judged by the caller, who knows
     /// which kind of expiry to report. Tokens seen before come from the verified-token cache.
-    func authenticate(_ token: String) -> Result<Presented, OutcomeError> {
+    func authenticate(_ token: String) -> Result<Presented, Refusal> {
         authenticate(VerifiedTokenCache.key(token)) { token }
     }
 
     /// `authenticate` for a token still in the request's bytes: one seen before is found by
     /// their digest, and never made a `String`.
-    func authenticate(_ token: TokenBytes) -> Result<Presented, OutcomeError> {
+    func authenticate(_ token: TokenBytes) -> Result<Presented, Refusal> {
         authenticate(token.withUnsafeReadableBytes(VerifiedTokenCache.key)) { token.string }
     }
 
-    private func authenticate(_ key: Digest128, _ token: () -> String) -> Result<Presented, OutcomeError> {
+    private func authenticate(_ key: Digest128, _ token: () -> String) -> Result<Presented, Refusal> {
         let now = clock.now()
         let (verifier, generation) = keys.current
         if let cached = cache.lookup(key, now: now, generation: generation) { return .success(cached.presented) }
@@ -61,27 +61,18 @@ extension TokenService {
         return result
     }
 
-    private func authenticateUncached(_ token: String, verifier: JWTVerifier) -> Result<Presented, OutcomeError> {
+    private func authenticateUncached(_ token: String, verifier: JWTVerifier) -> Result<Presented, Refusal> {
         let jwt: VerifiedJWT
         do {
             jwt = try verifier.verifyIgnoringTime(token)
         } catch {
-            return .failure(OutcomeError(Self.status(for: error), error.reason))
+            return .failure(.token(error))
         }
         guard let sid = jwt.claims.sessionID, let key = SessionKey(sid), let subject = jwt.claims.subject,
               let expiration = jwt.claims.expiration
-        else { return .failure(OutcomeError(.malformedToken, "the token lacks the sid, sub or exp that tokend issues")) }
+        else { return .failure(.lacksTokendClaims) }
         return .success(Presented(jwt: jwt, key: key, subject: subject, expiration: expiration, claimsJSON: jwt.claims.json,
                                    kind: Presented.kind(of: jwt.header.type)))
-    }
-
-    static func status(for error: JWTError) -> Status {
-        switch error.code {
-        case .algorithmMismatch, .unknownKey, .badSignature: .badSignature
-        case .expired: .expired
-        case .wrongType: .wrongTokenType
-        default: .malformedToken
-        }
     }
 
     /// `verify` (renewing below the threshold) and `renew` (`explicit`: an unconditional touch).
@@ -89,7 +80,7 @@ extension TokenService {
         let presented: Presented
         switch authenticate(request.token) {
         case .success(let value): presented = value
-        case .failure(let error): return .ready(error.outcome)
+        case .failure(let refusal): return .ready(.refused(refusal))
         }
         let now = clock.now()
         let fingerprint = digester.fingerprint(request.fingerprint)
@@ -97,7 +88,7 @@ extension TokenService {
         case .session:
             // A session token's exp is the end of the login's maximum lifetime.
             guard now < presented.expiration + configuration.leeway else {
-                return .ready(.refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again"))
+                return .ready(.refused(.sessionMaxLifetime))
             }
             // Spelled out rather than `map`ped: a closure would be allocated even for an answer
             // that is ready, which is nearly every one.
@@ -108,13 +99,13 @@ extension TokenService {
             }
         case .access:
             guard !explicit else {
-                return .ready(.refused(.wrongTokenType, "renew applies to sliding sessions; refresh the pair instead"))
+                return .ready(.refused(.renewOfPair))
             }
             guard now < presented.expiration + configuration.leeway else {
                 if !explicit, let refreshToken = request.refreshToken {
                     return .pending(verifyByRefreshing(presented, refreshToken: refreshToken, fingerprint: request.fingerprint, on: eventLoop))
                 }
-                return .ready(.refused(.expired, "the access token expired; refresh it"))
+                return .ready(.refused(.accessTokenExpired))
             }
             switch store.checkFamilyAnswer(presented.key, fingerprint: fingerprint, on: eventLoop) {
             case .ready(let outcome): return .ready(accessVerified(outcome, presented))
@@ -122,9 +113,9 @@ extension TokenService {
             case .pending(let future): return .pending(future.map { self.accessVerified($0, presented) })
             }
         case .refresh:
-            return .ready(.refused(.wrongTokenType, "a refresh token is only accepted by refresh"))
+            return .ready(.refused(.refreshTokenOutsideRefresh))
         case .other:
-            return .ready(.refused(.wrongTokenType, "not a token type tokend issues"))
+            return .ready(.refused(.foreignTokenType))
         }
     }
 
@@ -133,16 +124,9 @@ extension TokenService {
         logger.trace("verified a session token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
         switch outcome {
         case .active(let info, let renewed):
-            let result = VerifyResult(mode: .session, subject: info.subject, sessionID: presented.key.text, claimsJSON: presented.claimsJSON,
-                                      expiresAt: UInt64(info.expiresAt), tokenExpiresAt: UInt64(presented.expiration), renewed: renewed)
-            return Outcome(status: renewed ? .renewed : .ok, fields: result.fields)
-        case .idleExpired: return .refused(.sessionExpired, "the session expired after being idle; log in again")
-        case .revoked: return .refused(.revoked, "the session was revoked")
-        case .maxLifetimeReached: return .refused(.maxLifetimeReached, "the session reached its maximum lifetime; log in again")
-        case .unknown: return .refused(.sessionUnknown, "no such session")
-        case .fingerprintMismatch: return .refused(.fingerprintMismatch, "the fingerprint does not match the one the session was issued for")
-        case .subjectMismatch: return Self.loginMismatch
-        case .wrongKind: return .refused(.wrongTokenType, "the token's session is not a sliding session")
+            return .verified(VerifyResult(mode: .session, subject: info.subject, sessionID: presented.key.text, claimsJSON: presented.claimsJSON,
+                                          expiresAt: UInt64(info.expiresAt), tokenExpiresAt: UInt64(presented.expiration), renewed: renewed))
+        case let other: return .refused(Refusal(other))
         }
     }
 
@@ -151,58 +135,43 @@ extension TokenService {
         logger.trace("verified an access token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
         switch outcome {
         case .active(let record):
-            guard presented.names(subject: record.subject) else { return Self.loginMismatch }
-            let result = VerifyResult(mode: .pair, subject: record.subject, sessionID: presented.key.text, claimsJSON: presented.claimsJSON,
-                                      expiresAt: UInt64(presented.expiration), tokenExpiresAt: UInt64(presented.expiration), renewed: false)
-            return .ok(result.fields)
-        case let other: return Self.refusal(other)
+            guard presented.names(subject: record.subject) else { return .refused(.loginMismatch) }
+            return .verified(Self.verifyResult(presented))
+        case let other: return .refused(Refusal(other))
         }
     }
 
-    /// A token that verifies but names a login it was not issued for: its `sub` is not the
-    /// subject stored for its `sid`. Only a token signed with a leaked key can be one, so it is
-    /// refused as a signature the daemon does not stand behind.
-    static let loginMismatch = Outcome.refused(.badSignature, "the token does not match the login it names")
-
-    static func refusal(_ outcome: FamilyOutcome) -> Outcome {
-        switch outcome {
-        case .active: .refused(.internalError, "internal error")
-        case .revoked: .refused(.revoked, "the token's family was revoked")
-        case .maxLifetimeReached: .refused(.maxLifetimeReached, "the login reached its maximum lifetime; log in again")
-        case .unknown: .refused(.sessionUnknown, "no such token family")
-        case .fingerprintMismatch: .refused(.fingerprintMismatch, "the fingerprint does not match the one the tokens were issued for")
-        case .wrongKind: .refused(.wrongTokenType, "the token's session is not a refresh family")
-        }
+    /// An access token's verify result: its own expiry is the pair's.
+    static func verifyResult(_ access: Presented) -> VerifyResult {
+        VerifyResult(mode: .pair, subject: access.subject, sessionID: access.key.text, claimsJSON: access.claimsJSON,
+                     expiresAt: UInt64(access.expiration), tokenExpiresAt: UInt64(access.expiration), renewed: false)
     }
 
     func refresh(_ request: TokenRequest, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
         let presented: Presented
         switch authenticate(request.token) {
         case .success(let value): presented = value
-        case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
+        case .failure(let refusal): return eventLoop.makeSucceededFuture(.refused(refusal))
         }
         return rotate(presented, token: request.token, fingerprint: request.fingerprint, on: eventLoop).map { rotated in
             switch rotated {
-            case .pair(let pair): .ok(Self.result(pair).fields)
-            case .refused(let outcome): outcome
+            case .success(let pair): .issued(Self.result(pair))
+            case .failure(let refusal): .refused(refusal)
             }
         }
     }
 
     /// What a rotation came to: the new pair (or the one a repeat within the dedup window gets
     /// again), or the refusal.
-    enum Rotated: Sendable {
-        case pair(IssuedTokens)
-        case refused(Outcome)
-    }
+    typealias Rotated = Result<IssuedTokens, Refusal>
 
     /// Spends a refresh token for a new pair: `refresh`, and verify-or-refresh.
     func rotate(_ presented: Presented, token: String, fingerprint presentedFingerprint: [UInt8], on eventLoop: any EventLoop) -> EventLoopFuture<Rotated> {
         guard presented.kind == .refresh else {
-            return eventLoop.makeSucceededFuture(.refused(.refused(.wrongTokenType, "refresh takes a refresh token")))
+            return eventLoop.makeSucceededFuture(.failure(.refreshWithoutRefreshToken))
         }
         guard let refreshID = presented.jwt.claims.jwtID.flatMap(SessionKey.init) else {
-            return eventLoop.makeSucceededFuture(.refused(.refused(.malformedToken, "the refresh token has no tokend jti")))
+            return eventLoop.makeSucceededFuture(.failure(.refreshTokenWithoutID))
         }
         let now = clock.now()
         let fingerprint = digester.fingerprint(presentedFingerprint)
@@ -219,15 +188,15 @@ extension TokenService {
             case .repeated(let sealed):
                 // The very token whose rotation this repeats (same bytes): its subject was checked
                 // then; its expiry is checked as for any rotation.
-                return eventLoop.makeSucceededFuture(expired ? .refused(Self.refreshTokenExpired) : self.repeated(sealed, key: sealKey))
+                return eventLoop.makeSucceededFuture(expired ? .failure(.refreshTokenExpired) : self.repeated(sealed, key: sealKey))
             case .family(.active(let active)):
                 record = active
             case .family(let outcome):
-                return eventLoop.makeSucceededFuture(.refused(Self.refusal(outcome)))
+                return eventLoop.makeSucceededFuture(.failure(Refusal(outcome)))
             }
             // The new pair copies the presented token's claims: they must be the login's own.
-            guard presented.names(subject: record.subject) else { return eventLoop.makeSucceededFuture(.refused(Self.loginMismatch)) }
-            guard !expired else { return eventLoop.makeSucceededFuture(.refused(Self.refreshTokenExpired)) }
+            guard presented.names(subject: record.subject) else { return eventLoop.makeSucceededFuture(.failure(.loginMismatch)) }
+            guard !expired else { return eventLoop.makeSucceededFuture(.failure(.refreshTokenExpired)) }
             var base = presented.jwt.claims
             base.issuer = self.configuration.issuer
             let newRefreshID = SessionKey.random()
@@ -247,7 +216,7 @@ extension TokenService {
                 self.logger.trace("refresh", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
                 case .rotated:
-                    return .pair(candidate)
+                    return .success(candidate)
                 case .deduplicated(let sealed):
                     // A repeat that raced the rotation it repeats: the pair signed for it is
                     // dropped unused.
@@ -255,26 +224,23 @@ extension TokenService {
                 case .reuseDetected:
                     self.metrics.reuseDetected.increment()
                     self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
-                    return .refused(.refused(.reuseDetected, "this refresh token was already used; its family is now revoked"))
-                // The family's own refusals, worded once in `refusal(_:)`.
-                case .revoked: return .refused(Self.refusal(FamilyOutcome.revoked))
-                case .maxLifetimeReached: return .refused(Self.refusal(FamilyOutcome.maxLifetimeReached))
-                case .unknown: return .refused(Self.refusal(FamilyOutcome.unknown))
-                case .fingerprintMismatch: return .refused(Self.refusal(FamilyOutcome.fingerprintMismatch))
+                    return .failure(.reuseDetected)
+                case .revoked: return .failure(.familyRevoked)
+                case .maxLifetimeReached: return .failure(.familyMaxLifetime)
+                case .unknown: return .failure(.familyUnknown)
+                case .fingerprintMismatch: return .failure(.familyFingerprint)
                 }
             }
         }
     }
 
-    static let refreshTokenExpired = Outcome.refused(.expired, "the refresh token expired; log in again")
-
     /// The pair a repeat within the dedup window gets again.
     private func repeated(_ sealed: [UInt8], key: [UInt8]) -> Rotated {
         metrics.dedupHits.increment()
         guard let pair = try? IssuedTokens(sealed: sealed, key: key) else {
-            return .refused(.refused(.internalError, "the earlier rotation could not be read back"))
+            return .failure(.internalError("the earlier rotation could not be read back"))
         }
-        return .pair(pair)
+        return .success(pair)
     }
 
     /// verify-or-refresh: the access token expired, and nothing else was wrong with it; the
@@ -284,22 +250,20 @@ extension TokenService {
         let refresh: Presented
         switch authenticate(refreshToken) {
         case .success(let value): refresh = value
-        case .failure(let error): return eventLoop.makeSucceededFuture(error.outcome)
+        case .failure(let refusal): return eventLoop.makeSucceededFuture(.refused(refusal))
         }
         guard refresh.kind == .refresh, refresh.key == access.key else {
-            return eventLoop.makeSucceededFuture(.refused(.badRequest, "refresh_token is not the refresh token of the access token's pair"))
+            return eventLoop.makeSucceededFuture(.refused(.notThePairsRefreshToken))
         }
         return rotate(refresh, token: refreshToken, fingerprint: fingerprint, on: eventLoop).map { rotated in
             switch rotated {
-            case .refused(let outcome):
-                return outcome
-            case .pair(let pair):
+            case .failure(let refusal):
+                return .refused(refusal)
+            case .success(let pair):
                 guard case .success(let new) = self.authenticate(pair.token) else {
-                    return .refused(.internalError, "the new access token does not verify")
+                    return .refused(.internalError("the new access token does not verify"))
                 }
-                let result = VerifyResult(mode: .pair, subject: new.subject, sessionID: new.key.text, claimsJSON: new.claimsJSON,
-                                          expiresAt: UInt64(new.expiration), tokenExpiresAt: UInt64(new.expiration), renewed: false)
-                return Outcome(status: .refreshed, fields: RefreshedResult(verify: result, pair: Self.result(pair)).fields)
+                return .refreshed(RefreshedResult(verify: Self.verifyResult(new), pair: Self.result(pair)))
             }
         }
     }
@@ -342,18 +306,11 @@ struct VerifyRequest {
         fingerprint = try fields.bytes(.fingerprint, maximumLength: FieldLimits.fingerprint) ?? []
         refreshToken = try fields.string(.refreshToken, maximumLength: FieldLimits.token)
     }
-}
 
-/// A refusal decided before the store is asked.
-struct OutcomeError: Error {
-    let status: Status
-    let message: String
-    init(_ status: Status, _ message: String) {
-        self.status = status
-        self.message = message
+    /// A verify made from another face's input (HTTP headers), checked as the wire's would be.
+    init(token: String, fingerprint: [UInt8], refreshToken: String?) throws(ProtocolError) {
+        try self.init(fields: TokenRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken).fields)
     }
-
-    var outcome: TokenService.Outcome { .refused(status, message) }
 }
 
 // Outcome names for trace logs: never the records themselves (subjects, digests, sealed pairs).

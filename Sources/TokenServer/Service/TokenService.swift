@@ -64,40 +64,21 @@ public final class TokenService: Sendable {
         self.logger = logger
     }
 
-    /// A status and the fields that go with it.
-    struct Outcome: Sendable {
-        var status: Status
-        var fields: Fields
-
-        static func ok(_ fields: Fields = Fields()) -> Outcome { Outcome(status: .ok, fields: fields) }
-
-        static func refused(_ status: Status, _ message: String) -> Outcome {
-            var fields = Fields()
-            fields.append(.message, string: message)
-            return Outcome(status: status, fields: fields)
-        }
-    }
-
     /// Answers one request: at once when the answer needs no waiting (a verify or ping from
     /// memory), which costs no future and no callback; else with a future completed when the
     /// store has answered, on whichever thread that is.
     public func respond(to request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) -> Reply {
         let started = NIODeadline.now()
         let answer: Answer
-        do throws(ProtocolError) {
+        do throws(Refusal) {
             answer = try dispatch(request, peer: peer, on: eventLoop)
         } catch {
-            return .now(finish(request, .refused(error.status, error.reason), started: started))
+            answer = .ready(.refused(error))
         }
-        switch answer {
-        case .ready(let outcome):
-            return .now(finish(request, outcome, started: started))
-        case .failed(let error):
-            return .now(finish(request, failure(error, request), started: started))
-        case .pending(let future):
-            return .later(future.map { self.finish(request, $0, started: started) }.recover { error in
-                self.finish(request, self.failure(error, request), started: started)
-            })
+        switch settle(answer, request.opcode, started: started) {
+        case .ready(let outcome): return .now(Response(opcode: request.opcode, id: request.id, outcome))
+        case .failed: preconditionFailure("settle turns every failure into an outcome")
+        case .pending(let future): return .later(future.map { Response(opcode: request.opcode, id: request.id, $0) })
         }
     }
 
@@ -107,7 +88,7 @@ public final class TokenService: Sendable {
         case later(EventLoopFuture<Response>)
     }
 
-    /// The future-returning form, for the HTTP face, tests and callers off the hot path.
+    /// The future-returning form, for tests and callers off the hot path.
     public func handle(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) -> EventLoopFuture<Response> {
         switch respond(to: request, peer: peer, on: eventLoop) {
         case .now(let response): eventLoop.makeSucceededFuture(response)
@@ -115,10 +96,37 @@ public final class TokenService: Sendable {
         }
     }
 
-    private func finish(_ request: Request, _ outcome: Outcome, started: NIODeadline) -> Response {
-        statistics.record(request.opcode, outcome.status)
-        metrics.record(request.opcode, nanoseconds: (NIODeadline.now() - started).nanoseconds)
-        return Response(opcode: request.opcode, id: request.id, status: outcome.status, fields: outcome.fields)
+    /// `verify` with a typed answer, for the HTTP face: the socket's operation with the same
+    /// checks, counted in the same statistics, answered at once when the store can. Never `.failed`.
+    func verify(token: String, fingerprint: [UInt8], refreshToken: String?, on eventLoop: any EventLoop) -> Answer {
+        let started = NIODeadline.now()
+        let answer: Answer
+        do throws(ProtocolError) {
+            answer = verify(try VerifyRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken), explicit: false, on: eventLoop)
+        } catch {
+            answer = .ready(.refused(.request(error)))
+        }
+        return settle(answer, .verify, started: started)
+    }
+
+    /// Turns failures into refusals and counts the outcome once it is known.
+    private func settle(_ answer: Answer, _ opcode: Opcode, started: NIODeadline) -> Answer {
+        switch answer {
+        case .ready(let outcome):
+            return .ready(record(opcode, outcome, started: started))
+        case .failed(let error):
+            return .ready(record(opcode, failure(error, opcode), started: started))
+        case .pending(let future):
+            return .pending(future.map { self.record(opcode, $0, started: started) }.recover { error in
+                self.record(opcode, self.failure(error, opcode), started: started)
+            })
+        }
+    }
+
+    private func record(_ opcode: Opcode, _ outcome: Outcome, started: NIODeadline) -> Outcome {
+        statistics.record(opcode, outcome.status)
+        metrics.record(opcode, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        return outcome
     }
 
     /// What an operation answers: at once, or once the store has (`StoreAnswer`).
@@ -126,57 +134,59 @@ public final class TokenService: Sendable {
 
     /// The reply to an operation that failed: `store_unavailable` (failing closed) or
     /// `internal_error`. The detail goes to the log only: peers never see the store's internals.
-    private func failure(_ error: any Error, _ request: Request) -> Outcome {
+    private func failure(_ error: any Error, _ opcode: Opcode) -> Outcome {
+        if let refusal = error as? Refusal { return .refused(refusal) }
         if let error = error as? StoreUnavailable {
             if let suppressed = storeFailures.admit() {
                 logger.warning("state store unavailable; failing closed", metadata: ["error": "\(error)", "store.failures_suppressed": "\(suppressed)"])
             }
-            return .refused(.storeUnavailable, error.reason)
+            return .refused(.storeUnavailable(error.reason))
         }
-        logger.error("request failed", metadata: ["request.op": "\(request.opcode)", "error": "\(error)"])
-        return .refused(.internalError, "internal error")
+        logger.error("request failed", metadata: ["request.op": "\(opcode)", "error": "\(error)"])
+        return .refused(.internalError("internal error"))
     }
 
-    private func dispatch(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) throws(ProtocolError) -> Answer {
-        func requireIssue() throws(ProtocolError) {
+    private func dispatch(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) throws(Refusal) -> Answer {
+        func requireIssue() throws(Refusal) {
             guard access.mayIssue(peer) else {
-                throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --issue-uids or --issue-gids grants it")
+                throw .request(ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --issue-uids or --issue-gids grants it"))
             }
         }
-        func requireAdmin() throws(ProtocolError) {
+        func requireAdmin() throws(Refusal) {
             guard access.isAdmin(peer) else {
-                throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --admin-uids or --admin-gids grants it")
+                throw .request(ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --admin-uids or --admin-gids grants it"))
             }
+        }
+        /// A request the protocol layer turns down (malformed fields, bad arguments) is refused
+        /// with the status the protocol says.
+        func checked<T>(_ body: () throws(ProtocolError) -> T) throws(Refusal) -> T {
+            do throws(ProtocolError) { return try body() } catch { throw .request(error) }
         }
         switch request.opcode {
         case .hello:
-            _ = try HelloRequest(fields: request.fields)
-            return .pending(store.health(on: eventLoop).map { .ok(self.helloInfo(storeHealthy: $0).fields) })
+            _ = try checked { () throws(ProtocolError) in try HelloRequest(fields: request.fields) }
+            return .pending(store.health(on: eventLoop).map { .hello(self.helloInfo(storeHealthy: $0)) })
         case .ping:
-            return store.healthAnswer(on: eventLoop).map { healthy in
-                var fields = Fields()
-                fields.append(.storeHealthy, bool: healthy)
-                return .ok(fields)
-            }
+            return store.healthAnswer(on: eventLoop).map { .pong(storeHealthy: $0) }
         case .issue:
             try requireIssue()
-            return .pending(try issue(IssueRequest(fields: request.fields), on: eventLoop))
+            return .pending(try checked { () throws(ProtocolError) in try issue(IssueRequest(fields: request.fields), on: eventLoop) })
         case .verify:
-            return verify(try VerifyRequest(fields: request.fields), explicit: false, on: eventLoop)
+            return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: false, on: eventLoop)
         case .renew:
-            return verify(try VerifyRequest(fields: request.fields), explicit: true, on: eventLoop)
+            return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: true, on: eventLoop)
         case .refresh:
-            return .pending(refresh(try TokenRequest(fields: request.fields), on: eventLoop))
+            return .pending(refresh(try checked { () throws(ProtocolError) in try TokenRequest(fields: request.fields) }, on: eventLoop))
         case .revoke:
-            let target = try RevokeRequest(fields: request.fields)
+            let target = try checked { () throws(ProtocolError) in try RevokeRequest(fields: request.fields) }
             if case .token = target {} else { try requireIssue() }
-            return .pending(try revoke(target, on: eventLoop))
+            return .pending(revoke(target, on: eventLoop))
         case .stats:
             try requireAdmin()
             return .pending(stats(on: eventLoop))
         case .sessions:
             try requireAdmin()
-            return .pending(try sessions(SessionsRequest(fields: request.fields), on: eventLoop))
+            return .pending(try checked { () throws(ProtocolError) in try sessions(SessionsRequest(fields: request.fields), on: eventLoop) })
         case .keysList:
             try requireAdmin()
             return .ready(keysList())
@@ -193,13 +203,9 @@ public final class TokenService: Sendable {
             return .ready(keysReload())
         case .metrics:
             try requireAdmin()
-            return .pending(metricsText(on: eventLoop).map { text in
-                var fields = Fields()
-                fields.append(.metricsText, string: text)
-                return .ok(fields)
-            })
+            return .pending(metricsText(on: eventLoop).map { .metrics($0) })
         default:
-            throw ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)")
+            throw .request(ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)"))
         }
     }
 }
@@ -221,5 +227,12 @@ extension TokenService {
     /// Applies what a configuration reload may change while serving: the access lists.
     func reconfigure(_ configuration: TokendConfiguration) {
         accessPolicy.withLockedValue { $0 = AccessPolicy(configuration: configuration) }
+    }
+}
+
+extension Response {
+    /// The one place an outcome becomes a reply on the wire.
+    init(opcode: Opcode, id: UInt32, _ outcome: Outcome) {
+        self.init(opcode: opcode, id: id, status: outcome.status, fields: outcome.fields)
     }
 }

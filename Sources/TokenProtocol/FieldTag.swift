@@ -108,6 +108,10 @@ public struct FieldTag: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let leeway = FieldTag(66)
     /// bool: whether the state store serves every operation now (ping and hello responses).
     public static let storeHealthy = FieldTag(67)
+    /// u64: on a tracking connection, until when a verify's answer may be reused (proto-spec 12.16).
+    public static let cacheableUntil = FieldTag(68)
+    /// bool: an invalidation frame that drops every cached answer.
+    public static let flush = FieldTag(69)
 
     public var description: String { "tag \(rawValue)" }
 }

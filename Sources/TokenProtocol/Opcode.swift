@@ -12,6 +12,10 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let renew = Opcode(0x05)
     public static let refresh = Opcode(0x06)
     public static let revoke = Opcode(0x07)
+    /// Receive invalidations on this connection, for a near cache (proto-spec 12.16).
+    public static let track = Opcode(0x08)
+    /// An invalidation frame, sent by the daemon on tracking connections; never a request.
+    public static let invalidate = Opcode(0x09)
     public static let stats = Opcode(0x10)
     public static let sessions = Opcode(0x11)
     public static let keysList = Opcode(0x12)
@@ -24,7 +28,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     /// Every metric in the Prometheus text format (admin).
     public static let metrics = Opcode(0x17)
 
-    public static let known: [Opcode] = [.hello, .ping, .issue, .verify, .renew, .refresh, .revoke, .stats, .sessions, .keysList, .keysJWKS, .keysRotate, .snapshot, .keysReload, .metrics]
+    public static let known: [Opcode] = [.hello, .ping, .issue, .verify, .renew, .refresh, .revoke, .track, .stats, .sessions, .keysList, .keysJWKS, .keysRotate, .snapshot, .keysReload, .metrics]
 
     /// Lower snake case, as the spec and logs name it.
     public var name: String {
@@ -36,6 +40,8 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
         case .renew: "renew"
         case .refresh: "refresh"
         case .revoke: "revoke"
+        case .track: "track"
+        case .invalidate: "invalidate"
         case .stats: "stats"
         case .sessions: "sessions"
         case .keysList: "keys_list"

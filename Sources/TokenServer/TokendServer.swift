@@ -173,7 +173,7 @@ public final class TokendServer: Service, Sendable {
     func reload() {
         notifier.reloading()
         defer { notifier.send("READY=1\nSTATUS=serving") }
-        _ = service.keysReload()
+        _ = service.keysReload(on: group.next())
         guard let reloadConfiguration else { return }
         let updated: TokendConfiguration
         do {

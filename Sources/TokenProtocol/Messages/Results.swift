@@ -68,8 +68,12 @@ public struct VerifyResult: Sendable, Hashable {
     public var tokenExpiresAt: UInt64
     /// Whether this call extended the session.
     public var renewed: Bool
+    /// On a tracking connection: until when this answer may be given again without asking the
+    /// daemon (Unix seconds; proto-spec 12.16). Absent: never.
+    public var cacheableUntil: UInt64?
 
-    public init(mode: TokenMode, subject: String, sessionID: String, claimsJSON: String, expiresAt: UInt64, tokenExpiresAt: UInt64, renewed: Bool) {
+    public init(mode: TokenMode, subject: String, sessionID: String, claimsJSON: String, expiresAt: UInt64, tokenExpiresAt: UInt64, renewed: Bool,
+                cacheableUntil: UInt64? = nil) {
         self.mode = mode
         self.subject = subject
         self.sessionID = sessionID
@@ -77,6 +81,7 @@ public struct VerifyResult: Sendable, Hashable {
         self.expiresAt = expiresAt
         self.tokenExpiresAt = tokenExpiresAt
         self.renewed = renewed
+        self.cacheableUntil = cacheableUntil
     }
 
     public init(fields: Fields) throws(ProtocolError) {
@@ -91,10 +96,11 @@ public struct VerifyResult: Sendable, Hashable {
         self.expiresAt = expiresAt
         self.tokenExpiresAt = tokenExpiresAt
         renewed = try fields.bool(.renewed) ?? false
+        cacheableUntil = try fields.uint64(.cacheableUntil)
     }
 
     public var fields: Fields {
-        var fields = Fields(capacity: 7 * Fields.overhead + 1 + subject.utf8.count + sessionID.utf8.count + claimsJSON.utf8.count + 17)
+        var fields = Fields(capacity: 8 * Fields.overhead + 1 + subject.utf8.count + sessionID.utf8.count + claimsJSON.utf8.count + 25)
         fields.append(.mode, uint8: mode.rawValue)
         fields.append(.subject, string: subject)
         fields.append(.sessionID, string: sessionID)
@@ -102,6 +108,7 @@ public struct VerifyResult: Sendable, Hashable {
         fields.append(.expiresAt, uint64: expiresAt)
         fields.append(.tokenExpiresAt, uint64: tokenExpiresAt)
         fields.append(.renewed, bool: renewed)
+        if let cacheableUntil { fields.append(.cacheableUntil, uint64: cacheableUntil) }
         return fields
     }
 }

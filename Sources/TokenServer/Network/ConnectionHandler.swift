@@ -41,6 +41,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let idleTimeout: TimeAmount?
     private var lastRequestAt = NIODeadline.now()
     private var idleCheck: RepeatedTask?
+    /// Set by `track`: the connection receives invalidations and is never closed as idle.
+    private var tracking = false
 
     init(service: TokenService, peer: PeerCredentials, maxInFlight: Int, idleTimeout: TimeAmount? = nil, logger: Logger) {
         self.service = service
@@ -66,12 +68,18 @@ final class ConnectionHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         idleCheck?.cancel()
         idleCheck = nil
+        if tracking { service.invalidations.remove(context.channel) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if tracking { service.invalidations.remove(context.channel) }
+        context.fireChannelInactive()
     }
 
     private func closeIfIdle(_ idleTimeout: TimeAmount, context: ChannelHandlerContext) {
         // Nothing in flight: either nothing was asked, or requests wait because the client
         // stopped reading its responses. Both end here.
-        guard inFlight == 0, NIODeadline.now() - lastRequestAt >= idleTimeout else { return }
+        guard !tracking, inFlight == 0, NIODeadline.now() - lastRequestAt >= idleTimeout else { return }
         logger.debug("closing idle connection", metadata: ["requests.queued": "\(queued.count)"])
         idleCheck?.cancel()
         idleCheck = nil
@@ -119,7 +127,12 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func start(_ request: Request, context: ChannelHandlerContext) {
         inFlight += 1
-        switch service.respond(to: request, peer: peer, on: context.eventLoop) {
+        if request.opcode == .track, !tracking {
+            // Registered before the reply is sent: every invalidation after it reaches the client.
+            tracking = true
+            service.invalidations.add(context.channel)
+        }
+        switch service.respond(to: request, peer: peer, tracking: tracking, on: context.eventLoop) {
         case .now(let response):
             finish(response, context: context)
         case .later(let future):

@@ -11,6 +11,8 @@ enum Outcome: Sendable {
     case issued(IssueResult)
     case revoked(count: Int)
     case pong(storeHealthy: Bool)
+    /// `track`: the connection now receives invalidations.
+    case tracking
     case hello(HelloInfo)
     case statistics([Statistic])
     case sessions(SessionPage)
@@ -38,6 +40,8 @@ enum Outcome: Sendable {
             var fields = Fields()
             fields.append(.count, uint64: UInt64(count))
             return fields
+        case .tracking:
+            return Fields()
         case .pong(let healthy):
             var fields = Fields()
             fields.append(.storeHealthy, bool: healthy)

@@ -21,13 +21,18 @@ extension TokenService {
         case .subject(let subject):
             storeTarget = .subject(subject)
         }
-        return store.revoke(storeTarget, on: eventLoop).map { count in
-            guard let count else { return .refused(.noSuchSession) }
+        return store.revoke(storeTarget, on: eventLoop).flatMap { count in
+            guard let count else { return eventLoop.makeSucceededFuture(.refused(.noSuchSession)) }
             // The login by its session id (never a token); a subject is caller data and stays out.
             var metadata: Logger.Metadata = ["revoke.count": "\(count)"]
             if case .login(let key) = storeTarget { metadata["session.id"] = "\(key)" }
             self.logger.info("revoked", metadata: metadata)
-            return .revoked(count: count)
+            // Near caches drop the login before the revoke is acknowledged (proto-spec 12.16).
+            let invalidation: Invalidation = switch storeTarget {
+            case .login(let key): .session(key.text)
+            case .subject(let subject): .subject(subject)
+            }
+            return self.invalidations.push(invalidation, on: eventLoop).map { .revoked(count: count) }
         }
     }
 
@@ -40,6 +45,9 @@ extension TokenService {
             var rows = counts.compactMap { name, value in value.map { (name, UInt64($0)) } }
             rows += store.extra.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             rows.append(("keys", UInt64(self.keys.entries.count)))
+            let tracking = self.invalidations.statistics
+            rows += [("tracking_connections", UInt64(tracking.tracking)), ("invalidations_pushed", tracking.pushed),
+                     ("invalidation_flushes", tracking.flushes)]
             let cache = self.cache.statistics
             rows += [("cache_entries", UInt64(cache.entries)), ("cache_hits", cache.hits), ("cache_misses", cache.misses)]
             rows += self.statistics.snapshot(now: self.clock.now())
@@ -88,8 +96,15 @@ extension TokenService {
         }
     }
 
-    /// Reads the key directory again (`keys reload`, SIGHUP).
-    func keysReload() -> Outcome {
+    /// Reads the key directory again (`keys reload`, SIGHUP). A key may be gone: near caches
+    /// drop everything before the reload is answered.
+    func keysReload(on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
+        let outcome = keysReload()
+        guard case .keys = outcome else { return eventLoop.makeSucceededFuture(outcome) }
+        return invalidations.push(.flush, on: eventLoop).map { outcome }
+    }
+
+    private func keysReload() -> Outcome {
         do {
             let entries = try keys.reload(now: clock.now())
             logger.notice("keys reloaded", metadata: ["keys.count": "\(entries.count)", "key.kid": "\(keys.signingKey.kid)"])

@@ -76,7 +76,8 @@ extension TokenService {
     }
 
     /// `verify` (renewing below the threshold) and `renew` (`explicit`: an unconditional touch).
-    func verify(_ request: VerifyRequest, explicit: Bool, on eventLoop: any EventLoop) -> Answer {
+    /// `grantsCache`: the answer may say until when it can be reused (`cacheable_until`).
+    func verify(_ request: VerifyRequest, explicit: Bool, grantsCache: Bool, on eventLoop: any EventLoop) -> Answer {
         let presented: Presented
         switch authenticate(request.token) {
         case .success(let value): presented = value
@@ -93,9 +94,9 @@ extension TokenService {
             // Spelled out rather than `map`ped: a closure would be allocated even for an answer
             // that is ready, which is nearly every one.
             switch store.touchSessionAnswer(presented.key, fingerprint: fingerprint, subject: presented.subject, explicit: explicit, on: eventLoop) {
-            case .ready(let outcome): return .ready(sessionVerified(outcome, presented))
+            case .ready(let outcome): return .ready(sessionVerified(outcome, presented, grantsCache: grantsCache))
             case .failed(let error): return .failed(error)
-            case .pending(let future): return .pending(future.map { self.sessionVerified($0, presented) })
+            case .pending(let future): return .pending(future.map { self.sessionVerified($0, presented, grantsCache: grantsCache) })
             }
         case .access:
             guard !explicit else {
@@ -108,9 +109,9 @@ extension TokenService {
                 return .ready(.refused(.accessTokenExpired))
             }
             switch store.checkFamilyAnswer(presented.key, fingerprint: fingerprint, on: eventLoop) {
-            case .ready(let outcome): return .ready(accessVerified(outcome, presented))
+            case .ready(let outcome): return .ready(accessVerified(outcome, presented, grantsCache: grantsCache))
             case .failed(let error): return .failed(error)
-            case .pending(let future): return .pending(future.map { self.accessVerified($0, presented) })
+            case .pending(let future): return .pending(future.map { self.accessVerified($0, presented, grantsCache: grantsCache) })
             }
         case .refresh:
             return .ready(.refused(.refreshTokenOutsideRefresh))
@@ -120,25 +121,36 @@ extension TokenService {
     }
 
     /// A sliding session's verify, once the store has looked at its session.
-    private func sessionVerified(_ outcome: SessionOutcome, _ presented: Presented) -> Outcome {
+    private func sessionVerified(_ outcome: SessionOutcome, _ presented: Presented, grantsCache: Bool) -> Outcome {
         logger.trace("verified a session token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
         switch outcome {
         case .active(let info, let renewed):
+            // From `expires_at - renew_below` on, a verify renews: it must reach the daemon.
+            let quietUntil = min(info.expiresAt - configuration.renewBelow, info.maxExpiresAt, presented.expiration)
             return .verified(VerifyResult(mode: .session, subject: info.subject, sessionID: presented.key.text, claimsJSON: presented.claimsJSON,
-                                          expiresAt: UInt64(info.expiresAt), tokenExpiresAt: UInt64(presented.expiration), renewed: renewed))
+                                          expiresAt: UInt64(info.expiresAt), tokenExpiresAt: UInt64(presented.expiration), renewed: renewed,
+                                          cacheableUntil: grantsCache ? cacheable(until: quietUntil) : nil))
         case let other: return .refused(Refusal(other))
         }
     }
 
     /// An access token's verify, once the store has looked at its family.
-    private func accessVerified(_ outcome: FamilyOutcome, _ presented: Presented) -> Outcome {
+    private func accessVerified(_ outcome: FamilyOutcome, _ presented: Presented, grantsCache: Bool) -> Outcome {
         logger.trace("verified an access token", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
         switch outcome {
         case .active(let record):
             guard presented.names(subject: record.subject) else { return .refused(.loginMismatch) }
-            return .verified(Self.verifyResult(presented))
+            var result = Self.verifyResult(presented)
+            if grantsCache { result.cacheableUntil = cacheable(until: min(presented.expiration, record.maxExpiresAt)) }
+            return .verified(result)
         case let other: return .refused(Refusal(other))
         }
+    }
+
+    /// `cacheable_until` for an answer that stays the same until `time`: absent unless that is
+    /// after the current second.
+    private func cacheable(until time: Int64) -> UInt64? {
+        time > clock.now() ? UInt64(time) : nil
     }
 
     /// An access token's verify result: its own expiry is the pair's.
@@ -212,7 +224,12 @@ extension TokenService {
             let rotation = Rotation(family: presented.key, presentedRefreshID: refreshID, presentedDigest: presentedDigest,
                                     fingerprint: fingerprint, newRefreshID: newRefreshID, newRefreshExpiresAt: candidate.refreshExpiresAt!,
                                     sealedCandidate: sealed)
-            return self.store.rotate(rotation, on: eventLoop).map { outcome -> Rotated in
+            return self.store.rotate(rotation, on: eventLoop).flatMap { outcome in
+                guard case .reuseDetected = outcome else { return eventLoop.makeSucceededFuture(outcome) }
+                self.metrics.reuseDetected.increment()
+                self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
+                return self.invalidations.push(.session(presented.key.text), on: eventLoop).map { outcome }
+            }.map { outcome -> Rotated in
                 self.logger.trace("refresh", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
                 case .rotated:
@@ -222,8 +239,7 @@ extension TokenService {
                     // dropped unused.
                     return self.repeated(sealed, key: sealKey)
                 case .reuseDetected:
-                    self.metrics.reuseDetected.increment()
-                    self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
+                    // The family is revoked: near caches hear of it before anyone hears this answer.
                     return .failure(.reuseDetected)
                 case .revoked: return .failure(.familyRevoked)
                 case .maxLifetimeReached: return .failure(.familyMaxLifetime)

@@ -46,11 +46,14 @@ public final class TokenService: Sendable {
     let metrics: TokendMetrics
     /// Whether other daemons share the state (and so the key files).
     let sharedStore: Bool
+    /// The tracking connections, told of every revocation before it is acknowledged.
+    let invalidations: InvalidationHub
 
     init(configuration: TokendConfiguration, store: any TokenStateStore, keys: SigningKeys, digester: Digester,
          clock: any TokenClock, logger: Logger, snapshots: SnapshotScheduler? = nil, metrics: TokendMetrics = TokendMetrics(),
          sharedStore: Bool = false) {
         self.sharedStore = sharedStore
+        self.invalidations = InvalidationHub(logger: logger)
         self.snapshots = snapshots
         self.metrics = metrics
         self.cache = VerifiedTokenCache(capacity: configuration.verifiedTokenCacheSize)
@@ -67,11 +70,13 @@ public final class TokenService: Sendable {
     /// Answers one request: at once when the answer needs no waiting (a verify or ping from
     /// memory), which costs no future and no callback; else with a future completed when the
     /// store has answered, on whichever thread that is.
-    public func respond(to request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) -> Reply {
+    /// `tracking`: the request came on a tracking connection (`track`), whose verifies may be
+    /// granted `cacheable_until`.
+    public func respond(to request: Request, peer: PeerCredentials, tracking: Bool = false, on eventLoop: any EventLoop) -> Reply {
         let started = NIODeadline.now()
         let answer: Answer
         do throws(Refusal) {
-            answer = try dispatch(request, peer: peer, on: eventLoop)
+            answer = try dispatch(request, peer: peer, tracking: tracking, on: eventLoop)
         } catch {
             answer = .ready(.refused(error))
         }
@@ -102,7 +107,8 @@ public final class TokenService: Sendable {
         let started = NIODeadline.now()
         let answer: Answer
         do throws(ProtocolError) {
-            answer = verify(try VerifyRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken), explicit: false, on: eventLoop)
+            answer = verify(try VerifyRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken), explicit: false, grantsCache: false,
+                            on: eventLoop)
         } catch {
             answer = .ready(.refused(.request(error)))
         }
@@ -146,7 +152,7 @@ public final class TokenService: Sendable {
         return .refused(.internalError("internal error"))
     }
 
-    private func dispatch(_ request: Request, peer: PeerCredentials, on eventLoop: any EventLoop) throws(Refusal) -> Answer {
+    private func dispatch(_ request: Request, peer: PeerCredentials, tracking: Bool, on eventLoop: any EventLoop) throws(Refusal) -> Answer {
         func requireIssue() throws(Refusal) {
             guard access.mayIssue(peer) else {
                 throw .request(ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --issue-uids or --issue-gids grants it"))
@@ -172,15 +178,22 @@ public final class TokenService: Sendable {
             try requireIssue()
             return .pending(try checked { () throws(ProtocolError) in try issue(IssueRequest(fields: request.fields), on: eventLoop) })
         case .verify:
-            return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: false, on: eventLoop)
+            // A shared store cannot yet tell this daemon of revocations made elsewhere: no
+            // answer is granted to a near cache then (proto-spec 12.16).
+            return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: false,
+                          grantsCache: tracking && !sharedStore, on: eventLoop)
         case .renew:
-            return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: true, on: eventLoop)
+            return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: true, grantsCache: false,
+                          on: eventLoop)
         case .refresh:
             return .pending(refresh(try checked { () throws(ProtocolError) in try TokenRequest(fields: request.fields) }, on: eventLoop))
         case .revoke:
             let target = try checked { () throws(ProtocolError) in try RevokeRequest(fields: request.fields) }
             if case .token = target {} else { try requireIssue() }
             return .pending(revoke(target, on: eventLoop))
+        case .track:
+            // The connection registered itself with `invalidations` before it asked.
+            return .ready(.tracking)
         case .stats:
             try requireAdmin()
             return .pending(stats(on: eventLoop))
@@ -200,7 +213,7 @@ public final class TokenService: Sendable {
             return .pending(snapshot(on: eventLoop))
         case .keysReload:
             try requireAdmin()
-            return .ready(keysReload())
+            return .pending(keysReload(on: eventLoop))
         case .metrics:
             try requireAdmin()
             return .pending(metricsText(on: eventLoop).map { .metrics($0) })
@@ -218,6 +231,7 @@ extension TokenService {
             let server = Dictionary(self.statistics.snapshot(now: now), uniquingKeysWith: { $1 })
             return self.metrics.render(TokendMetrics.Reading(store: store, server: server, responses: self.statistics.responses,
                                                              cache: self.cache.statistics, keys: self.keys.entries.count,
+                                                             tracking: self.invalidations.statistics,
                                                              snapshot: self.snapshots?.lastSnapshot, now: now))
         }
     }

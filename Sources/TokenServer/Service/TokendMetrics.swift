@@ -88,6 +88,7 @@ public final class TokendMetrics: Sendable {
         var responses: [(opcode: Opcode, status: Status, count: UInt64)]
         var cache: (entries: Int, hits: UInt64, misses: UInt64)
         var keys: Int
+        var tracking: InvalidationHub.Statistics
         var snapshot: EmbeddedStore.SnapshotReport?
         var now: Int64
     }
@@ -115,6 +116,9 @@ public final class TokendMetrics: Sendable {
         let lookups = reading.cache.hits + reading.cache.misses
         CoreMetrics.Gauge(label: "tokend_verified_cache_hit_ratio", factory: factory)
             .record(lookups == 0 ? 0 : Double(reading.cache.hits) / Double(lookups))
+        gauge("tokend_tracking_connections", reading.tracking.tracking)
+        advance("tokend_invalidations_pushed_total", to: reading.tracking.pushed)
+        advance("tokend_invalidation_flushes_total", to: reading.tracking.flushes)
         gauge("tokend_connections", reading.server["connections"].map(Int.init))
         advance("tokend_connections_total", to: reading.server["connections_total"])
         gauge("tokend_uptime_seconds", reading.server["uptime_seconds"].map(Int.init))

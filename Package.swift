@@ -129,6 +129,12 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "TokenClientTests", dependencies: [
+            "TokenClient", "TokenProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .testTarget(name: "TokenProtocolTests", dependencies: [
             "TokenProtocol",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -36,8 +36,21 @@ extension TokenClient {
     /// token has expired, the daemon rotates the pair and the outcome is `refreshed`, with the new
     /// pair in ``VerifyOutcome/refreshed``. Like `refresh`, that is not safe to repeat after a lost
     /// reply except within the dedup window.
+    ///
+    /// With a near cache, an answer the daemon said may be reused is given again locally
+    /// (``VerifyOutcome/local``, status `ok`) until the time it said, unless an invalidation
+    /// dropped it.
     public func verify(token: String, fingerprint: [UInt8] = [], refreshToken: String? = nil) async throws -> VerifyOutcome {
-        try await verifyOutcome(.verify, TokenRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken))
+        guard let nearCache else {
+            return try await verifyOutcome(.verify, TokenRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken))
+        }
+        let key = NearCache.Key(token: token, fingerprint: fingerprint)
+        if let trackingSocket, !trackingSocket.drain(into: nearCache) { nearCache.connectionLost() }
+        if let cached = nearCache.lookup(key) { return VerifyOutcome(status: .ok, result: cached, local: true) }
+        let generation = nearCache.generation
+        let outcome = try await verifyOutcome(.verify, TokenRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken))
+        if outcome.status != .refreshed { nearCache.insert(key, outcome.result, sentAt: generation) }
+        return outcome
     }
 
     /// Verifies a sliding-session token and extends its session if the renew threshold allows.

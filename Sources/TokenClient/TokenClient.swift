@@ -28,11 +28,20 @@ public final class TokenClient: Sendable {
     /// The socket this client is connected to.
     public let socketPath: String
     private let channel: any Channel
+    /// Verify answers the daemon said may be reused, with what keeps them right.
+    let nearCache: NearCache?
+    /// The read-your-revocations mode's own tracking connection.
+    let trackingSocket: TrackingSocket?
 
-    private init(socketPath: String, channel: any Channel) {
+    private init(socketPath: String, channel: any Channel, nearCache: NearCache?, trackingSocket: TrackingSocket?) {
         self.socketPath = socketPath
         self.channel = channel
+        self.nearCache = nearCache
+        self.trackingSocket = trackingSocket
     }
+
+    /// The near cache's counters; nil without a near cache.
+    public var nearCacheStatistics: NearCacheStatistics? { nearCache?.statistics }
 
     deinit {
         channel.close(promise: nil)
@@ -56,27 +65,44 @@ public final class TokenClient: Sendable {
     ///   - maximumFrameSize: The largest response frame accepted, in bytes; a larger one is a
     ///     ``TokenClientError/Code/protocolViolation`` and closes the connection.
     ///   - eventLoopGroup: Where the connection's I/O runs.
+    ///   - nearCache: Answer repeated verifies locally, as the daemon allows (proto-spec 12.16):
+    ///     the connection sends `track`, and in the read-your-revocations mode a second,
+    ///     non-blocking tracking connection is opened. Nil (the default): every verify asks.
     /// - Throws: ``TokenClientError`` with code ``TokenClientError/Code/unreachable`` when the
     ///   socket cannot be connected to; its message names the path.
     public static func connect(
         socketPath: String,
         maximumFrameSize: Int = 1 << 20,
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        nearCache configuration: NearCacheConfiguration? = nil
     ) async throws -> TokenClient {
+        let nearCache = configuration.map { NearCache(configuration: $0) }
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
                     try operations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameSize: maximumFrameSize)))
-                    try operations.addHandler(ResponseRouter())
+                    try operations.addHandler(ResponseRouter(nearCache: nearCache))
                 }
             }
+        let channel: any Channel
         do {
-            let channel = try await bootstrap.connect(unixDomainSocketPath: socketPath).get()
-            return TokenClient(socketPath: socketPath, channel: channel)
+            channel = try await bootstrap.connect(unixDomainSocketPath: socketPath).get()
         } catch {
             throw TokenClientError(.unreachable, message: "cannot connect to \(socketPath): \(TokenClientError.reason(for: error))")
+        }
+        guard let nearCache else { return TokenClient(socketPath: socketPath, channel: channel, nearCache: nil, trackingSocket: nil) }
+        do {
+            // The side connection first: from its `ok` on, no invalidation can pass unseen.
+            let side = nearCache.configuration.mode == .readYourRevocations ? try TrackingSocket(socketPath: socketPath) : nil
+            let client = TokenClient(socketPath: socketPath, channel: channel, nearCache: nearCache, trackingSocket: side)
+            let reply = try await client.send(Request(opcode: .track, id: 0))
+            guard reply.status == .ok else { throw TokenClientError.refused(reply) }
+            return client
+        } catch {
+            try? await channel.close()
+            throw error
         }
     }
 

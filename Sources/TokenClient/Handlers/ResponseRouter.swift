@@ -25,8 +25,13 @@ final class ResponseRouter: ChannelDuplexHandler {
     private var connectionError: Response?
     /// The largest request body the daemon accepts, once a `hello` reply has said.
     private var maximumRequestSize: Int?
+    /// The client's near cache, told of invalidation frames as they arrive and of the
+    /// connection's end.
+    private let nearCache: NearCache?
 
-    init() {}
+    init(nearCache: NearCache? = nil) {
+        self.nearCache = nearCache
+    }
 
     // MARK: Outbound
 
@@ -81,7 +86,10 @@ final class ResponseRouter: ChannelDuplexHandler {
             fail(context: context, with: .protocolViolation("unreadable response: \(error.reason)"))
             return
         }
-        if let promise = pending.removeValue(forKey: response.id) {
+        if Invalidation.isInvalidation(response) {
+            // A frame that cannot be read is taken as the widest invalidation.
+            nearCache?.apply((try? Invalidation(fields: response.fields)) ?? .flush)
+        } else if let promise = pending.removeValue(forKey: response.id) {
             if response.opcode == .hello, response.status.isSuccess, let size = try? response.fields.uint64(.maxFrameSize) {
                 maximumRequestSize = Int(clamping: size)
             }
@@ -126,6 +134,7 @@ final class ResponseRouter: ChannelDuplexHandler {
     }
 
     private func failAll(_ error: TokenClientError) {
+        nearCache?.connectionLost()
         if failure == nil { failure = error }
         let waiting = pending
         pending.removeAll()

@@ -11,11 +11,14 @@ public struct VerifyOutcome: Sendable, Hashable {
     public var result: VerifyResult
     /// After `refreshed`: the new pair, which the caller hands to its client.
     public var refreshed: IssueResult?
+    /// Answered by the client's near cache, not by the daemon.
+    public var local: Bool
 
-    public init(status: Status, result: VerifyResult, refreshed: IssueResult? = nil) {
+    public init(status: Status, result: VerifyResult, refreshed: IssueResult? = nil, local: Bool = false) {
         self.status = status
         self.result = result
         self.refreshed = refreshed
+        self.local = local
     }
 
     /// Whether this call extended the session.

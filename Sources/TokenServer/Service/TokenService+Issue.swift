@@ -74,7 +74,7 @@ extension TokenService {
                 throw ProtocolError(.internalError, "sealing failed")
             }
         }
-        return store.create(login, on: eventLoop).map { outcome in
+        return store.create(login, on: eventLoop).map { [sealKey] outcome in
             switch outcome {
             case .created:
                 self.logger.debug("issued", metadata: ["session.id": "\(key)", "session.mode": "\(request.mode.name)"])

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+import TokenClient
+import TokenProtocol
+
+/// The near cache against a real daemon: a revocation acknowledged on one connection is seen by
+/// another client's near cache at once, every time (read-your-revocations).
+@Suite struct NearCacheDaemonTests {
+    static let rounds = 300
+
+    enum Revocation: CaseIterable, Sendable {
+        case byToken, bySession, bySubject
+    }
+
+    @Test(arguments: Revocation.allCases)
+    func anAcknowledgedRevokeIsNeverAnsweredFromTheCache(_ revocation: Revocation) async throws {
+        let daemon = try DaemonProcess()
+        let revoker = try await daemon.client()
+        let cached = try await TokenClient.connect(socketPath: daemon.socketPath, nearCache: NearCacheConfiguration())
+        var stale = 0
+        for round in 0..<Self.rounds {
+            let subject = "user-\(round)"
+            let login = try await revoker.issue(IssueRequest(mode: round.isMultiple(of: 2) ? .session : .pair, subject: subject))
+            let token = try #require(login.sessionToken ?? login.accessToken)
+            let first = try await cached.verify(token: token)
+            let second = try await cached.verify(token: token)
+            #expect(!first.local && second.local, "the second verify is answered locally")
+            switch revocation {
+            case .byToken: try await revoker.revoke(.token(token))
+            case .bySession: try await revoker.revoke(.session(login.sessionID))
+            case .bySubject: try await revoker.revoke(.subject(subject))
+            }
+            if await refusal({ try await cached.verify(token: token) }) != .revoked { stale += 1 }
+        }
+        #expect(stale == 0, "answers given from the cache after their revoke was acknowledged")
+        let statistics = try #require(cached.nearCacheStatistics)
+        #expect(statistics.hits == UInt64(Self.rounds) && statistics.invalidations >= UInt64(Self.rounds))
+        await cached.close()
+        await revoker.close()
+    }
+
+    /// Reuse detection revokes the family: the cached verify of its access token must go.
+    @Test func reuseDetectionReachesTheNearCacheBeforeItsAnswer() async throws {
+        let daemon = try DaemonProcess(["--dedup-window", "0"])
+        let client = try await daemon.client()
+        let cached = try await TokenClient.connect(socketPath: daemon.socketPath, nearCache: NearCacheConfiguration())
+        for round in 0..<50 {
+            let pair = try await client.issue(IssueRequest(mode: .pair, subject: "user-\(round)"))
+            let rotated = try await client.refresh(token: pair.refreshToken!)
+            _ = try await cached.verify(token: rotated.accessToken!)
+            #expect(try await cached.verify(token: rotated.accessToken!).local)
+            #expect(await refusal { try await client.refresh(token: pair.refreshToken!) } == .reuseDetected)
+            #expect(await refusal { try await cached.verify(token: rotated.accessToken!) } == .revoked)
+        }
+        await cached.close()
+        await client.close()
+    }
+
+    /// Rule 4: once the daemon is gone, nothing is answered from the cache.
+    @Test func aLostTrackingConnectionAnswersNothingLocally() async throws {
+        let daemon = try DaemonProcess()
+        let client = try await daemon.client()
+        let cached = try await TokenClient.connect(socketPath: daemon.socketPath, nearCache: NearCacheConfiguration())
+        let login = try await client.issue(IssueRequest(mode: .session, subject: "ada"))
+        _ = try await cached.verify(token: login.sessionToken!)
+        #expect(try await cached.verify(token: login.sessionToken!).local)
+        _ = daemon.stop()
+        await #expect(throws: TokenClientError.self) { try await cached.verify(token: login.sessionToken!) }
+        #expect(cached.nearCacheStatistics?.entries == 0)
+    }
+
+    /// Without a near cache nothing changes on the wire: no answer carries cacheable_until.
+    @Test func aClientWithoutANearCacheIsGrantedNothing() async throws {
+        let daemon = try DaemonProcess()
+        let client = try await daemon.client()
+        let login = try await client.issue(IssueRequest(mode: .session, subject: "ada"))
+        let outcome = try await client.verify(token: login.sessionToken!)
+        #expect(outcome.result.cacheableUntil == nil && !outcome.local)
+        #expect(client.nearCacheStatistics == nil)
+    }
+}

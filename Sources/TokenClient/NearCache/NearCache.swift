@@ -47,6 +47,8 @@ public struct NearCacheStatistics: Sendable, Hashable {
     public var flushes: UInt64 = 0
     /// Answers held now.
     public var entries: Int = 0
+
+    public init() {}
 }
 
 /// Verify answers the daemon said may be reused, until the time it said, LRU-bounded.
@@ -58,12 +60,29 @@ final class NearCache: Sendable {
     struct Key: Hashable, Sendable {
         var token: String
         var fingerprint: [UInt8]
+
+        /// Hashes the token's length and last 32 bytes (a JWT's signature, which no one can
+        /// choose for a token that verifies, and only verified answers are kept) and the
+        /// fingerprint; equality compares everything. Hashing the whole token cost a quarter
+        /// of a cached verify.
+        func hash(into hasher: inout Hasher) {
+            var token = token
+            token.withUTF8 { bytes in
+                hasher.combine(bytes.count)
+                hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes.suffix(32))))
+            }
+            hasher.combine(fingerprint)
+        }
     }
 
     private struct Entry {
         var key: Key
         var result: VerifyResult
         var until: Double
+    }
+
+    /// The LRU list's links, apart from the entries so that moving one copies no strings.
+    private struct Links {
         var newer: Int?
         var older: Int?
     }
@@ -71,6 +90,7 @@ final class NearCache: Sendable {
     private struct State {
         var slots: [Key: Int] = [:]
         var entries: [Entry] = []
+        var links: [Links] = []
         var free: [Int] = []
         var newest: Int?
         var oldest: Int?
@@ -145,6 +165,7 @@ final class NearCache: Sendable {
             } else {
                 slot = state.entries.count
                 state.entries.append(entry)
+                state.links.append(Links())
             }
             state.slots[key] = slot
             Self.linkNewest(slot, in: &state)
@@ -183,6 +204,7 @@ final class NearCache: Sendable {
         state.statistics.flushes += 1
         state.slots.removeAll(keepingCapacity: true)
         state.entries.removeAll(keepingCapacity: true)
+        state.links.removeAll(keepingCapacity: true)
         state.free.removeAll()
         state.newest = nil
         state.oldest = nil
@@ -201,17 +223,15 @@ final class NearCache: Sendable {
     }
 
     private static func unlink(_ slot: Int, in state: inout State) {
-        let entry = state.entries[slot]
-        if let newer = entry.newer { state.entries[newer].older = entry.older } else { state.newest = entry.older }
-        if let older = entry.older { state.entries[older].newer = entry.newer } else { state.oldest = entry.newer }
-        state.entries[slot].newer = nil
-        state.entries[slot].older = nil
+        let links = state.links[slot]
+        if let newer = links.newer { state.links[newer].older = links.older } else { state.newest = links.older }
+        if let older = links.older { state.links[older].newer = links.newer } else { state.oldest = links.newer }
+        state.links[slot] = Links()
     }
 
     private static func linkNewest(_ slot: Int, in state: inout State) {
-        state.entries[slot].older = state.newest
-        state.entries[slot].newer = nil
-        if let newest = state.newest { state.entries[newest].newer = slot }
+        state.links[slot] = Links(newer: nil, older: state.newest)
+        if let newest = state.newest { state.links[newest].newer = slot }
         state.newest = slot
         if state.oldest == nil { state.oldest = slot }
     }

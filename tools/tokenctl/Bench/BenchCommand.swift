@@ -42,6 +42,11 @@ struct BenchCommand: AsyncParsableCommand {
         tokend answers anything but ok or renewed, or the connection ends; failures are \
         counted by status name.
 
+        --near-cache (--op verify): one client with a near cache (proto-spec 12.16) verifies \
+        one session token -n times (default 1000000) in one task; all but the first are \
+        answered locally. Prints verifies/s and this process's CPU time per verify. -c and -P \
+        do not apply.
+
         Exit status: 0 when every request succeeded, 1 when any failed, 2 on usage errors, \
         3 when tokend cannot be reached.
         """
@@ -79,18 +84,37 @@ struct BenchCommand: AsyncParsableCommand {
             })
     var issuedLifetime: UInt64?
 
+    @Flag(help: "With --op verify: one client with a near cache verifies one token over and over, in one task (see below).")
+    var nearCache = false
+
+    @Option(help: "The near cache's mode: read-your-revocations (a non-blocking read before each cached answer) or as-delivered.")
+    var nearCacheMode: NearCacheModeArgument = .readYourRevocations
+
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("-c/--connections must be at least 1") }
         guard pipeline >= 1 else { throw ValidationError("-P/--pipeline must be at least 1") }
         if let requests, requests < 1 { throw ValidationError("-n/--requests must be at least 1") }
         if requests != nil, duration != nil { throw ValidationError("give -n/--requests or --duration, not both") }
         if ttlRenew, !op.verifies { throw ValidationError("--ttl-renew applies to --op verify and --op mix") }
+        if nearCache, op != .verify { throw ValidationError("--near-cache applies to --op verify") }
+        if nearCache, ttlRenew { throw ValidationError("--near-cache and --ttl-renew exclude each other: a session that renews on every verify is never cached") }
+        if nearCache, duration != nil { throw ValidationError("--near-cache runs -n/--requests verifies, not --duration") }
         if let fingerprint, fingerprint.utf8.count > FieldLimits.fingerprint {
             throw ValidationError("--fingerprint must be at most \(FieldLimits.fingerprint) bytes")
         }
     }
 
     func run() async throws {
+        if nearCache {
+            let bench = NearCacheBench(socket: options.socket, mode: nearCacheMode.mode, requests: requests ?? 1_000_000,
+                                       fingerprint: Array((fingerprint ?? "").utf8))
+            do {
+                NearCacheBench.print(try await bench.run(), json: options.json)
+            } catch let error as TokenClientError {
+                throw options.report(error)
+            }
+            return
+        }
         var plan = BenchPlan(
             operation: op, connections: connections, pipeline: pipeline,
             fingerprint: Array((fingerprint ?? "").utf8),
@@ -184,4 +208,12 @@ struct BenchCommand: AsyncParsableCommand {
         }
         return UInt64(milliseconds) * 1_000_000
     }
+}
+
+/// `--near-cache-mode`.
+enum NearCacheModeArgument: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case readYourRevocations = "read-your-revocations"
+    case asDelivered = "as-delivered"
+
+    var mode: NearCacheConfiguration.Mode { self == .readYourRevocations ? .readYourRevocations : .asDelivered }
 }

@@ -31,7 +31,7 @@ VERSION = 1
 
 OPCODES = {
     "hello": 0x01, "ping": 0x02, "issue": 0x03, "verify": 0x04, "renew": 0x05,
-    "refresh": 0x06, "revoke": 0x07, "stats": 0x10, "sessions": 0x11,
+    "refresh": 0x06, "revoke": 0x07, "track": 0x08, "invalidate": 0x09, "stats": 0x10, "sessions": 0x11,
     "keys_list": 0x12, "keys_jwks": 0x13, "keys_rotate": 0x14, "snapshot": 0x15, "keys_reload": 0x16, "metrics": 0x17,
 }
 
@@ -61,7 +61,7 @@ TAGS = {
     "name": (56, "string"), "value": (57, "u64"), "metrics": (58, "string"),
     "dedup_window_ms": (59, "u64"), "idle_ttl": (60, "u64"), "renew_below": (61, "u64"), "renew_by": (62, "u64"),
     "access_ttl": (63, "u64"), "refresh_token_ttl": (64, "u64"), "max_login_lifetime": (65, "u64"), "leeway": (66, "u64"),
-    "store_healthy": (67, "bool"),
+    "store_healthy": (67, "bool"), "cacheable_until": (68, "u64"), "flush": (69, "bool"),
 }
 TAG_NAMES = {tag: name for name, (tag, _) in TAGS.items()}
 
@@ -438,6 +438,29 @@ EXAMPLES = [
          ("token_expires_at", T0 + 8160), ("renewed", False),
          ("access_token", "at.dave.2"), ("refresh_token", "rt.dave.2"),
          ("refresh_expires_at", T0 + 11700), ("max_expires_at", T0 + 51200)])),
+
+    ("track",
+     "A service's client opts its connection in to invalidations (12.16), to keep a near cache. No fields either way.",
+     request(OPCODES["track"], 27),
+     response(OPCODES["track"], 27, STATUS["ok"])),
+
+    ("verify on a tracking connection (cacheable_until)",
+     "At T0 + 60, on the connection of 17.27: Alice's session goes idle at T0 + 7200 and renews once less than "
+     "renew-below (3600 s) remains, so the answer may be reused until T0 + 3600 (before the login's maximum "
+     "lifetime and the token's `exp`, T0 + 43200).",
+     request(OPCODES["verify"], 28, [("token", "st.alice.1"), ("fingerprint", FP)]),
+     response(OPCODES["verify"], 28, STATUS["ok"], [
+         ("mode", 1), ("subject", "alice"), ("session_id", ALICE_SID),
+         ("claims_json", ALICE_CLAIMS), ("expires_at", T0 + 7200),
+         ("token_expires_at", T0 + 43200), ("renewed", False), ("cacheable_until", T0 + 3600)])),
+
+    ("invalidation frame",
+     "At T0 + 120 another connection revokes Alice's session by its id (the request shown). Before the daemon "
+     "replies to it (as in 17.9), it writes this frame to every tracking connection, such as the one of 17.27: "
+     "opcode 0x09, request id 0, and the session id to drop. A revoke by subject sends `subject(2)` instead, a "
+     "key reload `flush(69)` true.",
+     request(OPCODES["revoke"], 29, [("session_id", ALICE_SID)]),
+     response(OPCODES["invalidate"], 0, STATUS["ok"], [("session_id", ALICE_SID)])),
 ]
 
 

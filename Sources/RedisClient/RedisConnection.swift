@@ -12,7 +12,7 @@ struct RedisBatch {
 /// Every command must be answered within the timeout. Replies come in order, so only the oldest
 /// waiting command can be overdue: a check a few times per timeout looks at it alone, instead
 /// of a timer per command.
-final class RedisChannelHandler: ChannelDuplexHandler {
+final class RedisChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = RESPValue
     typealias OutboundIn = RedisBatch
     typealias OutboundOut = ByteBuffer

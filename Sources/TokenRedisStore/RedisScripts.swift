@@ -97,7 +97,8 @@ enum RedisScripts {
     }
 
     /// KEYS: login, dedup entry. ARGV: now, fingerprint, presented refresh id, new refresh id,
-    /// new refresh expiry, sealed pair, window (ms), dedup tag (who may have the pair again).
+    /// new refresh expiry, sealed pair, window (ms), dedup tag (who may have the pair again),
+    /// invalidation channel, session id (published when reuse revokes the family).
     /// Returns {'rotated'}, {'dedup', sealed}, or a refusal.
     static let rotate = RedisScript(name: "rotate", source: """
         local r = redis.call('HMGET', KEYS[1], 'k', 'f', 'm', 'n', 'v')
@@ -108,6 +109,7 @@ enum RedisScripts {
         """ + "\n" + repeated(tagArgument: 8) + "\n" + """
         if r[4] ~= ARGV[3] then
             redis.call('HSET', KEYS[1], 'v', '1')
+            redis.call('PUBLISH', ARGV[9], ARGV[10])
             return {'reuse'}
         end
         -- The dedup entry first: a script stops at a failing command without undoing the
@@ -117,12 +119,14 @@ enum RedisScripts {
         return {'rotated'}
         """)
 
-    /// KEYS: login. Returns -1 when unknown, 0 when already revoked, 1 when revoked now.
+    /// KEYS: login. ARGV: invalidation channel, session id. Returns -1 when unknown, 0 when
+    /// already revoked, 1 when revoked now (and then tells every daemon's near caches).
     static let revoke = RedisScript(name: "revoke", source: """
         local v = redis.call('HGET', KEYS[1], 'v')
         if not v then return -1 end
         if v == '1' then return 0 end
         redis.call('HSET', KEYS[1], 'v', '1')
+        redis.call('PUBLISH', ARGV[1], ARGV[2])
         return 1
         """)
 

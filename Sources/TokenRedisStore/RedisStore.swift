@@ -39,6 +39,10 @@ public final class RedisStore: TokenStateStore {
 
     public func close() { client.close() }
 
+    /// Where the revoke and rotate scripts publish the session id of every login they revoke,
+    /// for the near caches of every daemon (proto-spec 12.16).
+    public var invalidationChannel: [UInt8] { Array("\(prefix)invalidations".utf8) }
+
     /// Asks Redis (a PING within the store timeout) at most once a second; between asks, the
     /// last answer. Never the outcome of the last request alone: with no traffic that would
     /// stay whatever it was, and a readiness check would keep a recovered daemon out.
@@ -216,6 +220,7 @@ public final class RedisStore: TokenStateStore {
             .integer(clock.now()), .bytes(Self.bytes(rotation.fingerprint)), .bytes(rotation.presentedRefreshID.bytes),
             .bytes(rotation.newRefreshID.bytes), .integer(rotation.newRefreshExpiresAt), .bytes(rotation.sealedCandidate),
             .integer(policy.dedupWindow * 1000), .bytes(Self.dedupTag(rotation.fingerprint)),
+            .bytes(invalidationChannel), .string(rotation.family.text),
         ], on: eventLoop) { reply in
             let values = try Self.values(reply)
             switch values[0].string {
@@ -250,7 +255,9 @@ public final class RedisStore: TokenStateStore {
     }
 
     private func revoke(loginKey: [UInt8], on eventLoop: any EventLoop) -> EventLoopFuture<Int64> {
-        run(RedisScripts.revoke, keys: [loginKey], [], on: eventLoop) { reply in
+        // The session id is the key's hash tag: `P{id}`.
+        let id = loginKey.dropFirst(prefix.utf8.count + 1).dropLast()
+        return run(RedisScripts.revoke, keys: [loginKey], [.bytes(invalidationChannel), .bytes(Array(id))], on: eventLoop) { reply in
             guard let count = reply.integer else { throw StoreUnavailable("unexpected reply from the revoke script") }
             return count
         }

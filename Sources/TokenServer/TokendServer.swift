@@ -85,6 +85,7 @@ public final class TokendServer: Service, Sendable {
     /// systemd's watchdog pings. All on one event loop, which a stall would stop.
     public var services: [any Service] {
         let loop = group.next()
+        backend.listen(on: loop) { [service] event in service.heard(event, on: loop) }
         var services: [any Service] = backend.upkeep(on: loop)
         // A key dated in the future starts signing when its time comes.
         services.append(PeriodicTask("key activation", every: .seconds(1), on: loop) { [keys, service, logger] in

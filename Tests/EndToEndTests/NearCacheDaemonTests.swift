@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenClient
 import TokenProtocol
+import TestSupport
 
 /// The near cache against a real daemon: a revocation acknowledged on one connection is seen by
 /// another client's near cache at once, every time (read-your-revocations).
@@ -77,5 +78,66 @@ import TokenProtocol
         let outcome = try await client.verify(token: login.sessionToken!)
         #expect(outcome.result.cacheableUntil == nil && !outcome.local)
         #expect(client.nearCacheStatistics == nil)
+    }
+}
+
+/// Two daemons on one Redis: a revocation acknowledged on one reaches the near caches of the
+/// other's clients through Redis (published by the same script that revokes), and while that
+/// way is down the other flushes them and grants nothing.
+@Suite(.serialized, .enabled(if: RedisServer.installed, "redis-server is not installed (tools/test installs it)"))
+struct NearCacheSharedStoreTests {
+    /// Verifies through `client` until an answer is cacheable: the daemon grants none until
+    /// its subscription to Redis is up.
+    static func waitUntilGranted(_ client: TokenClient, token: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            if try await client.verify(token: token).result.cacheableUntil != nil { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw DaemonError("the daemon granted no cacheable answer within 5 s")
+    }
+
+    @Test func aRevokeOnOneHostEmptiesAnotherHostsNearCacheWithin100Milliseconds() async throws {
+        let store = try SharedStore(.single, daemons: 2)
+        let clients = try await store.clients()
+        let (a, b) = (clients[0], clients[1])
+        let cached = try await TokenClient.connect(socketPath: store.daemons[0].socketPath, nearCache: NearCacheConfiguration())
+        let warmup = try await a.issue(IssueRequest(mode: .session, subject: "warmup"))
+        try await Self.waitUntilGranted(cached, token: warmup.sessionToken!)
+        var slowest = Duration.zero
+        for round in 0..<20 {
+            let login = try await b.issue(IssueRequest(mode: .session, subject: "user-\(round)"))
+            let token = login.sessionToken!
+            _ = try await cached.verify(token: token)
+            #expect(try await cached.verify(token: token).local)
+            #expect(try await b.revoke(.session(login.sessionID)) == 1)
+            let acknowledged = ContinuousClock.now
+            while await refusal({ try await cached.verify(token: token) }) != .revoked {
+                guard ContinuousClock.now - acknowledged < .seconds(2) else { break }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            slowest = max(slowest, ContinuousClock.now - acknowledged)
+        }
+        #expect(slowest < .milliseconds(100), "the slowest revocation took \(slowest) to reach the other host's near cache")
+    }
+
+    @Test func aRedisOutageFlushesTheNearCaches() async throws {
+        let store = try SharedStore(.single, daemons: 1)
+        let client = try await store.daemons[0].client()
+        let cached = try await TokenClient.connect(socketPath: store.daemons[0].socketPath, nearCache: NearCacheConfiguration())
+        let login = try await client.issue(IssueRequest(mode: .session, subject: "ada"))
+        try await Self.waitUntilGranted(cached, token: login.sessionToken!)
+        #expect(try await cached.verify(token: login.sessionToken!).local)
+        store.server!.stop(kill: true)
+        let stopped = ContinuousClock.now
+        var answeredLocally = true
+        while ContinuousClock.now - stopped < .seconds(2) {
+            // While Redis is down, any answer but a local one (store_unavailable) shows the flush.
+            answeredLocally = (try? await cached.verify(token: login.sessionToken!))?.local ?? false
+            if !answeredLocally { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(!answeredLocally, "the near cache still answered 2 s after Redis went down")
+        #expect((cached.nearCacheStatistics?.flushes ?? 0) >= 1)
     }
 }

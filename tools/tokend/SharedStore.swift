@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import RedisClient
 import TokenRedisStore
@@ -49,7 +50,7 @@ struct StoreSettings: Sendable {
                 }
                 context.logger.info("state in a shared Redis store", metadata: ["store.endpoint": "\(endpoint)"])
                 return RedisBackend(RedisStore(configuration: settings, policy: context.policy, clock: context.clock, logger: context.logger),
-                                    storeTimeout: context.configuration.storeTimeout, logger: context.logger)
+                                    settings: settings, storeTimeout: context.configuration.storeTimeout, logger: context.logger)
             }
         }
     }
@@ -58,13 +59,29 @@ struct StoreSettings: Sendable {
 /// State in Redis, shared by every host's daemon.
 final class RedisBackend: StateBackend {
     let redis: RedisStore
+    private let settings: RedisClient.Configuration
     private let storeTimeout: Int64
     private let logger: Logger
+    private let subscriber = NIOLockedValueBox<RedisSubscriber?>(nil)
 
-    init(_ redis: RedisStore, storeTimeout: Int64, logger: Logger) {
+    init(_ redis: RedisStore, settings: RedisClient.Configuration, storeTimeout: Int64, logger: Logger) {
         self.redis = redis
+        self.settings = settings
         self.storeTimeout = storeTimeout
         self.logger = logger
+    }
+
+    /// Subscribes to the channel the revoke and rotate scripts publish to.
+    func listen(on eventLoop: any EventLoop, _ heard: @escaping @Sendable (RemoteRevocation) -> Void) {
+        let listener = RedisSubscriber(configuration: settings, channel: redis.invalidationChannel, on: eventLoop) { event in
+            switch event {
+            case .listening: heard(.listening)
+            case .deaf(let reason): heard(.deaf(reason))
+            case .message(let id): heard(.session(String(decoding: id, as: UTF8.self)))
+            }
+        }
+        subscriber.withLockedValue { $0 = listener }
+        listener.start()
     }
 
     var store: any TokenStateStore { redis }
@@ -93,5 +110,8 @@ final class RedisBackend: StateBackend {
 
     func upkeep(on eventLoop: any EventLoop) -> [PeriodicTask] { [] }
 
-    func shutdown() async { redis.close() }
+    func shutdown() async {
+        subscriber.withLockedValue { $0 }?.close()
+        redis.close()
+    }
 }

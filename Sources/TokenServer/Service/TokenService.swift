@@ -48,6 +48,9 @@ public final class TokenService: Sendable {
     let sharedStore: Bool
     /// The tracking connections, told of every revocation before it is acknowledged.
     let invalidations: InvalidationHub
+    /// With a shared store: whether revocations made by other daemons reach this one now. Near
+    /// caches are granted answers only while they do.
+    private let hearsOtherDaemons = NIOLockedValueBox(false)
 
     init(configuration: TokendConfiguration, store: any TokenStateStore, keys: SigningKeys, digester: Digester,
          clock: any TokenClock, logger: Logger, snapshots: SnapshotScheduler? = nil, metrics: TokendMetrics = TokendMetrics(),
@@ -178,10 +181,10 @@ public final class TokenService: Sendable {
             try requireIssue()
             return .pending(try checked { () throws(ProtocolError) in try issue(IssueRequest(fields: request.fields), on: eventLoop) })
         case .verify:
-            // A shared store cannot yet tell this daemon of revocations made elsewhere: no
-            // answer is granted to a near cache then (proto-spec 12.16).
+            // With a shared store, a near cache is granted answers only while revocations
+            // made by other daemons reach this one (proto-spec 12.16).
             return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: false,
-                          grantsCache: tracking && !sharedStore, on: eventLoop)
+                          grantsCache: tracking && (!sharedStore || hearsOtherDaemons.withLockedValue { $0 }), on: eventLoop)
         case .renew:
             return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: true, grantsCache: false,
                           on: eventLoop)
@@ -238,6 +241,30 @@ extension TokenService {
 }
 
 extension TokenService {
+    /// A shared store's word on revocations made by other daemons: each goes to this daemon's
+    /// tracking connections; while they may go unheard, near caches are flushed and granted
+    /// nothing.
+    func heard(_ event: RemoteRevocation, on eventLoop: any EventLoop) {
+        switch event {
+        case .session(let id):
+            _ = invalidations.push(.session(id), on: eventLoop)
+        case .listening:
+            if !hearsOtherDaemons.withLockedValue({ hears in defer { hears = true }; return hears }) {
+                logger.notice("hearing revocations made by other daemons; near caches may keep answers again")
+            }
+        case .deaf(let reason):
+            // Stop granting first, then flush: an answer granted before the flush is dropped by
+            // it, and none is granted after.
+            if hearsOtherDaemons.withLockedValue({ hears in defer { hears = false }; return hears }) {
+                logger.warning("not hearing revocations made by other daemons; near caches are flushed and granted nothing until it is back",
+                               metadata: ["reason": "\(reason)"])
+                _ = invalidations.push(.flush, on: eventLoop)
+            } else {
+                logger.debug("not hearing revocations made by other daemons", metadata: ["reason": "\(reason)"])
+            }
+        }
+    }
+
     /// Applies what a configuration reload may change while serving: the access lists.
     func reconfigure(_ configuration: TokendConfiguration) {
         accessPolicy.withLockedValue { $0 = AccessPolicy(configuration: configuration) }

@@ -17,6 +17,24 @@ public protocol StateBackend: Sendable {
     func upkeep(on eventLoop: any EventLoop) -> [PeriodicTask]
     /// After the last connection has closed.
     func shutdown() async
+    /// A shared store: starts telling `heard` of the logins other daemons revoke, and of
+    /// whether it is listening (while it is not, revocations made elsewhere go unheard). A
+    /// store no one else changes never calls it.
+    func listen(on eventLoop: any EventLoop, _ heard: @escaping @Sendable (RemoteRevocation) -> Void)
+}
+
+extension StateBackend {
+    public func listen(on eventLoop: any EventLoop, _ heard: @escaping @Sendable (RemoteRevocation) -> Void) {}
+}
+
+/// What a shared store says about revocations made by other daemons.
+public enum RemoteRevocation: Sendable, Hashable {
+    /// From now on every revocation made elsewhere is heard.
+    case listening
+    /// Revocations made elsewhere may go unheard (the reason is for the log).
+    case deaf(String)
+    /// A daemon revoked this login (by token, session, subject or reuse detection).
+    case session(String)
 }
 
 /// What a backend is built from.

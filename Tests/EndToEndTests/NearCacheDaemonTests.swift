@@ -97,8 +97,9 @@ struct NearCacheSharedStoreTests {
         throw DaemonError("the daemon granted no cacheable answer within 5 s")
     }
 
-    @Test func aRevokeOnOneHostEmptiesAnotherHostsNearCacheWithin100Milliseconds() async throws {
-        let store = try SharedStore(.single, daemons: 2)
+    @Test(arguments: SharedStore.Kind.allCases)
+    func aRevokeOnOneHostEmptiesAnotherHostsNearCacheWithin100Milliseconds(kind: SharedStore.Kind) async throws {
+        let store = try SharedStore(kind, daemons: 2)
         let clients = try await store.clients()
         let (a, b) = (clients[0], clients[1])
         let cached = try await TokenClient.connect(socketPath: store.daemons[0].socketPath, nearCache: NearCacheConfiguration())

@@ -7,24 +7,20 @@ import TokenProtocol
 
 /// Serves one client connection: frame bodies in, responses out.
 ///
-/// Thin by design: parsing lives in TokenProtocol and the operations in `TokenService`. What
-/// it owns is flow control. Decoded requests wait in a queue and are started only while the
-/// client takes its responses (the channel is writable) and fewer than `maxInFlight` are being
-/// answered; while anything waits, the handler stops reading from the socket. A greedy or
+/// Thin by design: parsing lives in TokenProtocol, the operations in `TokenService`, and flow
+/// control and the connection's lifetime in `ConnectionStateMachine`, which this handler asks
+/// and obeys. Decoded requests wait in its queue and start only while the client takes its
+/// responses; while anything waits, the handler stops reading from the socket. A greedy or
 /// stalled client therefore costs the daemon one read's worth of requests, and delays nobody.
+/// What the handler owns itself is writing: the answers of one read go out together.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let service: TokenService
     private let peer: PeerCredentials
-    private let maxInFlight: Int
     private var logger: Logger
-    private var queued = CircularBuffer<Request>()
-    private var inFlight = 0
-    private var reading = true
-    /// Set at shutdown and after `too_large`: answer what was received, then close.
-    private var draining = false
+    private var state: ConnectionStateMachine
     /// Inside a read burst, responses answered at once are gathered in `outgoing` and written
     /// with one flush at `channelReadComplete`: pipelined requests cost one buffer and one
     /// syscall, not one each.
@@ -41,13 +37,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let idleTimeout: TimeAmount?
     private var lastRequestAt = NIODeadline.now()
     private var idleCheck: RepeatedTask?
-    /// Set by `track`: the connection receives invalidations and is never closed as idle.
-    private var tracking = false
 
     init(service: TokenService, peer: PeerCredentials, maxInFlight: Int, idleTimeout: TimeAmount? = nil, logger: Logger) {
         self.service = service
         self.peer = peer
-        self.maxInFlight = maxInFlight
+        self.state = ConnectionStateMachine(maxInFlight: maxInFlight)
         self.idleTimeout = idleTimeout
         self.logger = logger
         self.logger[metadataKey: "peer.uid"] = "\(peer.uid)"
@@ -68,19 +62,19 @@ final class ConnectionHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         idleCheck?.cancel()
         idleCheck = nil
-        if tracking { service.invalidations.remove(context.channel) }
+        if state.tracking { service.invalidations.remove(context.channel) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if tracking { service.invalidations.remove(context.channel) }
+        if state.tracking { service.invalidations.remove(context.channel) }
         context.fireChannelInactive()
     }
 
     private func closeIfIdle(_ idleTimeout: TimeAmount, context: ChannelHandlerContext) {
         // Nothing in flight: either nothing was asked, or requests wait because the client
         // stopped reading its responses. Both end here.
-        guard !tracking, inFlight == 0, NIODeadline.now() - lastRequestAt >= idleTimeout else { return }
-        logger.debug("closing idle connection", metadata: ["requests.queued": "\(queued.count)"])
+        guard state.closeIfIdle(idleFor: NIODeadline.now() - lastRequestAt, timeout: idleTimeout) else { return }
+        logger.debug("closing idle connection", metadata: ["requests.queued": "\(state.queuedCount)"])
         idleCheck?.cancel()
         idleCheck = nil
         context.close(promise: nil)
@@ -89,9 +83,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadBurst = true
         lastRequestAt = .now()
-        guard !draining else { return }
+        guard state.phase == .serving else { return }
         do {
-            queued.append(try Request(body: unwrapInboundIn(data)))
+            state.received(try Request(body: unwrapInboundIn(data)))
         } catch {
             logger.debug("refused request", metadata: ["status": "\(error.error.status)", "error": "\(error.error.reason)"])
             service.statistics.record(error.opcode, error.error.status)
@@ -108,12 +102,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func startQueued(context: ChannelHandlerContext) {
         guard !starting else { return }
         starting = true
-        while inFlight < maxInFlight, context.channel.isWritable, let request = queued.popFirst() {
+        while let request = state.startNext(writable: context.channel.isWritable) {
             start(request, context: context)
         }
         starting = false
         updateReading(context: context)
-        if draining, inFlight == 0, queued.isEmpty { closeAfterWrites(context: context) }
+        if state.closeIfDrained() { closeAfterWrites(context: context) }
     }
 
     /// Closes once everything written so far is out: writes complete in order, so the end of
@@ -126,13 +120,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func start(_ request: Request, context: ChannelHandlerContext) {
-        inFlight += 1
-        if request.opcode == .track, !tracking {
+        if request.opcode == .track, state.beginTracking() {
             // Registered before the reply is sent: every invalidation after it reaches the client.
-            tracking = true
             service.invalidations.add(context.channel)
         }
-        switch service.respond(to: request, peer: peer, tracking: tracking, on: context.eventLoop) {
+        switch service.respond(to: request, peer: peer, tracking: state.tracking, on: context.eventLoop) {
         case .now(let response):
             finish(response, context: context)
         case .later(let future):
@@ -146,7 +138,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func finish(_ response: Response, context: ChannelHandlerContext) {
-        inFlight -= 1
+        state.finished()
         write(response, context: context)
         startQueued(context: context)
     }
@@ -189,21 +181,25 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Reads only while nothing waits and the client takes its responses.
     private func updateReading(context: ChannelHandlerContext) {
-        let shouldRead = !draining && queued.isEmpty && inFlight < maxInFlight && context.channel.isWritable
-        guard shouldRead != reading else { return }
-        reading = shouldRead
-        context.channel.setOption(ChannelOptions.autoRead, value: shouldRead).whenFailure { _ in }
-        if shouldRead { context.read() }
+        switch state.readAction(writable: context.channel.isWritable) {
+        case .none:
+            return
+        case .startReading:
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            context.read()
+        case .stopReading:
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // The rest of an oversized frame keeps arriving while the connection drains.
-        if draining, error is ByteToMessageDecoderError { return }
+        if state.phase != .serving, error is ByteToMessageDecoderError { return }
         if let tooLarge = error as? FrameTooLargeError {
             logger.notice("frame too large; closing connection", metadata: ["frame.length": "\(tooLarge.length)", "frame.maximum": "\(tooLarge.maximum)"])
             service.statistics.record(Opcode(0), .tooLarge)
             inReadBurst = false
-            draining = true
+            state.drain()
             updateReading(context: context)
             // The reply must reach the client before the close; requests already received
             // are answered too (startQueued closes once they are).
@@ -224,7 +220,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is ShutdownEvent:
-            draining = true
+            state.drain()
             startQueued(context: context)
         default:
             context.fireUserInboundEventTriggered(event)

@@ -25,7 +25,19 @@ public final class TokendServer: Service, Sendable {
     private let environment: [String: String]
     private let notifier: Systemd.Notifier
     /// Reads the configuration again (flags, environment, config file) for a reload.
-    private let reloadConfiguration: (@Sendable () throws -> TokendConfiguration)?
+    private let reloadConfiguration: (@Sendable () throws -> Reload)?
+
+    /// What a reload read: the configuration, and the options changed since the start that
+    /// take effect only at the next one.
+    public struct Reload: Sendable {
+        public var configuration: TokendConfiguration
+        public var needsRestart: [String]
+
+        public init(configuration: TokendConfiguration, needsRestart: [String]) {
+            self.configuration = configuration
+            self.needsRestart = needsRestart
+        }
+    }
     /// Held for the life of the process: no second daemon uses this state directory.
     private let stateLock: StateDirectoryLock
     private let limits: ConnectionLimits
@@ -33,7 +45,7 @@ public final class TokendServer: Service, Sendable {
     public init(configuration: TokendConfiguration, logger: Logger, clock: any TokenClock = SystemClock(),
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 environment: [String: String] = ProcessInfo.processInfo.environment,
-                reloadConfiguration: (@Sendable () throws -> TokendConfiguration)? = nil,
+                reloadConfiguration: (@Sendable () throws -> Reload)? = nil,
                 backend makeBackend: StateBackendFactory = EmbeddedBackend.factory) throws {
         var configuration = configuration
         // Connections must never take the descriptors the journal and snapshots need.
@@ -176,21 +188,17 @@ public final class TokendServer: Service, Sendable {
         defer { notifier.send("READY=1\nSTATUS=serving") }
         _ = service.keysReload(on: group.next())
         guard let reloadConfiguration else { return }
-        let updated: TokendConfiguration
+        let updated: Reload
         do {
             updated = try reloadConfiguration()
         } catch {
             logger.error("configuration reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
             return
         }
-        service.reconfigure(updated)
-        let reloadable: Set<String> = ["issueUIDs", "issueGIDs", "adminUIDs", "adminGIDs"]
-        let before = Dictionary(Mirror(reflecting: configuration).children.compactMap { child in child.label.map { ($0, "\(child.value)") } }, uniquingKeysWith: { $1 })
-        let after = Mirror(reflecting: updated).children.compactMap { child in child.label.map { ($0, "\(child.value)") } }
-        let needRestart = after.filter { !reloadable.contains($0.0) && before[$0.0] != $0.1 }.map(\.0).sorted()
-        if !needRestart.isEmpty {
+        service.reconfigure(updated.configuration)
+        if !updated.needsRestart.isEmpty {
             // Names only: a value may be a secret (the Redis password).
-            logger.warning("changed settings take effect at the next restart", metadata: ["settings": "\(needRestart.joined(separator: ","))"])
+            logger.warning("changed settings take effect at the next restart", metadata: ["settings": "\(updated.needsRestart.joined(separator: ","))"])
         }
         logger.notice("configuration reloaded", metadata: ["reloaded": "access lists, log level, keys"])
     }

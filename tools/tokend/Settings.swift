@@ -7,33 +7,14 @@ import TokenServer
 import TokenStore
 
 /// Resolves each option from flag, environment, config file and default, in that order.
-struct Settings {
+struct Settings: Sendable {
     private var values: [String: String] = [:]
     /// Where each value came from, for error messages.
     private var sources: [String: String] = [:]
     private var redisPassword: String?
 
     init(command: Tokend, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        let flags: [String: String?] = [
-            "state-dir": command.stateDir, "socket": command.socket, "socket-mode": command.socketMode,
-            "access-ttl": command.accessTtl, "refresh-ttl": command.refreshTtl, "session-idle": command.sessionIdle,
-            "renew-below": command.renewBelow, "renew-by": command.renewBy, "max-lifetime": command.maxLifetime,
-            "dedup-window": command.dedupWindow, "alg": command.alg, "issuer": command.issuer, "leeway": command.leeway,
-            "issue-uids": command.issueUids, "issue-gids": command.issueGids, "admin-uids": command.adminUids,
-            "admin-gids": command.adminGids, "max-frame-size": command.maxFrameSize, "max-connections": command.maxConnections,
-            "max-connections-per-uid": command.maxConnectionsPerUid,
-            "max-in-flight": command.maxInFlight, "idle-timeout": command.idleTimeout, "log-level": command.logLevel,
-            "fsync": command.fsync, "snapshot-interval": command.snapshotInterval, "snapshot-changes": command.snapshotChanges,
-            "repair": command.repair ? "true" : nil, "verified-cache-size": command.verifiedCacheSize,
-            "store": command.store, "redis-password-file": command.redisPasswordFile, "store-timeout": command.storeTimeout,
-            "redis-tls-ca-file": command.redisTlsCaFile, "redis-tls-cert-file": command.redisTlsCertFile,
-            "redis-tls-key-file": command.redisTlsKeyFile, "redis-tls-server-name": command.redisTlsServerName,
-            "init-keys": command.initKeys ? "true" : nil, "metrics-listen": command.metricsListen, "log-format": command.logFormat,
-            "http-listen": command.httpListen.isEmpty ? nil : command.httpListen.joined(separator: ","),
-            "http-token-cookie": command.httpTokenCookie, "http-refresh-cookie": command.httpRefreshCookie,
-            "http-cookie-attributes": command.httpCookieAttributes, "http-fingerprint-headers": command.httpFingerprintHeaders,
-            "http-claims-header": command.httpClaimsHeader ? "true" : nil, "http-introspect-secret-file": command.httpIntrospectSecretFile,
-        ]
+        let flags = try TokendOptions.parse(command.options)
         let configPath = command.config ?? environment["TOKEND_CONFIG"]
         if let configPath {
             guard let data = FileManager.default.contents(atPath: configPath) else {
@@ -44,7 +25,7 @@ struct Settings {
                 guard !line.allSatisfy(\.isWhitespace) else { continue }
                 // `name =` with nothing after it is an empty value (an empty uid list: nobody).
                 let parts = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard parts.count == 2, flags.keys.contains(parts[0]) else {
+                guard parts.count == 2, TokendOptions.named(parts[0]) != nil else {
                     throw SettingsError("\(configPath):\(number + 1): expected `name = value` with a tokend option name, got \"\(line)\"")
                 }
                 values[parts[0]] = parts[1]
@@ -53,19 +34,22 @@ struct Settings {
         }
         // The one secret setting: from the environment only (a flag would show in ps).
         redisPassword = environment["TOKEND_REDIS_PASSWORD"]
-        for name in flags.keys {
-            let variable = "TOKEND_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
-            if let value = environment[variable] {
-                values[name] = value
-                sources[name] = variable
+        for option in TokendOptions.all {
+            if let value = environment[option.environmentVariable] {
+                values[option.name] = value
+                sources[option.name] = option.environmentVariable
             }
         }
         for (name, value) in flags {
-            if let value {
-                values[name] = value
-                sources[name] = "--\(name)"
-            }
+            values[name] = value
+            sources[name] = "--\(name)"
         }
+    }
+
+    /// The options a reload cannot apply whose values differ from `earlier`'s: names only, since
+    /// a value may be a secret's path or a password.
+    func changedNeedingRestart(since earlier: Settings) -> [String] {
+        TokendOptions.all.filter { !$0.reloadable && values[$0.name] != earlier.values[$0.name] }.map(\.name)
     }
 
     private func seconds(_ name: String, into value: inout Int64, minimum: Int64 = 1) throws {

@@ -16,14 +16,14 @@ import threading
 import time
 import unittest
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from unittest import mock
 
 from tokend_client import Client, NearCacheStats, Revoked, Status, TokendTimeoutError
 from tokend_client import aio
 from tokend_client.protocol import Opcode, Tag, encode_response, encode_u8, encode_u64, opcode_name
 
-from .fakedaemon import FakeConnection, FakeDaemon, ReceivedRequest, invalidation
+from .fakedaemon import FakeConnection, FakeDaemon, ReceivedRequest
 
 FAR = int(time.time()) + 3600  # a cacheable_until well in the future
 
@@ -43,8 +43,10 @@ def verify_answer(request: ReceivedRequest, login: Login) -> bytes:
                                [(Tag.MESSAGE, b"refused by the fake")])
     fields = [(Tag.MODE, encode_u8(2 if login.status == Status.REFRESHED else 1)),
               (Tag.SUBJECT, login.subject.encode()), (Tag.SESSION_ID, login.session_id.encode()),
-              (Tag.CLAIMS_JSON, json.dumps({"sub": login.subject, "sid": login.session_id}).encode()),
-              (Tag.EXPIRES_AT, encode_u64(FAR + 100)), (Tag.TOKEN_EXPIRES_AT, encode_u64(FAR + 200)),
+              (Tag.CLAIMS_JSON,
+               json.dumps({"sub": login.subject, "sid": login.session_id}).encode()),
+              (Tag.EXPIRES_AT, encode_u64(FAR + 100)),
+              (Tag.TOKEN_EXPIRES_AT, encode_u64(FAR + 200)),
               (Tag.RENEWED, b"\x01" if login.status == Status.RENEWED else b"\x00")]
     if login.until is not None:
         fields.append((Tag.CACHEABLE_UNTIL, encode_u64(login.until)))
@@ -158,7 +160,7 @@ class NearCacheTest(unittest.TestCase):
             wait_until(lambda: self.stats(client).invalidations >= invalidations,
                        f"{invalidations} frames applied by the reader thread")
 
-    # --- rule 1: track, and only cacheable_until -------------------------------------------------
+    # --- rule 1: track, and only cacheable_until --------------------------------------------------
 
     def test_off_by_default_sends_no_track_and_caches_nothing(self) -> None:
         fake = self.fake()
@@ -390,7 +392,7 @@ class NearCacheTest(unittest.TestCase):
         self.assertEqual((fake.verifies("t"), fake.verifies("u")), (2, 1))
         self.assertEqual(self.stats(client).invalidations, 2)
 
-    # --- rule 4: the connection ends ---------------------------------------------------------------
+    # --- rule 4: the connection ends --------------------------------------------------------------
 
     def test_connection_loss_flushes_and_the_next_connection_tracks(self) -> None:
         fake = self.fake(connections=2)
@@ -416,7 +418,7 @@ class NearCacheTest(unittest.TestCase):
         stats = self.stats(client)
         self.assertEqual((stats.flushes, stats.entries, stats.tracking), (1, 0, False))
 
-    # --- size and counters --------------------------------------------------------------------------
+    # --- size and counters ------------------------------------------------------------------------
 
     def test_least_recently_used_goes_first(self) -> None:
         fake = self.fake()
@@ -457,7 +459,8 @@ class NearCacheTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             Client("/nonexistent", near_cache=True, near_cache_size=0)
         with self.assertRaises(ValueError):
-            Client("/nonexistent", near_cache=True, near_cache_mode="lazy")  # type: ignore[arg-type]
+            Client("/nonexistent", near_cache=True,
+                   near_cache_mode="lazy")  # type: ignore[arg-type]
         with self.assertRaises(TypeError):
             Client("/nonexistent", near_cache=True, near_cache_size=1.5)  # type: ignore[arg-type]
         Client("/nonexistent", near_cache_mode="lazy")  # type: ignore[arg-type]  # ignored when off
@@ -509,7 +512,6 @@ class StrictModeTest(NearCacheTest):
         client = self.client(fake)
         client.verify("cached")
         errors: list[BaseException] = []
-        done = threading.Event()
 
         def misses(n: int) -> None:
             try:
@@ -527,7 +529,6 @@ class StrictModeTest(NearCacheTest):
             hits += 1
         for thread in threads:
             thread.join()
-        done.set()
         self.assertEqual(errors, [])
         self.assertEqual(fake.verifies(), 1 + 4 * 150)
         self.assertGreater(hits, 0)

@@ -561,7 +561,8 @@ class Client:
 
     async def _open(self, loop: asyncio.AbstractEventLoop,
                     deadline: float | None) -> _Connection:
-        size, near_size, on_end = self._max_response_size, self._near_size, self._near_connection_ended
+        size, near_size = self._max_response_size, self._near_size
+        on_end = self._near_connection_ended
         try:
             _, conn = await loop.create_unix_connection(
                 lambda: _Connection(size, near_size, on_end), self.socket_path)

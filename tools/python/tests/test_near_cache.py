@@ -565,13 +565,18 @@ class ReaderModeTest(NearCacheTest):
     def test_a_timeout_leaves_the_reader_reading(self) -> None:
         fake = self.fake()
         fake.login("t")
-        fake.login("slow", before_reply=lambda conn: time.sleep(0.5))
-        client = self.client(fake, timeout=0.1)
+        late = threading.Event()  # the daemon answers "slow" once the caller has given up
+        fake.login("slow", before_reply=lambda conn: late.wait(10))
+        client = self.client(fake)
+        client.connect()  # hello and track within the usual timeout
+        client.timeout = 0.1
         with self.assertRaises(TokendTimeoutError):
             client.verify("slow")
+        late.set()
         client.timeout = 5.0
-        client.verify("t")
+        self.assertFalse(client.verify("t").local)  # the reader thread read its reply
         self.assertTrue(client.verify("t").local)
+        self.assertEqual(fake.ops(0), ["hello", "track", "verify", "verify"])  # one connection
 
 
 class AioNearCacheTest(unittest.IsolatedAsyncioTestCase):

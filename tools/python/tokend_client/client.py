@@ -695,10 +695,11 @@ class Client:
         if answer is not None:
             return answer
         call = messages.verify(token, fingerprint, refresh_token=refresh_token)
+        deadline = _deadline(self.timeout)
         if self._conn is None or not self._conn.alive:
-            self._connection(_deadline(self.timeout))  # opening one flushes the cache
+            self._connection(deadline)  # opening one flushes the cache
         generation = cache.generation  # rule 2: read before the request is sent
-        result = self._run(call)
+        result = self._run(call, timeout=_remaining(deadline))
         cache.store(key, result, generation)
         return result
 

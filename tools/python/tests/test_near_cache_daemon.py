@@ -11,7 +11,7 @@ import os
 import time
 import unittest
 
-from tokend_client import Client, Revoked, Status
+from tokend_client import Client, Revoked, Status, aio
 
 from . import near_rounds
 from .support import Daemon, SharedStore
@@ -114,6 +114,35 @@ class NearCacheDaemonTest(unittest.TestCase):
             time.sleep(0.001)
         with self.assertRaises(Revoked):
             client.verify(login.token)
+
+
+class AioNearCacheDaemonTest(unittest.IsolatedAsyncioTestCase):
+    """The asyncio client's strict mode: revoke through a threaded client (a blocking call: the
+    loop reads nothing meanwhile), then verify through the asyncio client's near cache."""
+
+    async def test_revoke_then_verify(self) -> None:
+        daemon = Daemon([])
+        self.addCleanup(daemon.stop)
+        require_track(daemon.socket_path)
+        admin = Client(daemon.socket_path, timeout=10.0)
+        self.addCleanup(admin.close)
+        cached = aio.Client(daemon.socket_path, timeout=10.0, near_cache=True)
+        self.addAsyncCleanup(cached.close)
+        stale = not_cached = 0
+        for n in range(ROUNDS):
+            login = admin.issue(f"aio-{n}")
+            await cached.verify(login.token)
+            not_cached += not (await cached.verify(login.token)).local
+            if n % 2:
+                admin.revoke(login.token)
+            else:
+                admin.revoke(session_id=login.session_id)
+            try:
+                await cached.verify(login.token)
+                stale += 1
+            except Revoked:
+                pass
+        self.assertEqual((stale, not_cached), (0, 0))
 
 
 class SharedStoreGrantsNothingTest(unittest.TestCase):

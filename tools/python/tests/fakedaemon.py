@@ -1,5 +1,6 @@
 """A scripted stand-in for tokend on a temporary Unix socket, for the cases the real daemon
-does not produce on demand: replies out of order, malformed frames, a close mid-pipeline."""
+does not produce on demand: replies out of order, malformed frames, a close mid-pipeline,
+invalidation frames at chosen moments."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from tokend_client.protocol import Fields, Opcode, Tag, encode_response, encode_u8, encode_u64
+from tokend_client.protocol import (
+    Fields,
+    Opcode,
+    Status,
+    Tag,
+    encode_bool,
+    encode_response,
+    encode_u8,
+    encode_u64,
+)
 
 
 @dataclass
@@ -80,6 +90,34 @@ class FakeConnection:
             (Tag.PROTOCOL_VERSION, encode_u8(protocol_version)),
             (Tag.SERVER_NAME, b"fake 0"), (Tag.MAX_FRAME_SIZE, encode_u64(max_frame_size)),
             *extra]))
+
+
+    def answer_track(self, status: int = Status.OK) -> None:
+        """Answer the client's track (12.16) with ``status`` (a refusal carries a message)."""
+        request = self.read_request()
+        assert request is not None and request.opcode == Opcode.TRACK, request
+        fields = [] if status == Status.OK else [(Tag.MESSAGE, b"unknown operation 0x08")]
+        self.send(encode_response(Opcode.TRACK, request.request_id, status, fields))
+
+    def invalidate(self, *, session_id: str | None = None, subject: str | bytes | None = None,
+                   flush: bool | None = None,
+                   extra: tuple[tuple[int, bytes], ...] = ()) -> None:
+        """Send an invalidation frame (12.17); it is in the client's socket when this returns."""
+        self.send(invalidation(session_id=session_id, subject=subject, flush=flush, extra=extra))
+
+
+def invalidation(*, session_id: str | None = None, subject: str | bytes | None = None,
+                 flush: bool | None = None, extra: tuple[tuple[int, bytes], ...] = ()) -> bytes:
+    """An invalidation frame: opcode 0x09, request id 0, status ok, the fields given."""
+    fields: list[tuple[int, bytes]] = []
+    if session_id is not None:
+        fields.append((Tag.SESSION_ID, session_id.encode()))
+    if subject is not None:
+        fields.append((Tag.SUBJECT, subject.encode() if isinstance(subject, str) else subject))
+    if flush is not None:
+        fields.append((Tag.FLUSH, encode_bool(flush)))
+    fields.extend(extra)
+    return encode_response(Opcode.INVALIDATE, 0, Status.OK, fields)
 
 
 Script = Callable[[FakeConnection], None]

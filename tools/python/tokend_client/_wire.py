@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .errors import ConnectionLostError, ProtocolError, TokendError
-from .protocol import Response, Status, opcode_name
+from .protocol import Opcode, Response, Status, opcode_name
 
 __all__ = ["MAX_REQUEST_ID", "Slot", "Wire"]
 
@@ -48,6 +48,9 @@ class Wire:
         self.next_id = 1
         self.in_flight: dict[int, Slot] = {}
         self.notice: Response | None = None  # an opcode-0 too_large reply about this connection
+        self.on_invalidate: Callable[[Response], None] | None = None
+        """Given each invalidation frame (12.17) as it is read; None: they are ignored (only a
+        connection that sent ``track`` receives them)."""
 
     def register(self, slot: Slot) -> int:
         if len(self.in_flight) >= MAX_REQUEST_ID - 1:
@@ -66,6 +69,10 @@ class Wire:
         """Match a reply to its request: the slot it completes, or None when it answers no
         request in flight (ignored, section 14.2). Raises :class:`ProtocolError` for a reply
         that cannot be trusted (the connection must then be closed)."""
+        if response.request_id == 0 and response.opcode == Opcode.INVALIDATE:
+            if self.on_invalidate is not None:
+                self.on_invalidate(response)
+            return None
         if response.is_connection_notice:
             if response.status == Status.TOO_LARGE:
                 # The daemon answers what it read before, then closes (section 4.3).

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import threading
 import time
 import weakref
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Literal, Mapping, Sequence, TypeVar
 
@@ -55,12 +57,21 @@ from .models import (
     HelloInfo,
     IssueResult,
     KeyInfo,
+    NearCacheStats,
     RevokeResult,
     SessionInfo,
     SessionsPage,
     SnapshotResult,
     Stats,
     VerifyResult,
+)
+from .near_cache import (
+    DEFAULT_NEAR_CACHE_SIZE,
+    NearCache,
+    NearCacheMode,
+    cache_key,
+    check_options,
+    combined,
 )
 from .protocol import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -91,14 +102,22 @@ def _remaining(deadline: float | None) -> float | None:
 
 class _Connection(asyncio.Protocol):
     """One connection on one event loop: replies are matched to the futures of their calls as
-    they are read."""
+    they are read. With a near cache, the connection has its own (``near``): invalidation frames
+    are applied to it in :meth:`data_received`, in stream order, and it is flushed when the
+    connection ends."""
 
-    def __init__(self, max_response_size: int) -> None:
+    def __init__(self, max_response_size: int, near_cache_size: int | None = None,
+                 on_end: Any = None) -> None:
         self.wire = Wire()
         self._reader = FrameReader(max_response_size)
         self._transport: asyncio.Transport | None = None
         self._failed = False
         self._paused: asyncio.Future[None] | None = None
+        self.near = NearCache(near_cache_size) if near_cache_size is not None else None
+        if self.near is not None:
+            self.wire.on_invalidate = self.near.invalidate
+        self._poller: Any = None  # select.poll of the socket, for readable()
+        self._on_end = on_end  # called once with this connection when it ends
 
     @property
     def alive(self) -> bool:
@@ -109,6 +128,19 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        if self.near is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self._poller = select.poll()
+                self._poller.register(sock.fileno(), select.POLLIN)
+
+    def readable(self) -> bool:
+        """Whether the socket holds bytes the event loop has not read yet (or its end): the
+        near cache's strict mode then asks the daemon rather than the cache. Unknown (no
+        socket to poll): True."""
+        if self._poller is None:
+            return True
+        return bool(self._poller.poll(0))
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -145,7 +177,11 @@ class _Connection(asyncio.Protocol):
             future.set_result(None)
 
     def _fail(self, make_error: Any) -> None:
-        self._failed = True
+        first, self._failed = not self._failed, True
+        if first and self.near is not None:
+            self.near.flush()  # rule 4
+            if self._on_end is not None:
+                self._on_end(self)
         for slot in self.wire.fail_all(make_error):
             self._complete(slot)
         paused, self._paused = self._paused, None
@@ -214,13 +250,39 @@ class Client:
     app, at lifespan shutdown; with ``asyncio.run``, at the end of the coroutine): asyncio
     cannot close a connection of a loop that has ended, which is then only reclaimed by the
     garbage collector, with a ResourceWarning.
+
+    ``near_cache``, ``near_cache_size``: as for :class:`tokend_client.Client`; each event loop's
+    connection has a cache of its own (of that size), dropped when the connection ends.
+    Invalidation frames are applied by the protocol's ``data_received``, that is as soon as
+    the event loop reads them. ``near_cache_mode``:
+
+    - ``"strict"`` (default): an answer comes from the cache only when the socket holds
+      nothing the loop has not read yet (a ``poll`` with no timeout); otherwise the verify goes
+      to the daemon. Every frame the daemon wrote before the verify began has then been read
+      and applied, so read-your-revocations holds as in the threaded client.
+    - ``"reader"``: no ``poll``; the cache answers with the frames the loop has read so far. A
+      frame that arrived after the loop last polled its sockets is not seen until the loop's
+      next I/O phase: a verify answered from the cache before it, by a task that was already
+      running or ready, may be stale (for as long as the callbacks ahead of the loop's next
+      poll take to run). Revocations made through this same connection are always seen (their
+      frame precedes their reply in the stream).
     """
 
     def __init__(self, socket_path: str | os.PathLike[str] | None = None, *,
                  timeout: float | None = DEFAULT_TIMEOUT,
                  client_name: str | None = DEFAULT_CLIENT_NAME,
                  negotiate: bool = True,
-                 max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE) -> None:
+                 max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+                 near_cache: bool = False,
+                 near_cache_size: int = DEFAULT_NEAR_CACHE_SIZE,
+                 near_cache_mode: NearCacheMode = "strict") -> None:
+        if near_cache:
+            check_options(near_cache_size, near_cache_mode)
+        self._near_size: int | None = near_cache_size if near_cache else None
+        self._near_strict = near_cache_mode == "strict"
+        self.near_cache_mode: NearCacheMode | None = near_cache_mode if near_cache else None
+        """``"strict"`` or ``"reader"`` with the near cache, None without."""
+        self._near_ended = NearCacheStats()  # the counters of the connections that ended
         self.socket_path = os.fspath(socket_path if socket_path is not None
                                      else default_socket_path())
         self.timeout = timeout
@@ -259,6 +321,24 @@ class Client:
         with self._registry:
             conn = self._connections.get(loop)
         return conn is not None and conn.alive
+
+    def near_cache_stats(self) -> NearCacheStats | None:
+        """The near cache's counters, added up over every connection this client opened (in
+        any event loop); ``entries`` and ``tracking`` are those of the open connections. None
+        when the near cache is off."""
+        if self._near_size is None:
+            return None
+        with self._registry:
+            ended = self._near_ended
+            live = [conn.near for conn in self._connections.values()
+                    if conn.alive and conn.near is not None]
+        return combined([ended, *(near.stats() for near in live)])
+
+    def _near_connection_ended(self, conn: _Connection) -> None:
+        if conn.near is not None:
+            ended = replace(conn.near.stats(), entries=0, tracking=False)
+            with self._registry:
+                self._near_ended = combined([self._near_ended, ended])
 
     async def connect(self) -> None:
         """Open this event loop's connection now, negotiating if enabled."""
@@ -318,8 +398,35 @@ class Client:
         """Check a session or access token (12.4); may slide the session (``renewed``). With
         ``refresh_token``, an expired access token's pair is rotated (``refreshed``, the new
         pair in the result): see :meth:`tokend_client.Client.verify`. Not repeated after a lost
-        connection when it carries a refresh token."""
-        return await self._run(messages.verify(token, fingerprint, refresh_token=refresh_token))
+        connection when it carries a refresh token. With the near cache, answers may come from
+        it (``local`` true; see the class)."""
+        if self._near_size is None:
+            return await self._run(messages.verify(token, fingerprint,
+                                                   refresh_token=refresh_token))
+        key = cache_key(token, fingerprint)
+        loop = asyncio.get_running_loop()
+        with self._registry:
+            conn = self._connections.get(loop)
+        counted = False
+        if conn is not None and conn.alive and conn.near is not None:
+            if self._near_strict and len(conn.near) and conn.readable():
+                pass  # unread bytes may hold a frame: the daemon answers this one
+            else:
+                answer = conn.near.lookup(key)
+                if answer is not None:
+                    return answer
+                counted = True
+        call = messages.verify(token, fingerprint, refresh_token=refresh_token)
+        deadline = _deadline(self.timeout)
+        conn = await self._connection(deadline)
+        near = conn.near
+        assert near is not None
+        if not counted:
+            near.miss()
+        generation = near.generation  # rule 2: read before the request is sent
+        result = await self._run(call, deadline=deadline)
+        near.store(key, result, generation)
+        return result
 
     async def renew(self, token: str, fingerprint: bytes | str | None = None) -> VerifyResult:
         """Touch a session explicitly (12.5; session tokens only)."""
@@ -454,22 +561,30 @@ class Client:
 
     async def _open(self, loop: asyncio.AbstractEventLoop,
                     deadline: float | None) -> _Connection:
-        size = self._max_response_size
+        size, near_size = self._max_response_size, self._near_size
+        on_end = self._near_connection_ended
         try:
-            _, conn = await loop.create_unix_connection(lambda: _Connection(size),
-                                                        self.socket_path)
+            _, conn = await loop.create_unix_connection(
+                lambda: _Connection(size, near_size, on_end), self.socket_path)
         except OSError as exc:
             raise DaemonUnreachableError(
                 f"cannot connect to tokend at {self.socket_path}: {exc.strerror or exc}"
             ) from exc
-        if not self.negotiate:
-            return conn
         try:
-            call = messages.hello(self.client_name)
-            (result,) = await conn.exchange([call.request], deadline)
-            if isinstance(result, TokendError):
-                raise result
-            self._apply_hello(call.decode(result))
+            if self.negotiate:
+                call = messages.hello(self.client_name)
+                (result,) = await conn.exchange([call.request], deadline)
+                if isinstance(result, TokendError):
+                    raise result
+                self._apply_hello(call.decode(result))
+            if conn.near is not None:
+                # Rule 1: track before any verify. A daemon that refuses it (one from before
+                # 12.16) sends no cacheable_until: nothing is cached.
+                (result,) = await conn.exchange([messages.track().request], deadline)
+                if isinstance(result, TokendError):
+                    raise result
+                if result.ok:
+                    conn.near.start_tracking()
         except BaseException:
             conn.close()
             raise

@@ -18,6 +18,7 @@ import select
 import socket
 import threading
 import time
+import weakref
 from types import TracebackType
 from typing import Any, Callable, Generic, Literal, Mapping, Sequence, TypeVar
 
@@ -37,12 +38,20 @@ from .models import (
     HelloInfo,
     IssueResult,
     KeyInfo,
+    NearCacheStats,
     RevokeResult,
     SessionInfo,
     SessionsPage,
     SnapshotResult,
     Stats,
     VerifyResult,
+)
+from .near_cache import (
+    DEFAULT_NEAR_CACHE_SIZE,
+    NearCache,
+    NearCacheMode,
+    cache_key,
+    check_options,
 )
 from .protocol import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -124,9 +133,17 @@ class _Connection:
     When the reader's own reply has come (or its deadline passed), it hands the role to a
     caller still waiting. A lone caller thus sends, polls and reads itself, with no thread
     switch; with many callers, one read hands out many replies.
+
+    With a near cache, the invalidation frames read are applied to it as they are read, and it
+    is flushed when the connection ends or can no longer write. In strict mode, a caller about
+    to answer from the cache first reads what the socket holds (:meth:`drain`); in reader mode,
+    a thread of the connection's own holds the reader's role for good (:meth:`start_reader`).
+    Bytes are taken from the socket and fed to the frame reader under ``_recv_lock``, so that
+    two readers never interleave them.
     """
 
-    def __init__(self, path: str, max_response_size: int, deadline: float | None) -> None:
+    def __init__(self, path: str, max_response_size: int, deadline: float | None,
+                 near_cache: NearCache | None = None) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(_remaining(deadline))
@@ -157,6 +174,14 @@ class _Connection:
         self._failed = False
         self._fds_closed = False
         self._pid = os.getpid()
+        self._recv_lock = threading.Lock()  # taken before _lock, never while holding it
+        self._drainers = 0  # callers in drain(): the descriptors stay open for them
+        self._near = near_cache
+        self._near_dropped = False
+        if near_cache is not None:
+            self._wire.on_invalidate = near_cache.invalidate
+            self._drain_poller = select.poll()
+            self._drain_poller.register(sock.fileno(), select.POLLIN)
 
     @property
     def alive(self) -> bool:
@@ -196,6 +221,7 @@ class _Connection:
                     for slot in slots:
                         del self._wire.in_flight[slot.request_id]
                     self._can_write = False
+                    self._drop_near_cache()
                     if exc.errno not in _PEER_GONE:
                         self._end_locked(lost(f"the connection failed: {exc}; outcome unknown"))
                     elif not self._wire.in_flight:
@@ -264,6 +290,66 @@ class _Connection:
         self._failed = True
         self._close_fds()
 
+    # --- the near cache -------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Strict mode, before an answer from the near cache: read, without blocking, whatever
+        the socket holds now, applying its invalidation frames and handing its replies to their
+        callers (rule 5 of 12.16). A revocation acknowledged to anyone before this call began
+        had its frame written to this socket first, so it is applied when this returns; so is
+        the end of the connection (which flushes the cache)."""
+        if self._failed:
+            return
+        read = False
+        with self._recv_lock:
+            with self._lock:
+                if self._failed:
+                    return
+                self._drainers += 1
+            try:
+                while self._drain_poller.poll(0):
+                    data = self._recv()
+                    if data is None:
+                        break
+                    read = True
+                    if not data:
+                        with self._lock:
+                            self._end_locked(lost(self._wire.lost_reason()))
+                        break
+                    self._received(data)
+            except ProtocolError as exc:
+                with self._lock:
+                    self._end_locked(protocol_failure(str(exc)))
+            except OSError as exc:
+                with self._lock:
+                    self._end_locked(lost(f"the connection failed: {exc}; outcome unknown"))
+            finally:
+                with self._lock:
+                    self._drainers -= 1
+                    # A reader asleep in poll() may be waiting for bytes taken here.
+                    wake = (read or self._failed) and self._reading
+                    if self._failed and not self._reading and not self._drainers:
+                        self._close_fds()
+        if wake:
+            self._wake()
+
+    def start_reader(self) -> None:
+        """Reader mode: a daemon thread takes the reader's role for as long as the connection
+        lives, so that invalidation frames are applied as soon as it is scheduled after they
+        arrive, even while every verify is answered from the cache. Callers then wait as
+        followers (a thread switch per reply)."""
+        thread = threading.Thread(target=self._read_until_closed, daemon=True,
+                                  name="tokend-near-cache-reader")
+        thread.start()
+
+    def _read_until_closed(self) -> None:
+        self.wait(_Waiter(1), None)  # a waiter no reply completes: returns when the connection ends
+
+    def _drop_near_cache(self) -> None:  # under the lock
+        if self._near is not None and not self._near_dropped:
+            self._near_dropped = True
+            self._near.flush()
+
     # --- the reader's role ------------------------------------------------------------------------
 
     def _signal(self, waiter: _Waiter) -> None:  # under the lock
@@ -297,7 +383,7 @@ class _Connection:
                     self._signal(follower)
                     return
             self._reading = False
-            if self._failed:
+            if self._failed and not self._drainers:
                 self._close_fds()
 
     def _lead(self, waiter: _Waiter, deadline: float | None) -> None:
@@ -324,14 +410,15 @@ class _Connection:
                     if mask & select.POLLOUT:
                         self._write()
                     if mask & (select.POLLIN | select.POLLHUP | select.POLLERR):
-                        data = self._recv()
-                        if data is None:
-                            continue
-                        if not data:
-                            with self._lock:
-                                self._end_locked(lost(self._wire.lost_reason()))
-                            return
-                        self._received(data)
+                        with self._recv_lock:
+                            data = self._recv()
+                            if data is None:
+                                continue  # taken by drain() meanwhile, or a spurious wake-up
+                            if not data:
+                                with self._lock:
+                                    self._end_locked(lost(self._wire.lost_reason()))
+                                return
+                            self._received(data)
         except ProtocolError as exc:
             with self._lock:
                 self._end_locked(protocol_failure(str(exc)))
@@ -364,6 +451,7 @@ class _Connection:
                 if exc.errno not in _PEER_GONE:
                     raise
                 self._can_write = False  # the daemon closed; read what it answered first
+                self._drop_near_cache()
                 return
             del self._out[:sent]
 
@@ -393,10 +481,11 @@ class _Connection:
         if self._failed:
             return
         self._failed = True
+        self._drop_near_cache()
         for slot in self._wire.fail_all(make_error):
             self._completed(slot)
         self._out.clear()
-        if not self._reading:
+        if not self._reading and not self._drainers:
             self._close_fds()
 
     def _close_fds(self) -> None:
@@ -438,13 +527,47 @@ class Client:
     ``verify`` with a refresh token also for ``refreshed`` (:attr:`VerifyResult.refreshed`).
 
     A forked child opens its own connection on first use.
+
+    ``near_cache``: keep verify answers in this process and answer repeated verifies of the
+    same token and fingerprint from them, as long as the daemon allows (proto-spec.md 12.16 and
+    12.17; off by default, and then nothing of it is sent). Every new connection then sends
+    ``track`` (after ``hello``) before any verify; the daemon marks each ``ok``/``renewed``
+    verify reply with ``cacheable_until``, and writes an invalidation frame to the connection
+    before it acknowledges any revocation. ``near_cache_size``: answers kept at most (the least
+    recently used go first). ``near_cache_mode``:
+
+    - ``"strict"`` (default): before answering from the cache, read what the socket already
+      holds, without blocking (a ``poll`` and, when something is there, a ``recv``), and apply
+      its frames. Read-your-revocations: a revocation acknowledged to anyone on the host before
+      the verify began is always seen.
+    - ``"reader"``: a thread of the connection's own reads the socket all the time and applies
+      frames as they arrive; an answer from the cache costs no system call, but may be stale
+      for as long as that thread takes to be scheduled after a frame arrives (no bound is
+      guaranteed: typically well under a millisecond, but a thread holding the GIL can delay it
+      by the interpreter's switch interval, 5 ms, or more). Replies are also read by that
+      thread, so every call that reaches the daemon costs a thread switch.
+
+    Answers from the cache are :class:`VerifyResult` with ``local`` true, status ``ok`` and
+    ``renewed`` false. :meth:`near_cache_stats` gives the counters. Only :meth:`verify` uses the
+    cache (a pipeline's verifies, ``send_many`` and ``call`` always ask the daemon).
     """
 
     def __init__(self, socket_path: str | os.PathLike[str] | None = None, *,
                  timeout: float | None = DEFAULT_TIMEOUT,
                  client_name: str | None = DEFAULT_CLIENT_NAME,
                  negotiate: bool = True,
-                 max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE) -> None:
+                 max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+                 near_cache: bool = False,
+                 near_cache_size: int = DEFAULT_NEAR_CACHE_SIZE,
+                 near_cache_mode: NearCacheMode = "strict") -> None:
+        if near_cache:
+            check_options(near_cache_size, near_cache_mode)
+        self._near = NearCache(near_cache_size) if near_cache else None
+        self._near_strict = near_cache_mode == "strict"
+        self.near_cache_mode: NearCacheMode | None = near_cache_mode if near_cache else None
+        """``"strict"`` or ``"reader"`` with the near cache, None without."""
+        if self._near is not None:
+            os.register_at_fork(after_in_child=_after_fork_in_child(self._near))
         self.socket_path = os.fspath(socket_path if socket_path is not None
                                      else default_socket_path())
         self.timeout = timeout
@@ -491,6 +614,10 @@ class Client:
     def connected(self) -> bool:
         conn = self._conn
         return conn is not None and conn.alive
+
+    def near_cache_stats(self) -> NearCacheStats | None:
+        """The near cache's counters (:class:`NearCacheStats`); None when it is off."""
+        return None if self._near is None else self._near.stats()
 
     # --- operations ---------------------------------------------------------------------------
 
@@ -550,8 +677,31 @@ class Client:
         With a refresh token, a verify is not repeated after a lost connection: like
         :meth:`refresh`, it may have spent the refresh token, and repeating it is safe only
         within the daemon's dedup window of the first attempt (the caller decides).
+
+        With the near cache (``near_cache=True``), an answer the daemon allowed to be reused for
+        this token and fingerprint is returned from the cache (``local`` true), with or without
+        a refresh token (the daemon would not look at the refresh token then); a ``refreshed``
+        answer is never cached.
         """
-        return self._run(messages.verify(token, fingerprint, refresh_token=refresh_token))
+        cache = self._near
+        if cache is None:
+            return self._run(messages.verify(token, fingerprint, refresh_token=refresh_token))
+        key = cache_key(token, fingerprint)
+        if len(cache) and self._near_strict:
+            conn = self._conn
+            if conn is not None:
+                conn.drain()  # rule 5: the frames already readable first
+        answer = cache.lookup(key)
+        if answer is not None:
+            return answer
+        call = messages.verify(token, fingerprint, refresh_token=refresh_token)
+        deadline = _deadline(self.timeout)
+        if self._conn is None or not self._conn.alive:
+            self._connection(deadline)  # opening one flushes the cache
+        generation = cache.generation  # rule 2: read before the request is sent
+        result = self._run(call, timeout=_remaining(deadline))
+        cache.store(key, result, generation)
+        return result
 
     def renew(self, token: str, fingerprint: bytes | str | None = None) -> VerifyResult:
         """Touch a session explicitly (12.5; session tokens only)."""
@@ -679,21 +829,38 @@ class Client:
             if conn is not None and conn.alive:
                 return conn
             self._conn = None
-            conn = _Connection(self.socket_path, self._max_response_size, deadline)
-            if self.negotiate:
-                try:
+            near = self._near
+            if near is not None:
+                near.flush(counted=False)  # rule 4 (the last connection's end flushed it already)
+            conn = _Connection(self.socket_path, self._max_response_size, deadline, near)
+            try:
+                if self.negotiate:
                     call = messages.hello(self.client_name)
                     (result,) = self._exchange_on(conn, [call.request], deadline)
                     if isinstance(result, TokendError):
                         raise result
                     self._apply_hello(call.decode(result))
-                except BaseException:
-                    conn.close()
-                    raise
+                if near is not None:
+                    self._track(conn, near, deadline)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
             return conn
         finally:
             self._open_lock.release()
+
+    def _track(self, conn: _Connection, near: NearCache, deadline: float | None) -> None:
+        """Rule 1: ``track`` before any verify. A daemon that refuses it (one from before 12.16
+        answers ``unknown_operation``) sends no ``cacheable_until``: nothing is cached, and
+        verifies go to the daemon as without the cache."""
+        (result,) = self._exchange_on(conn, [messages.track().request], deadline)
+        if isinstance(result, TokendError):
+            raise result
+        if result.ok:
+            near.start_tracking()
+            if not self._near_strict:
+                conn.start_reader()
 
     def _after_fork(self) -> None:
         self._pid = os.getpid()
@@ -736,6 +903,18 @@ class Client:
                 outcome = timed_out
             results.append(outcome)
         return results
+
+
+def _after_fork_in_child(near: NearCache) -> Callable[[], None]:
+    """For os.register_at_fork: the child's copy of the cache is dropped at once (its frames go
+    to the parent's connection), without keeping the cache alive."""
+    ref = weakref.ref(near)
+
+    def after_fork() -> None:
+        cache = ref()
+        if cache is not None:
+            cache.after_fork()
+    return after_fork
 
 
 class Pending(Generic[T]):

@@ -57,6 +57,7 @@ __all__ = [
     "sessions",
     "snapshot",
     "stats",
+    "track",
     "verify",
 ]
 
@@ -280,6 +281,7 @@ def _decode_verify(response: Response) -> VerifyResult:
         claims_json=claims_json,
         expires_at=f.u64(Tag.EXPIRES_AT),
         token_expires_at=f.u64(Tag.TOKEN_EXPIRES_AT),
+        cacheable_until=f.opt_u64(Tag.CACHEABLE_UNTIL),
     )
     if response.status != Status.REFRESHED:
         return result
@@ -431,6 +433,11 @@ def revoke(token: str | None = None, *, session_id: str | None = None,
                                                          SESSION_ID_LIMIT)),
                             (Tag.SUBJECT, _opt_string(subject, "the subject", NAME_LIMIT)))
     return Call(Request(Opcode.REVOKE, fields), _decode_revoke)
+
+
+def track() -> Call[None]:
+    """Opt the connection in to invalidation frames (12.16); sent by the near cache."""
+    return Call(Request(Opcode.TRACK), _decode_none)
 
 
 def stats() -> Call[Stats]:

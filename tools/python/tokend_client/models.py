@@ -16,6 +16,7 @@ __all__ = [
     "HelloInfo",
     "IssueResult",
     "KeyInfo",
+    "NearCacheStats",
     "RevokeResult",
     "SessionInfo",
     "SessionsPage",
@@ -121,6 +122,12 @@ class VerifyResult:
     ``refresh_expires_at`` and ``max_expires_at`` carry the new pair (also as :attr:`pair`), which
     the caller must hand back to its client: the refresh token it presented is spent. They are
     None otherwise.
+
+    ``cacheable_until`` is the daemon's ``cacheable_until(68)`` (12.16): on a tracking connection
+    (the near cache, :class:`tokend_client.Client`'s ``near_cache``), the Unix time until which
+    this answer may be given again without asking the daemon; None otherwise. ``local`` is true
+    when the answer came from the client's near cache, not from the daemon: it is then the
+    cached reply with status ``ok`` and ``renewed`` false (nothing was renewed).
     """
 
     status: int
@@ -136,6 +143,8 @@ class VerifyResult:
     refresh_token: str | None = field(default=None, repr=False)
     refresh_expires_at: int | None = None
     max_expires_at: int | None = None
+    cacheable_until: int | None = None
+    local: bool = False
 
     @property
     def refreshed(self) -> bool:
@@ -161,6 +170,32 @@ class VerifyResult:
     @property
     def mode_name(self) -> str:
         return _mode_name(self.mode)
+
+
+@dataclass(frozen=True)
+class NearCacheStats:
+    """The counters of a client's near cache (``Client.near_cache_stats()``), since the client
+    was made.
+
+    - ``hits``: verifies answered from the cache; ``misses``: verifies sent to the daemon
+      (whatever their answer).
+    - ``invalidations``: invalidation frames applied (12.17), flushes included.
+    - ``flushes``: times the whole cache was dropped: a ``flush`` frame (or a frame naming
+      nothing it knows), and the end of a connection (closed, failed, lost, replaced).
+    - ``evictions``: answers dropped to keep the cache within its size (least recently used).
+    - ``entries``: answers held now (some may have expired; they are dropped when looked up).
+    - ``tracking``: whether the current connection tracks (its ``track`` was accepted). False
+      before the first connection, after the connection ended, and with a daemon that does
+      not know ``track`` (then nothing is cached).
+    """
+
+    hits: int = 0
+    misses: int = 0
+    invalidations: int = 0
+    flushes: int = 0
+    evictions: int = 0
+    entries: int = 0
+    tracking: bool = False
 
 
 @dataclass(frozen=True)

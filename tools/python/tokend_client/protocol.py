@@ -88,6 +88,8 @@ class Opcode(enum.IntEnum):
     RENEW = 0x05
     REFRESH = 0x06
     REVOKE = 0x07
+    TRACK = 0x08
+    INVALIDATE = 0x09  # sent by the daemon on tracking connections, never a request (12.17)
     STATS = 0x10
     SESSIONS = 0x11
     KEYS_LIST = 0x12
@@ -221,6 +223,8 @@ class Tag(enum.IntEnum):
     MAX_LOGIN_LIFETIME = 65
     LEEWAY = 66
     STORE_HEALTHY = 67  # ping, hello
+    CACHEABLE_UNTIL = 68  # verify replies on a tracking connection (12.16)
+    FLUSH = 69  # invalidation frames (12.17)
 
 
 class ValueType(enum.Enum):
@@ -286,6 +290,8 @@ TAG_TYPES: Final[Mapping[int, ValueType]] = {
     Tag.MAX_LOGIN_LIFETIME: ValueType.U64,
     Tag.LEEWAY: ValueType.U64,
     Tag.STORE_HEALTHY: ValueType.BOOL,
+    Tag.CACHEABLE_UNTIL: ValueType.U64,
+    Tag.FLUSH: ValueType.BOOL,
 }
 
 REPEATED_TAGS: Final = frozenset({Tag.SESSION, Tag.KEY, Tag.STAT})
@@ -523,6 +529,12 @@ class Response:
     def is_connection_notice(self) -> bool:
         """The opcode-0, id-0 replies of sections 4.3 and 4.4, which answer no request."""
         return self.opcode == 0 and self.request_id == 0
+
+    @property
+    def is_invalidation(self) -> bool:
+        """An invalidation frame (12.17): opcode ``invalidate`` (0x09), request id 0, sent by
+        the daemon on a tracking connection; it answers no request."""
+        return self.opcode == Opcode.INVALIDATE and self.request_id == 0
 
     def error(self) -> TokendError:
         """The exception for this refusal: a :class:`TokenRefused`, :class:`RequestRefused` or

@@ -174,6 +174,9 @@ REQUESTS: dict[int, Callable[[], bytes]] = {
     24: lambda: messages.keys_reload().request.encode(24),
     25: lambda: messages.metrics().request.encode(25),
     26: lambda: messages.verify("at.dave.1", refresh_token="rt.dave.1").request.encode(26),
+    27: lambda: messages.track().request.encode(27),
+    28: lambda: messages.verify("st.alice.1", FINGERPRINT).request.encode(28),
+    29: lambda: messages.revoke(session_id=ALICE_SID).request.encode(29),
 }
 
 PENDING_EXAMPLES = {26}
@@ -410,10 +413,33 @@ def _r26(t: SpecExamplesTest, r: Response) -> None:
                                            refresh_expires_at=T0 + 8100 + 3600))
 
 
+def _r27(t: SpecExamplesTest, r: Response) -> None:
+    _header(t, r, Opcode.TRACK, 27, 0)
+    t.assertIsNone(messages.track().decode(r))
+
+
+def _r28(t: SpecExamplesTest, r: Response) -> None:
+    _header(t, r, Opcode.VERIFY, 28, 0)
+    result = messages.verify("x").decode(r)
+    t.assertEqual((result.subject, result.session_id, result.expires_at, result.renewed),
+                  ("alice", ALICE_SID, T0 + 7200, False))
+    t.assertEqual(result.cacheable_until, T0 + 3600)
+    t.assertFalse(result.local)
+
+
+def _r29(t: SpecExamplesTest, r: Response) -> None:
+    # An invalidation frame: a response to no request, naming the session to drop.
+    _header(t, r, Opcode.INVALIDATE, 0, 0)
+    t.assertEqual(r.fields.raw(Tag.SESSION_ID), ALICE_SID.encode())
+    t.assertIsNone(r.fields.raw(Tag.SUBJECT))
+    t.assertNotIn(Tag.FLUSH, r.fields)
+
+
 RESPONSES: dict[int, Callable[[SpecExamplesTest, Response], None]] = {
     1: _r1, 2: _r2, 3: _r3, 4: _r4, 5: _r5, 6: _r6, 7: _r7, 8: _r8, 9: _r9, 10: _r10,
     11: _r11, 12: _r12, 13: _r13, 14: _r14, 15: _r15, 16: _r16, 17: _r17, 18: _r18,
     19: _r19, 20: _r20, 21: _r21, 22: _r22, 23: _r23, 24: _r24, 25: _r25, 26: _r26,
+    27: _r27, 28: _r28, 29: _r29,
 }
 
 

@@ -308,21 +308,12 @@ class _Connection:
                 self._drainers += 1
             try:
                 while self._drain_poller.poll(0):
-                    data = self._recv()
-                    if data is None:
+                    outcome = self._read_once()
+                    read = read or outcome is not None
+                    if not outcome:
                         break
-                    read = True
-                    if not data:
-                        with self._lock:
-                            self._end_locked(lost(self._wire.lost_reason()))
-                        break
-                    self._received(data)
-            except ProtocolError as exc:
-                with self._lock:
-                    self._end_locked(protocol_failure(str(exc)))
-            except OSError as exc:
-                with self._lock:
-                    self._end_locked(lost(f"the connection failed: {exc}; outcome unknown"))
+            except (ProtocolError, OSError) as exc:
+                self._end_on(exc)
             finally:
                 with self._lock:
                     self._drainers -= 1
@@ -411,19 +402,31 @@ class _Connection:
                         self._write()
                     if mask & (select.POLLIN | select.POLLHUP | select.POLLERR):
                         with self._recv_lock:
-                            data = self._recv()
-                            if data is None:
-                                continue  # taken by drain() meanwhile, or a spurious wake-up
-                            if not data:
-                                with self._lock:
-                                    self._end_locked(lost(self._wire.lost_reason()))
+                            # None: taken by drain() meanwhile, or a spurious wake-up.
+                            if self._read_once() is False:
                                 return
-                            self._received(data)
-        except ProtocolError as exc:
+        except (ProtocolError, OSError) as exc:
+            self._end_on(exc)
+
+    def _read_once(self) -> bool | None:
+        """One read (under ``_recv_lock``), its bytes handed to the wire. True: something was
+        read; False: the connection ended; None: nothing was there."""
+        data = self._recv()
+        if data is None:
+            return None
+        if not data:
             with self._lock:
+                self._end_locked(lost(self._wire.lost_reason()))
+            return False
+        self._received(data)
+        return True
+
+    def _end_on(self, exc: ProtocolError | OSError) -> None:
+        """Ends the connection after a reply it could not parse or a failed read or write."""
+        with self._lock:
+            if isinstance(exc, ProtocolError):
                 self._end_locked(protocol_failure(str(exc)))
-        except OSError as exc:
-            with self._lock:
+            else:
                 self._end_locked(lost(f"the connection failed: {exc}; outcome unknown"))
 
     def _drain_wake(self) -> None:

@@ -31,7 +31,7 @@ struct Tokend: AsyncParsableCommand {
 
     @Option(help: "Config file of `name = value` lines (or TOKEND_CONFIG).") var config: String?
     /// Every other option, read by `TokendOptions.parse` from the one declaration of each.
-    @Argument(parsing: .allUnrecognized, help: .hidden) var options: [String] = []
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The daemon's options: OPTIONS OF THE DAEMON, above.", valueName: "option"), completion: .list(TokendOptions.all.map(\.flag))) var options: [String] = []
     @Flag(help: .hidden) var printOptionsTable = false
 
     func run() async throws {

@@ -86,13 +86,20 @@ import TokenProtocol
 
     /// A repeat within the window gets the earlier tokens even after that login was revoked;
     /// they are refused when used.
-    @Test func aRepeatAfterARevokeGetsTheRevokedTokens() throws {
+    /// The revoked login's tokens are never handed back as if they were live: the repeat is
+    /// refused `revoked`, creates nothing, and a new key issues a new login.
+    @Test func aRepeatAfterARevokeIsRefusedAsRevoked() throws {
         let fixture = try ServiceFixture()
         let first = try fixture.issue(Self.request)
         #expect(try fixture.revoke(.session(first.sessionID)) == .ok)
-        let again = try fixture.issue(Self.request)
-        #expect(again == first)
-        let verified = try fixture.call(.verify, TokenRequest(token: try #require(again.accessToken)).fields)
-        #expect(verified.status == .revoked)
+        let again = try fixture.call(.issue, Self.request.fields)
+        #expect(again.status == .revoked)
+        #expect(try again.fields.string(.accessToken) == nil, "no token handed back")
+        #expect(try Self.sessions(fixture, of: "frank").count == 1, "nothing created")
+        var other = Self.request
+        other.idempotencyKey = Array("another".utf8)
+        let fresh = try fixture.issue(other)
+        #expect(fresh.sessionID != first.sessionID)
+        #expect(try fixture.call(.verify, TokenRequest(token: try #require(fresh.accessToken)).fields).status == .ok)
     }
 }

@@ -36,6 +36,7 @@ enum Refusal: Error, Sendable, Hashable {
     case reuseDetected
     // Other operations.
     case idempotencyConflict
+    case idempotentLoginRevoked
     case noSuchSession
     case rotationNeedsSharedKeys
     case noSnapshotFiles
@@ -61,7 +62,7 @@ enum Refusal: Error, Sendable, Hashable {
         case .accessTokenExpired, .refreshTokenExpired: .expired
         case .loginMismatch: .badSignature
         case .sessionIdle: .sessionExpired
-        case .sessionRevoked, .familyRevoked: .revoked
+        case .sessionRevoked, .familyRevoked, .idempotentLoginRevoked: .revoked
         case .sessionMaxLifetime, .familyMaxLifetime: .maxLifetimeReached
         case .sessionUnknown, .familyUnknown, .noSuchSession: .sessionUnknown
         case .sessionFingerprint, .familyFingerprint: .fingerprintMismatch
@@ -99,6 +100,7 @@ enum Refusal: Error, Sendable, Hashable {
         case .notAFamily: "the token's session is not a refresh family"
         case .reuseDetected: "this refresh token was already used; its family is now revoked"
         case .idempotencyConflict: "this idempotency key was already used for a different request"
+        case .idempotentLoginRevoked: "the login this idempotency key issued was revoked since; issue again with another key"
         case .rotationNeedsSharedKeys: """
             with a shared store a key must reach every host before any host signs with it, so tokend does not rotate \
             on its own: create the key once with tokenctl jwt keygen --alg ALG --out <state-dir>/keys/<T>-<ALG>.key, \

@@ -74,19 +74,23 @@ extension TokenService {
                 throw ProtocolError(.internalError, "sealing failed")
             }
         }
-        return store.create(login, on: eventLoop).map { [sealKey] outcome in
+        return store.create(login, on: eventLoop).flatMap { [sealKey] outcome in
             switch outcome {
             case .created:
                 self.logger.debug("issued", metadata: ["session.id": "\(key)", "session.mode": "\(request.mode.name)"])
-                return .issued(Self.result(issued))
+                return eventLoop.makeSucceededFuture(.issued(Self.result(issued)))
             case .existing(let sealed):
                 self.metrics.dedupHits.increment()
                 guard let earlier = try? IssuedTokens(sealed: sealed, key: sealKey) else {
-                    return .refused(.internalError("the earlier result could not be read back"))
+                    return eventLoop.makeSucceededFuture(.refused(.internalError("the earlier result could not be read back")))
                 }
-                return .issued(Self.result(earlier))
+                // Never hand back a revoked login's tokens as if they were live.
+                return self.store.list(ListQuery(subject: request.subject, limit: .max), on: eventLoop).map { page in
+                    let revoked = page.logins.contains { $0.key == earlier.key && $0.record.revoked }
+                    return revoked ? .refused(.idempotentLoginRevoked) : .issued(Self.result(earlier))
+                }
             case .conflict:
-                return .refused(.idempotencyConflict)
+                return eventLoop.makeSucceededFuture(.refused(.idempotencyConflict))
             }
         }
     }

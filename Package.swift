@@ -121,7 +121,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "TokenServerTests", dependencies: [
-            "TokenServer", "TokenProtocol", "TokenStore", "TokenJWT", "TokenCrypto", "TokenRedisStore", "RedisClient",
+            "TokenServer", "TokenProtocol", "TokenStore", "TokenJWT", "TokenCrypto", "TokenRedisStore", "RedisClient", "TestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -95,10 +95,6 @@ public final class RedisStore: TokenStateStore {
         fingerprint.map { [UInt8(ascii: "1")] + bytes($0) } ?? [UInt8(ascii: "0")]
     }
 
-    private func forgetAt(_ record: LoginRecord) -> Int64 {
-        record.maxExpiresAt + min(policy.tombstoneGrace, max(0, record.maxExpiresAt - record.createdAt))
-    }
-
     // MARK: Calls
 
     /// Runs a script and reads its reply with `read`, in one step: no reply, an error reply, or
@@ -123,7 +119,7 @@ public final class RedisStore: TokenStateStore {
     }
 
     public func create(_ login: NewLogin, on eventLoop: any EventLoop) -> EventLoopFuture<CreateOutcome> {
-        let forget = forgetAt(login.record)
+        let forget = login.record.forgetAt(policy: policy)
         // The index first in intent, but both at once: no token is handed out until both are
         // written, so a crash between them leaves at worst an unreachable login that expires.
         let indexed = run(RedisScripts.index, keys: [subjectKey(login.record.subject)],

@@ -72,14 +72,8 @@ struct EmbeddedState: Sendable {
     /// A login still held: records outlive their maximum lifetime by `tombstoneGrace`, so
     /// that a late caller hears "maximum lifetime reached" instead of "unknown".
     private func live(_ key: SessionKey, now: Int64) -> LoginRecord? {
-        guard let record = logins[key], now < forgetAt(record) else { return nil }
+        guard let record = logins[key], now < record.forgetAt(policy: policy) else { return nil }
         return record
-    }
-
-    /// When a login is forgotten: after its maximum lifetime, by as long again as it could
-    /// live, at most `tombstoneGrace`.
-    private func forgetAt(_ record: LoginRecord) -> Int64 {
-        record.maxExpiresAt + min(policy.tombstoneGrace, max(0, record.maxExpiresAt - record.createdAt))
     }
 
     private mutating func insertDedup(_ put: JournalRecord.DedupPut, now: Int64) {
@@ -118,7 +112,7 @@ struct EmbeddedState: Sendable {
                 bySubject[SubjectKey(record.subject), default: []].insert(key)
                 // From the stored record, whose times the table keeps within 32 bits, so that
                 // hostile values from a state file cannot overflow the arithmetic.
-                loginExpiry.insert(key, at: forgetAt(logins[key]!))
+                loginExpiry.insert(key, at: logins[key]!.forgetAt(policy: policy))
             }
             adjustCounts(record, by: 1)
             if let dedup { insertDedup(dedup, now: now) }

@@ -81,4 +81,11 @@ extension LoginRecord {
         guard expiresAt - now < policy.renewBelow else { return expiresAt }
         return min(expiresAt + policy.renewBy, now + ttl, maxExpiresAt)
     }
+
+    /// When the store forgets the login: its maximum lifetime plus as long again as it could
+    /// live, at most `tombstoneGrace`, so that a late token is told `max_lifetime_reached` or
+    /// `revoked` rather than `session_unknown`. Both stores keep it (Redis as the key's expiry).
+    public func forgetAt(policy: RenewalPolicy) -> Int64 {
+        maxExpiresAt + min(policy.tombstoneGrace, max(0, maxExpiresAt - createdAt))
+    }
 }

@@ -64,6 +64,7 @@ let package = Package(
         ]),
         .target(name: "TokenClient", dependencies: [
             "TokenProtocol",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

@@ -41,11 +41,11 @@ extension TokenClient {
     /// (``VerifyOutcome/local``, status `ok`) until the time it said, unless an invalidation
     /// dropped it.
     public func verify(token: String, fingerprint: [UInt8] = [], refreshToken: String? = nil) async throws -> VerifyOutcome {
-        guard let nearCache else {
+        guard let nearCache, !nearCache.isDisabled else {
             return try await verifyOutcome(.verify, TokenRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken))
         }
         let key = NearCache.Key(token: token, fingerprint: fingerprint)
-        if let trackingSocket, !trackingSocket.drain(into: nearCache) { nearCache.connectionLost() }
+        readInvalidations(into: nearCache)
         if let cached = nearCache.lookup(key) { return VerifyOutcome(status: .ok, result: cached, local: true) }
         let generation = nearCache.generation
         let outcome = try await verifyOutcome(.verify, TokenRequest(token: token, fingerprint: fingerprint, refreshToken: refreshToken))

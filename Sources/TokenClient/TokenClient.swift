@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import TokenProtocol
@@ -30,14 +31,33 @@ public final class TokenClient: Sendable {
     private let channel: any Channel
     /// Verify answers the daemon said may be reused, with what keeps them right.
     let nearCache: NearCache?
-    /// The read-your-revocations mode's own tracking connection.
-    let trackingSocket: TrackingSocket?
+    /// The read-your-revocations mode's own tracking connection, replaced when it is lost.
+    private let trackingSocket: NIOLockedValueBox<TrackingSocket?>
 
     private init(socketPath: String, channel: any Channel, nearCache: NearCache?, trackingSocket: TrackingSocket?) {
         self.socketPath = socketPath
         self.channel = channel
         self.nearCache = nearCache
-        self.trackingSocket = trackingSocket
+        self.trackingSocket = NIOLockedValueBox(trackingSocket)
+    }
+
+    /// Read-your-revocations: applies every invalidation already on the tracking socket. If that
+    /// connection was lost (the daemon closes a tracking connection whose client left its
+    /// frames unread), the cache is dropped and a new connection is made; the cache answers
+    /// again once it is in place.
+    func readInvalidations(into cache: NearCache) {
+        guard cache.configuration.mode == .readYourRevocations else { return }
+        let socket = trackingSocket.withLockedValue { $0 }
+        if let socket, socket.drain(into: cache) { return }
+        cache.connectionLost()
+        socket?.close()
+        // The main connection is tracking too: if it is gone, so is the client.
+        guard channel.isActive, let replacement = try? TrackingSocket(socketPath: socketPath) else {
+            trackingSocket.withLockedValue { $0 = nil }
+            return
+        }
+        trackingSocket.withLockedValue { $0 = replacement }
+        cache.resume()
     }
 
     /// The near cache's counters; nil without a near cache.
@@ -98,6 +118,12 @@ public final class TokenClient: Sendable {
             let side = nearCache.configuration.mode == .readYourRevocations ? try TrackingSocket(socketPath: socketPath) : nil
             let client = TokenClient(socketPath: socketPath, channel: channel, nearCache: nearCache, trackingSocket: side)
             let reply = try await client.send(Request(opcode: .track, id: 0))
+            if reply.status == .unknownOperation {
+                // A daemon from before the near cache: every verify asks it, as without one.
+                nearCache.disable()
+                side?.close()
+                return client
+            }
             guard reply.status == .ok else { throw TokenClientError.refused(reply) }
             return client
         } catch {
@@ -132,6 +158,7 @@ public final class TokenClient: Sendable {
     /// Closes the connection. Requests still in flight fail with
     /// ``TokenClientError/Code/connectionClosed``.
     public func close() async {
+        trackingSocket.withLockedValue { $0 }?.close()
         try? await channel.close()
     }
 }

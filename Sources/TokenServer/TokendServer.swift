@@ -97,7 +97,6 @@ public final class TokendServer: Service, Sendable {
     /// systemd's watchdog pings. All on one event loop, which a stall would stop.
     public var services: [any Service] {
         let loop = group.next()
-        backend.listen(on: loop) { [service] event in service.heard(event, on: loop) }
         var services: [any Service] = backend.upkeep(on: loop)
         // A key dated in the future starts signing when its time comes.
         services.append(PeriodicTask("key activation", every: .seconds(1), on: loop) { [keys, service, logger] in
@@ -126,6 +125,9 @@ public final class TokendServer: Service, Sendable {
 
     public func run() async throws {
         try await backend.prepare(on: group.next())
+        // A shared store tells of the revocations other daemons make, for near caches.
+        let listener = group.next()
+        backend.listen(on: listener) { [service] event in service.heard(event, on: listener) }
         // The side listeners first: a daemon that cannot serve all it was asked to never opens
         // its main socket (where clients, and tests, would take it for a working daemon).
         let httpFace = configuration.http.isEnabled ? HTTPFaceServer(service: service, configuration: configuration, group: group, logger: logger) : nil

@@ -70,6 +70,56 @@ import TestSupport
         #expect(cached.nearCacheStatistics?.entries == 0)
     }
 
+    /// A tracking client that never reads its invalidations holds up no one's revoke: once its
+    /// socket cannot take a frame at once, the daemon closes it (and its client, reading at
+    /// last, sees the end and drops its cache).
+    @Test func aClientThatLeavesItsInvalidationsUnreadHoldsUpNoRevoke() async throws {
+        let daemon = try DaemonProcess()
+        let client = try await daemon.client()
+        let idle = try RawConnection(daemon.socketPath)
+        idle.send(Request(opcode: .track, id: 1))
+        var slowest = Duration.zero
+        // A Unix socket takes a few hundred small frames before it is full.
+        for round in 0..<3000 {
+            let login = try await client.issue(IssueRequest(mode: .session, subject: "user-\(round)"))
+            let started = ContinuousClock.now
+            #expect(try await client.revoke(.session(login.sessionID)) == 1)
+            slowest = max(slowest, ContinuousClock.now - started)
+        }
+        #expect(slowest < .milliseconds(900), "a revoke waited \(slowest) for a client that does not read")
+        let stats = Dictionary(uniqueKeysWithValues: try await client.stats().map { ($0.name, $0.value) })
+        #expect(stats["tracking_connections"] == 0, "the client that does not read was closed")
+        #expect((stats["invalidations_pushed"] ?? 0) > 100, "pushed while it was there")
+        // What it was sent before the close is there to read, then the end.
+        var frames = 0
+        while let response = try idle.readResponse() { frames += 1; _ = response }
+        #expect(frames > 1 && frames < 3001, "the track reply and the invalidations the socket took: \(frames)")
+        await client.close()
+    }
+
+    /// A near cache left idle while its tracking socket filled up (and the daemon closed it)
+    /// drops what it held, makes a new tracking connection and caches again.
+    @Test func aNearCacheWhoseTrackingSocketWasClosedStartsAfresh() async throws {
+        let daemon = try DaemonProcess()
+        let client = try await daemon.client()
+        let cached = try await TokenClient.connect(socketPath: daemon.socketPath, nearCache: NearCacheConfiguration())
+        let login = try await client.issue(IssueRequest(mode: .session, subject: "ada"))
+        _ = try await cached.verify(token: login.sessionToken!)
+        #expect(try await cached.verify(token: login.sessionToken!).local)
+        for round in 0..<2000 {
+            let other = try await client.issue(IssueRequest(mode: .session, subject: "user-\(round)"))
+            try await client.revoke(.session(other.sessionID))
+        }
+        let tracking = try await client.stats().first { $0.name == "tracking_connections" }?.value
+        #expect(tracking == 1, "the side connection, never read, was closed; the main one reads")
+        let afterLoss = try await cached.verify(token: login.sessionToken!)
+        #expect(!afterLoss.local, "the cache was dropped with its tracking connection")
+        #expect(try await cached.verify(token: login.sessionToken!).local, "and caches again on the new one")
+        #expect((cached.nearCacheStatistics?.flushes ?? 0) >= 1)
+        await cached.close()
+        await client.close()
+    }
+
     /// Without a near cache nothing changes on the wire: no answer carries cacheable_until.
     @Test func aClientWithoutANearCacheIsGrantedNothing() async throws {
         let daemon = try DaemonProcess()

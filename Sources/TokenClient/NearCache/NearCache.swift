@@ -97,6 +97,8 @@ final class NearCache: Sendable {
         var generation: UInt64 = 0
         /// Set when a tracking connection was lost: the cache no longer knows what it missed.
         var broken = false
+        /// Set for a daemon that does not know `track`: nothing is ever cached.
+        var disabled = false
         var statistics = NearCacheStatistics()
     }
 
@@ -188,7 +190,8 @@ final class NearCache: Sendable {
         }
     }
 
-    /// A tracking connection ended: drop everything, and answer nothing from the cache again.
+    /// A tracking connection ended: drop everything, and answer nothing from the cache until
+    /// `resume` says a new one is in place.
     func connectionLost() {
         state.withLockedValue { state in
             guard !state.broken else { return }
@@ -197,6 +200,24 @@ final class NearCache: Sendable {
             Self.removeAll(&state)
         }
     }
+
+    /// A new tracking connection is in place (its `track` answered): caching starts again, from
+    /// empty. Whatever was in flight before stays uncached (the generation moves on).
+    func resume() {
+        state.withLockedValue { state in
+            guard !state.disabled else { return }
+            state.broken = false
+            state.generation &+= 1
+        }
+    }
+
+    /// The daemon does not know `track` (it predates the near cache): every verify asks it.
+    func disable() {
+        connectionLost()
+        state.withLockedValue { $0.disabled = true }
+    }
+
+    var isDisabled: Bool { state.withLockedValue { $0.disabled } }
 
     // MARK: The LRU list
 

@@ -30,7 +30,7 @@ final class TrackingSocket: Sendable {
         address.sun_family = sa_family_t(AF_UNIX)
         let path = Array(socketPath.utf8)
         guard path.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(descriptor)
+            closeFile(descriptor)
             throw TokenClientError(.unreachable, message: "the socket path \(socketPath) is too long")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { bytes in
@@ -42,7 +42,7 @@ final class TrackingSocket: Sendable {
         }
         guard connected == 0 else {
             let reason = String(cString: strerror(errno))
-            close(descriptor)
+            closeFile(descriptor)
             throw TokenClientError(.unreachable, message: "cannot connect to \(socketPath): \(reason)")
         }
         var wait = timeval(tv_sec: timeout, tv_usec: 0)
@@ -53,7 +53,16 @@ final class TrackingSocket: Sendable {
     }
 
     deinit {
-        state.withLockedValue { close($0.descriptor) }
+        close()
+    }
+
+    /// Closes the connection (once); a later `drain` reports it ended.
+    func close() {
+        state.withLockedValue { state in
+            guard state.descriptor >= 0 else { return }
+            closeFile(state.descriptor)
+            state.descriptor = -1
+        }
     }
 
     private func handshake() throws(TokenClientError) {
@@ -65,7 +74,7 @@ final class TrackingSocket: Sendable {
         guard sent == frame.readableBytes else { throw .connectionClosed("could not send track: \(String(cString: strerror(errno)))") }
         while true {
             var reply: Response?
-            let (open, received) = read { response in
+            let (open, received) = read(untilEmpty: false) { response in
                 if response.opcode == .track, response.id == 1 { reply = response }
             }
             if let reply {
@@ -77,10 +86,13 @@ final class TrackingSocket: Sendable {
         }
     }
 
-    /// Reads what is readable now (blocking, up to the timeout, only during the handshake) and
-    /// hands each frame to `deliver`. `open` is false once the connection has ended or failed.
-    private func read(_ deliver: (Response) -> Void) -> (open: Bool, received: Int) {
+    /// Reads what is readable now and hands each frame to `deliver`; `open` is false once the
+    /// connection has ended or failed. `untilEmpty`: read until the socket says it has nothing
+    /// more, so that an end behind the last frame is seen now (not at the next drain); during the
+    /// blocking handshake, one read that brings something is enough.
+    private func read(untilEmpty: Bool = true, _ deliver: (Response) -> Void) -> (open: Bool, received: Int) {
         state.withLockedValue { state in
+            guard state.descriptor >= 0 else { return (false, 0) }
             var open = true
             var received = 0
             withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 1) { chunk in
@@ -89,7 +101,7 @@ final class TrackingSocket: Sendable {
                     if count > 0 {
                         received += count
                         state.buffer.writeBytes(UnsafeRawBufferPointer(rebasing: chunk[0..<count]))
-                        if count < chunk.count { return }
+                        if !untilEmpty, count < chunk.count { return }
                         continue
                     }
                     if count < 0, errno == EINTR { continue }
@@ -119,4 +131,9 @@ final class TrackingSocket: Sendable {
             if Invalidation.isInvalidation(response) { cache.apply((try? Invalidation(fields: response.fields)) ?? .flush) }
         }.open
     }
+}
+
+/// The system's `close`, which a method of the same name hides inside the class.
+private func closeFile(_ descriptor: Int32) {
+    _ = close(descriptor)
 }

@@ -8,8 +8,9 @@ import TokenProtocol
 /// A push goes to every tracking connection (broadcast: revocations are rare next to verifies,
 /// and the daemon keeps no record of what anyone cached), and its future succeeds only once each
 /// has taken the frame, written to its socket, so that the request that caused it can be
-/// answered after. A connection that has not taken it within `timeout` is closed: its client
-/// then drops its whole cache, which is the safe side.
+/// answered after. A connection whose socket cannot take the frame at once (its client has not
+/// read what it was sent) is closed instead: its client then drops its whole cache, which is the
+/// safe side, and a client that does not read never holds up anyone's revoke.
 final class InvalidationHub: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: any Channel] = [:]
@@ -26,16 +27,16 @@ final class InvalidationHub: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
-    private let timeout: TimeAmount
     private let logger: Logger
 
-    init(timeout: TimeAmount = .seconds(1), logger: Logger) {
-        self.timeout = timeout
+    init(logger: Logger) {
         self.logger = logger
     }
 
     func add(_ channel: any Channel) {
         state.withLockedValue { $0.channels[ObjectIdentifier(channel)] = channel }
+        // However the connection ends (even before this ran), it leaves.
+        channel.closeFuture.whenComplete { _ in self.remove(channel) }
     }
 
     func remove(_ channel: any Channel) {
@@ -62,16 +63,20 @@ final class InvalidationHub: Sendable {
         guard !targets.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
         var frame = ByteBufferAllocator().buffer(capacity: 64)
         frame.writeFrame(invalidation.frame)
-        let timeout = timeout
         let logger = logger
         let writes = targets.map { channel in
-            let written = channel.writeAndFlush(frame)
-            let overdue = channel.eventLoop.scheduleTask(in: timeout) {
-                logger.notice("closing a tracking connection that did not take an invalidation in time")
-                channel.close(promise: nil)
+            channel.eventLoop.flatSubmit {
+                // On the connection's own loop, the write reaches the socket within the flush
+                // unless something is already queued before it or the socket is full.
+                let written = channel.writeAndFlush(frame)
+                let taken = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+                written.whenComplete { _ in taken.value = true }
+                if !taken.value {
+                    logger.notice("closing a tracking connection whose client does not read its invalidations")
+                    channel.close(promise: nil)
+                }
+                return written
             }
-            written.whenComplete { _ in overdue.cancel() }
-            return written
         }
         // Failed (the connection closed) is as good as taken: its client drops its cache.
         return EventLoopFuture.andAllComplete(writes, on: eventLoop)

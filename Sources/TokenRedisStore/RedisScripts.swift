@@ -98,7 +98,7 @@ enum RedisScripts {
 
     /// KEYS: login, dedup entry. ARGV: now, fingerprint, presented refresh id, new refresh id,
     /// new refresh expiry, sealed pair, window (ms), dedup tag (who may have the pair again),
-    /// invalidation channel, session id (published when reuse revokes the family).
+    /// invalidation channel, origin and session id (published when reuse revokes the family).
     /// Returns {'rotated'}, {'dedup', sealed}, or a refusal.
     static let rotate = RedisScript(name: "rotate", source: """
         local r = redis.call('HMGET', KEYS[1], 'k', 'f', 'm', 'n', 'v')
@@ -109,7 +109,7 @@ enum RedisScripts {
         """ + "\n" + repeated(tagArgument: 8) + "\n" + """
         if r[4] ~= ARGV[3] then
             redis.call('HSET', KEYS[1], 'v', '1')
-            redis.call('PUBLISH', ARGV[9], ARGV[10])
+            redis.pcall('PUBLISH', ARGV[9], ARGV[10])
             return {'reuse'}
         end
         -- The dedup entry first: a script stops at a failing command without undoing the
@@ -119,14 +119,16 @@ enum RedisScripts {
         return {'rotated'}
         """)
 
-    /// KEYS: login. ARGV: invalidation channel, session id. Returns -1 when unknown, 0 when
-    /// already revoked, 1 when revoked now (and then tells every daemon's near caches).
+    /// KEYS: login. ARGV: invalidation channel, origin and session id. Returns -1 when unknown,
+    /// 0 when already revoked, 1 when revoked now (and then tells every daemon's near caches).
+    /// The publish is `pcall`ed: a user whose ACL forbids it still revokes (the revoke is
+    /// written first, and a script does not undo what it wrote).
     static let revoke = RedisScript(name: "revoke", source: """
         local v = redis.call('HGET', KEYS[1], 'v')
         if not v then return -1 end
         if v == '1' then return 0 end
         redis.call('HSET', KEYS[1], 'v', '1')
-        redis.call('PUBLISH', ARGV[1], ARGV[2])
+        redis.pcall('PUBLISH', ARGV[1], ARGV[2])
         return 1
         """)
 

@@ -40,8 +40,21 @@ public final class RedisStore: TokenStateStore {
     public func close() { client.close() }
 
     /// Where the revoke and rotate scripts publish the session id of every login they revoke,
-    /// for the near caches of every daemon (proto-spec 12.16).
+    /// for the near caches of every daemon (proto-spec 12.16), as `origin:id`.
     public var invalidationChannel: [UInt8] { Array("\(prefix)invalidations".utf8) }
+
+    /// This store's mark on what it publishes, so that a daemon can tell its own revocations
+    /// (already pushed to its clients) from other daemons'.
+    public let origin = SessionKey.random().text
+
+    /// A published message: the session id, unless this store published it.
+    public func revokedElsewhere(_ message: [UInt8]) -> String? {
+        let text = String(decoding: message, as: UTF8.self)
+        guard let colon = text.firstIndex(of: ":") else { return text }
+        return text[..<colon] == origin ? nil : String(text[text.index(after: colon)...])
+    }
+
+    private func published(_ id: some StringProtocol) -> [UInt8] { Array("\(origin):\(id)".utf8) }
 
     /// Asks Redis (a PING within the store timeout) at most once a second; between asks, the
     /// last answer. Never the outcome of the last request alone: with no traffic that would
@@ -216,7 +229,7 @@ public final class RedisStore: TokenStateStore {
             .integer(clock.now()), .bytes(Self.bytes(rotation.fingerprint)), .bytes(rotation.presentedRefreshID.bytes),
             .bytes(rotation.newRefreshID.bytes), .integer(rotation.newRefreshExpiresAt), .bytes(rotation.sealedCandidate),
             .integer(policy.dedupWindow * 1000), .bytes(Self.dedupTag(rotation.fingerprint)),
-            .bytes(invalidationChannel), .string(rotation.family.text),
+            .bytes(invalidationChannel), .bytes(published(rotation.family.text)),
         ], on: eventLoop) { reply in
             let values = try Self.values(reply)
             switch values[0].string {
@@ -253,7 +266,8 @@ public final class RedisStore: TokenStateStore {
     private func revoke(loginKey: [UInt8], on eventLoop: any EventLoop) -> EventLoopFuture<Int64> {
         // The session id is the key's hash tag: `P{id}`.
         let id = loginKey.dropFirst(prefix.utf8.count + 1).dropLast()
-        return run(RedisScripts.revoke, keys: [loginKey], [.bytes(invalidationChannel), .bytes(Array(id))], on: eventLoop) { reply in
+        let text = String(decoding: id, as: UTF8.self)
+        return run(RedisScripts.revoke, keys: [loginKey], [.bytes(invalidationChannel), .bytes(published(text))], on: eventLoop) { reply in
             guard let count = reply.integer else { throw StoreUnavailable("unexpected reply from the revoke script") }
             return count
         }

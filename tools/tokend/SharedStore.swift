@@ -73,11 +73,26 @@ final class RedisBackend: StateBackend {
 
     /// Subscribes to the channel the revoke and rotate scripts publish to.
     func listen(on eventLoop: any EventLoop, _ heard: @escaping @Sendable (RemoteRevocation) -> Void) {
+        let redis = redis
+        let logger = logger
+        let warned = NIOLockedValueBox(false)
         let listener = RedisSubscriber(configuration: settings, channel: redis.invalidationChannel, on: eventLoop) { event in
             switch event {
-            case .listening: heard(.listening)
-            case .deaf(let reason): heard(.deaf(reason))
-            case .message(let id): heard(.session(String(decoding: id, as: UTF8.self)))
+            case .listening:
+                warned.withLockedValue { $0 = false }
+                heard(.listening)
+            case .deaf(let reason):
+                // Once per outage: near caches get no answers until the subscription is back.
+                if !warned.withLockedValue({ warned in defer { warned = true }; return warned }) {
+                    logger.warning("""
+                        cannot subscribe to the shared store's invalidations; near caches are granted nothing meanwhile \
+                        (an ACL user needs +subscribe, +ping and the channel)
+                        """, metadata: ["reason": "\(reason)"])
+                }
+                heard(.deaf(reason))
+            case .message(let message):
+                // Our own revocations were pushed to our clients before they were acknowledged.
+                if let id = redis.revokedElsewhere(message) { heard(.session(id)) }
             }
         }
         subscriber.withLockedValue { $0 = listener }

@@ -96,8 +96,8 @@ public final class RedisSubscriber: Sendable {
 }
 
 /// Subscribes, then hands every message to `deliver`; pings every `pingEvery` and closes the
-/// connection when a ping goes unanswered for twice that, so that a Redis gone silent is found
-/// out, not waited for.
+/// connection when nothing has been heard for three times that, so that a Redis gone silent is
+/// found out, not waited for.
 final class SubscriberHandler: ChannelInboundHandler {
     typealias InboundIn = RESPValue
     typealias OutboundOut = ByteBuffer

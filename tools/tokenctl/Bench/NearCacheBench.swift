@@ -30,7 +30,7 @@ struct NearCacheBench {
         let token = login.sessionToken!
         let first = try await client.verify(token: token, fingerprint: fingerprint)
         guard first.result.cacheableUntil != nil else {
-            throw TokenClientError(.refused, message: "the daemon granted no cacheable answer (a shared store, or a session that renews on every verify)")
+            throw TokenClientError(.refused, message: "the daemon granted no cacheable answer (a shared store that cannot hear the other daemons yet, or a session that renews on every verify)")
         }
         let cpuBefore = Self.cpuSeconds()
         let started = ContinuousClock.now

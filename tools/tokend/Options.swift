@@ -138,7 +138,7 @@ enum TokendOptions {
             }
             if case .repeated = option.kind, let earlier = values[name] {
                 values[name] = earlier + "," + value
-            } else {
+            } else if option.kind != .flag {
                 guard values[name] == nil else { throw SettingsError("--\(name) is given twice") }
                 values[name] = value
             }

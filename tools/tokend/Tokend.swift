@@ -43,8 +43,10 @@ struct Tokend: AsyncParsableCommand {
         let store: StoreSettings
         let level: Logger.Level
         let format: LogFormat
+        let initial: Settings
         do {
             let settings = try Settings(command: self)
+            initial = settings
             configuration = try settings.configuration()
             store = try settings.storeSettings()
             level = try settings.logLevel()
@@ -58,7 +60,6 @@ struct Tokend: AsyncParsableCommand {
         // A reload reads flags, environment and config file again, as at start, and names the
         // options whose change needs a restart.
         let command = self
-        let initial = try Settings(command: command)
         let reload: @Sendable () throws -> TokendServer.Reload = {
             let settings = try Settings(command: command)
             let updated = try settings.configuration()

@@ -138,8 +138,9 @@ enum TokendOptions {
             }
             if case .repeated = option.kind, let earlier = values[name] {
                 values[name] = earlier + "," + value
-            } else if option.kind != .flag {
-                guard values[name] == nil else { throw SettingsError("--\(name) is given twice") }
+            } else {
+                // A flag given twice is the flag; a value given twice is a mistake.
+                guard values[name] == nil || option.kind == .flag else { throw SettingsError("--\(name) is given twice") }
                 values[name] = value
             }
         }

@@ -56,9 +56,12 @@ public enum Systemd {
         public var isActive: Bool { path != nil }
 
         /// Sends one message (`READY=1`, `STOPPING=1`...); errors are ignored, as sd_notify does.
+        /// Never waits: a notification socket whose reader has fallen behind (its queue full)
+        /// loses the message rather than stall the event loop the watchdog pings from, and
+        /// every connection served there.
         public func send(_ message: String) {
             guard let path else { return }
-            let fd = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue) | CInt(SOCK_NONBLOCK.rawValue), 0)
             guard fd >= 0 else { return }
             defer { close(fd) }
             let payload = Array(message.utf8)

@@ -78,10 +78,10 @@ public final class TokenService: Sendable {
     public func respond(to request: Request, peer: PeerCredentials, tracking: Bool = false, on eventLoop: any EventLoop) -> Reply {
         let started = NIODeadline.now()
         let answer: Answer
-        do throws(Refusal) {
+        do throws(ProtocolError) {
             answer = try dispatch(request, peer: peer, tracking: tracking, on: eventLoop)
         } catch {
-            answer = .ready(.refused(error))
+            answer = .ready(.refused(.request(error)))
         }
         switch settle(answer, request.opcode, started: started) {
         case .ready(let outcome): return .now(Response(opcode: request.opcode, id: request.id, outcome))
@@ -155,43 +155,38 @@ public final class TokenService: Sendable {
         return .refused(.internalError("internal error"))
     }
 
-    private func dispatch(_ request: Request, peer: PeerCredentials, tracking: Bool, on eventLoop: any EventLoop) throws(Refusal) -> Answer {
-        func requireIssue() throws(Refusal) {
+    private func dispatch(_ request: Request, peer: PeerCredentials, tracking: Bool, on eventLoop: any EventLoop) throws(ProtocolError) -> Answer {
+        func requireIssue() throws(ProtocolError) {
             guard access.mayIssue(peer) else {
-                throw .request(ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --issue-uids or --issue-gids grants it"))
+                throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --issue-uids or --issue-gids grants it")
             }
         }
-        func requireAdmin() throws(Refusal) {
+        func requireAdmin() throws(ProtocolError) {
             guard access.isAdmin(peer) else {
-                throw .request(ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --admin-uids or --admin-gids grants it"))
+                throw ProtocolError(.forbidden, "uid \(peer.uid) may not \(request.opcode.name); tokend's --admin-uids or --admin-gids grants it")
             }
-        }
-        /// A request the protocol layer turns down (malformed fields, bad arguments) is refused
-        /// with the status the protocol says.
-        func checked<T>(_ body: () throws(ProtocolError) -> T) throws(Refusal) -> T {
-            do throws(ProtocolError) { return try body() } catch { throw .request(error) }
         }
         switch request.opcode {
         case .hello:
-            _ = try checked { () throws(ProtocolError) in try HelloRequest(fields: request.fields) }
+            _ = try HelloRequest(fields: request.fields)
             return .pending(store.health(on: eventLoop).map { .hello(self.helloInfo(storeHealthy: $0)) })
         case .ping:
             return store.healthAnswer(on: eventLoop).map { .pong(storeHealthy: $0) }
         case .issue:
             try requireIssue()
-            return .pending(try checked { () throws(ProtocolError) in try issue(IssueRequest(fields: request.fields), on: eventLoop) })
+            return .pending(try issue(IssueRequest(fields: request.fields), on: eventLoop))
         case .verify:
             // With a shared store, a near cache is granted answers only while revocations
             // made by other daemons reach this one (proto-spec 12.16).
-            return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: false,
+            return verify(try VerifyRequest(fields: request.fields), explicit: false,
                           grantsCache: tracking && (!sharedStore || hearsOtherDaemons.withLockedValue { $0 }), on: eventLoop)
         case .renew:
-            return verify(try checked { () throws(ProtocolError) in try VerifyRequest(fields: request.fields) }, explicit: true, grantsCache: false,
+            return verify(try VerifyRequest(fields: request.fields), explicit: true, grantsCache: false,
                           on: eventLoop)
         case .refresh:
-            return .pending(refresh(try checked { () throws(ProtocolError) in try TokenRequest(fields: request.fields) }, on: eventLoop))
+            return .pending(refresh(try TokenRequest(fields: request.fields), on: eventLoop))
         case .revoke:
-            let target = try checked { () throws(ProtocolError) in try RevokeRequest(fields: request.fields) }
+            let target = try RevokeRequest(fields: request.fields)
             if case .token = target {} else { try requireIssue() }
             return .pending(revoke(target, on: eventLoop))
         case .track:
@@ -202,7 +197,7 @@ public final class TokenService: Sendable {
             return .pending(stats(on: eventLoop))
         case .sessions:
             try requireAdmin()
-            return .pending(try checked { () throws(ProtocolError) in try sessions(SessionsRequest(fields: request.fields), on: eventLoop) })
+            return .pending(try sessions(SessionsRequest(fields: request.fields), on: eventLoop))
         case .keysList:
             try requireAdmin()
             return .ready(keysList())
@@ -221,7 +216,7 @@ public final class TokenService: Sendable {
             try requireAdmin()
             return .pending(metricsText(on: eventLoop).map { .metrics($0) })
         default:
-            throw .request(ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)"))
+            throw ProtocolError(.unknownOperation, "unknown operation \(request.opcode.rawValue)")
         }
     }
 }

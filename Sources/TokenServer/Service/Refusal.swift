@@ -129,6 +129,18 @@ enum Refusal: Error, Sendable, Hashable {
         }
     }
 
+    /// A rotation's store outcome other than `rotated` and `deduplicated`.
+    init(_ outcome: RotationOutcome) {
+        switch outcome {
+        case .rotated, .deduplicated: self = .internalError("internal error")
+        case .reuseDetected: self = .reuseDetected
+        case .revoked: self = .familyRevoked
+        case .maxLifetimeReached: self = .familyMaxLifetime
+        case .unknown: self = .familyUnknown
+        case .fingerprintMismatch: self = .familyFingerprint
+        }
+    }
+
     /// A family's store outcome other than `active`.
     init(_ outcome: FamilyOutcome) {
         switch outcome {

@@ -20,6 +20,11 @@ extension TokenService {
             case session, access, refresh, other
         }
 
+        /// Whether the token's own `exp` has passed at `now`, `leeway` seconds of clock skew allowed.
+        func hasExpired(at now: Int64, leeway: Int64) -> Bool {
+            now >= expiration + leeway
+        }
+
         /// Whether the token's `sub` is `subject`, compared as UTF-8 bytes (never as Swift
         /// strings, which equate canonically equivalent text: "K" and the Kelvin sign).
         func names(subject stored: String) -> Bool {
@@ -88,7 +93,7 @@ extension TokenService {
         switch presented.kind {
         case .session:
             // A session token's exp is the end of the login's maximum lifetime.
-            guard now < presented.expiration + configuration.leeway else {
+            guard !presented.hasExpired(at: now, leeway: configuration.leeway) else {
                 return .ready(.refused(.sessionMaxLifetime))
             }
             // Spelled out rather than `map`ped: a closure would be allocated even for an answer
@@ -102,7 +107,7 @@ extension TokenService {
             guard !explicit else {
                 return .ready(.refused(.renewOfPair))
             }
-            guard now < presented.expiration + configuration.leeway else {
+            guard !presented.hasExpired(at: now, leeway: configuration.leeway) else {
                 if !explicit, let refreshToken = request.refreshToken {
                     return .pending(verifyByRefreshing(presented, refreshToken: refreshToken, fingerprint: request.fingerprint, on: eventLoop))
                 }
@@ -193,7 +198,7 @@ extension TokenService {
         let sealKey = digester.sealKey("tokend.refresh-seal.v1", [Array(token.utf8)])
         // The family first: a revoked or finished login says so even when the token has also
         // expired. A repeat within the dedup window gets its pair back here, signing nothing.
-        let expired = now >= presented.expiration + configuration.leeway
+        let expired = presented.hasExpired(at: now, leeway: configuration.leeway)
         return store.prepareRotation(presented.key, presentedDigest: presentedDigest, fingerprint: fingerprint, on: eventLoop).flatMap { check in
             let record: LoginRecord
             switch check {
@@ -224,27 +229,22 @@ extension TokenService {
             let rotation = Rotation(family: presented.key, presentedRefreshID: refreshID, presentedDigest: presentedDigest,
                                     fingerprint: fingerprint, newRefreshID: newRefreshID, newRefreshExpiresAt: candidate.refreshExpiresAt!,
                                     sealedCandidate: sealed)
-            return self.store.rotate(rotation, on: eventLoop).flatMap { outcome in
-                guard case .reuseDetected = outcome else { return eventLoop.makeSucceededFuture(outcome) }
-                self.metrics.reuseDetected.increment()
-                self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
-                return self.invalidations.push(.session(presented.key.text), on: eventLoop).map { outcome }
-            }.map { outcome -> Rotated in
+            return self.store.rotate(rotation, on: eventLoop).flatMap { outcome -> EventLoopFuture<Rotated> in
                 self.logger.trace("refresh", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
                 case .rotated:
-                    return .success(candidate)
+                    return eventLoop.makeSucceededFuture(.success(candidate))
                 case .deduplicated(let sealed):
                     // A repeat that raced the rotation it repeats: the pair signed for it is
                     // dropped unused.
-                    return self.repeated(sealed, key: sealKey)
+                    return eventLoop.makeSucceededFuture(self.repeated(sealed, key: sealKey))
                 case .reuseDetected:
+                    self.metrics.reuseDetected.increment()
+                    self.logger.warning("refresh token reuse detected; family revoked", metadata: ["session.id": "\(presented.key)"])
                     // The family is revoked: near caches hear of it before anyone hears this answer.
-                    return .failure(.reuseDetected)
-                case .revoked: return .failure(.familyRevoked)
-                case .maxLifetimeReached: return .failure(.familyMaxLifetime)
-                case .unknown: return .failure(.familyUnknown)
-                case .fingerprintMismatch: return .failure(.familyFingerprint)
+                    return self.invalidations.push(.session(presented.key.text), on: eventLoop).map { .failure(.reuseDetected) }
+                default:
+                    return eventLoop.makeSucceededFuture(.failure(Refusal(outcome)))
                 }
             }
         }

@@ -62,7 +62,6 @@ final class ConnectionHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         idleCheck?.cancel()
         idleCheck = nil
-        if state.tracking { service.invalidations.remove(context.channel) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -122,6 +121,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func start(_ request: Request, context: ChannelHandlerContext) {
         if request.opcode == .track, state.beginTracking() {
             // Registered before the reply is sent: every invalidation after it reaches the client.
+            // It leaves the hub when it closes (channelInactive).
             service.invalidations.add(context.channel)
         }
         switch service.respond(to: request, peer: peer, tracking: state.tracking, on: context.eventLoop) {

@@ -33,12 +33,14 @@ final class InvalidationHub: Sendable {
         self.logger = logger
     }
 
+    /// Registers a tracking connection, on its own event loop; one already closed (a `track`
+    /// answered after its client left) is not, since nothing would ever remove it.
     func add(_ channel: any Channel) {
+        guard channel.isActive else { return }
         state.withLockedValue { $0.channels[ObjectIdentifier(channel)] = channel }
-        // However the connection ends (even before this ran), it leaves.
-        channel.closeFuture.whenComplete { _ in self.remove(channel) }
     }
 
+    /// On the connection's event loop, when it closes.
     func remove(_ channel: any Channel) {
         state.withLockedValue { _ = $0.channels.removeValue(forKey: ObjectIdentifier(channel)) }
     }

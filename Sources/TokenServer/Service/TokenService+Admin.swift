@@ -129,7 +129,7 @@ extension TokenService {
         do {
             let entry = try keys.rotate(algorithm: configuration.algorithm, now: clock.now())
             logger.notice("rotated signing key", metadata: ["key.kid": "\(entry.key.kid)", "key.alg": "\(entry.key.algorithm.name)"])
-            return .keys([KeyInfo(kid: entry.key.kid, algorithm: entry.key.algorithm.name, signing: true, createdAt: UInt64(entry.createdAt))])
+            return .keys(keyInfo([entry]))
         } catch {
             logger.error("key rotation failed", metadata: ["error": "\(error)"])
             return .refused(.internalError("key rotation failed: \(error)"))

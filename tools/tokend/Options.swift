@@ -25,6 +25,13 @@ struct TokendOption: Sendable {
     var reloadable = false
 
     var flag: String { "--\(name)" }
+    /// `--name VALUE`, or `--name` for a flag.
+    var usage: String {
+        switch kind {
+        case .value(let value), .repeated(let value): "\(flag) \(value)"
+        case .flag: flag
+        }
+    }
     var environmentVariable: String { "TOKEND_" + name.uppercased().replacingOccurrences(of: "-", with: "_") }
 }
 
@@ -150,11 +157,7 @@ enum TokendOptions {
     /// The options for `--help`.
     static var helpText: String {
         all.map { option in
-            let usage: String = switch option.kind {
-            case .value(let value): "\(option.flag) \(value)"
-            case .flag: option.flag
-            case .repeated(let value): "\(option.flag) \(value) ..."
-            }
+            let usage = if case .repeated = option.kind { option.usage + " ..." } else { option.usage }
             let reload = option.reloadable ? " A reload (SIGHUP) applies a new value." : ""
             return "  \(usage)\n" + wrap("\(option.help) Default: \(option.defaultValue).\(reload)", indent: 8, width: 80)
         }.joined(separator: "\n")
@@ -180,13 +183,9 @@ enum TokendOptions {
     static var markdownTable: String {
         var lines = ["| option | default | reload | what it sets |", "|---|---|---|---|"]
         for option in all {
-            let usage: String = switch option.kind {
-            case .value(let value), .repeated(let value): "`\(option.flag) \(value)`"
-            case .flag: "`\(option.flag)`"
-            }
             let help = option.help.replacingOccurrences(of: "|", with: "\\|")
             let defaultValue = option.defaultValue.replacingOccurrences(of: "<", with: "&lt;")
-            lines.append("| \(usage) | \(defaultValue) | \(option.reloadable ? "yes" : "") | \(help) |")
+            lines.append("| `\(option.usage)` | \(defaultValue) | \(option.reloadable ? "yes" : "") | \(help) |")
         }
         return lines.joined(separator: "\n")
     }

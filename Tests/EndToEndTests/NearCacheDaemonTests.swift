@@ -4,6 +4,15 @@ import TokenClient
 import TokenProtocol
 import TestSupport
 
+/// A session issued through `client` and verified twice through `cached`, whose second answer
+/// must be local.
+func cachedSession(issuedBy client: TokenClient, cachedBy cached: TokenClient) async throws -> IssueResult {
+    let login = try await client.issue(IssueRequest(mode: .session, subject: "ada"))
+    _ = try await cached.verify(token: login.sessionToken!)
+    #expect(try await cached.verify(token: login.sessionToken!).local)
+    return login
+}
+
 /// The near cache against a real daemon: a revocation acknowledged on one connection is seen by
 /// another client's near cache at once, every time (read-your-revocations).
 @Suite struct NearCacheDaemonTests {
@@ -17,7 +26,7 @@ import TestSupport
     func anAcknowledgedRevokeIsNeverAnsweredFromTheCache(_ revocation: Revocation) async throws {
         let daemon = try DaemonProcess()
         let revoker = try await daemon.client()
-        let cached = try await TokenClient.connect(socketPath: daemon.socketPath, nearCache: NearCacheConfiguration())
+        let cached = try await daemon.cachingClient()
         var stale = 0
         for round in 0..<Self.rounds {
             let subject = "user-\(round)"
@@ -44,7 +53,7 @@ import TestSupport
     @Test func reuseDetectionReachesTheNearCacheBeforeItsAnswer() async throws {
         let daemon = try DaemonProcess(["--dedup-window", "0"])
         let client = try await daemon.client()
-        let cached = try await TokenClient.connect(socketPath: daemon.socketPath, nearCache: NearCacheConfiguration())
+        let cached = try await daemon.cachingClient()
         for round in 0..<50 {
             let pair = try await client.issue(IssueRequest(mode: .pair, subject: "user-\(round)"))
             let rotated = try await client.refresh(token: pair.refreshToken!)
@@ -61,10 +70,8 @@ import TestSupport
     @Test func aLostTrackingConnectionAnswersNothingLocally() async throws {
         let daemon = try DaemonProcess()
         let client = try await daemon.client()
-        let cached = try await TokenClient.connect(socketPath: daemon.socketPath, nearCache: NearCacheConfiguration())
-        let login = try await client.issue(IssueRequest(mode: .session, subject: "ada"))
-        _ = try await cached.verify(token: login.sessionToken!)
-        #expect(try await cached.verify(token: login.sessionToken!).local)
+        let cached = try await daemon.cachingClient()
+        let login = try await cachedSession(issuedBy: client, cachedBy: cached)
         _ = daemon.stop()
         await #expect(throws: TokenClientError.self) { try await cached.verify(token: login.sessionToken!) }
         #expect(cached.nearCacheStatistics?.entries == 0)
@@ -102,10 +109,8 @@ import TestSupport
     @Test func aNearCacheWhoseTrackingSocketWasClosedStartsAfresh() async throws {
         let daemon = try DaemonProcess()
         let client = try await daemon.client()
-        let cached = try await TokenClient.connect(socketPath: daemon.socketPath, nearCache: NearCacheConfiguration())
-        let login = try await client.issue(IssueRequest(mode: .session, subject: "ada"))
-        _ = try await cached.verify(token: login.sessionToken!)
-        #expect(try await cached.verify(token: login.sessionToken!).local)
+        let cached = try await daemon.cachingClient()
+        let login = try await cachedSession(issuedBy: client, cachedBy: cached)
         for round in 0..<2000 {
             let other = try await client.issue(IssueRequest(mode: .session, subject: "user-\(round)"))
             try await client.revoke(.session(other.sessionID))
@@ -152,7 +157,7 @@ struct NearCacheSharedStoreTests {
         let store = try SharedStore(kind, daemons: 2)
         let clients = try await store.clients()
         let (a, b) = (clients[0], clients[1])
-        let cached = try await TokenClient.connect(socketPath: store.daemons[0].socketPath, nearCache: NearCacheConfiguration())
+        let cached = try await store.daemons[0].cachingClient()
         let warmup = try await a.issue(IssueRequest(mode: .session, subject: "warmup"))
         try await Self.waitUntilGranted(cached, token: warmup.sessionToken!)
         var slowest = Duration.zero
@@ -175,7 +180,7 @@ struct NearCacheSharedStoreTests {
     @Test func aRedisOutageFlushesTheNearCaches() async throws {
         let store = try SharedStore(.single, daemons: 1)
         let client = try await store.daemons[0].client()
-        let cached = try await TokenClient.connect(socketPath: store.daemons[0].socketPath, nearCache: NearCacheConfiguration())
+        let cached = try await store.daemons[0].cachingClient()
         let login = try await client.issue(IssueRequest(mode: .session, subject: "ada"))
         try await Self.waitUntilGranted(cached, token: login.sessionToken!)
         #expect(try await cached.verify(token: login.sessionToken!).local)

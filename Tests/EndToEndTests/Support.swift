@@ -6,6 +6,11 @@ extension DaemonProcess {
     func client() async throws -> TokenClient {
         try await TokenClient.connect(socketPath: socketPath)
     }
+
+    /// A client with a near cache (read-your-revocations).
+    func cachingClient() async throws -> TokenClient {
+        try await TokenClient.connect(socketPath: socketPath, nearCache: NearCacheConfiguration())
+    }
 }
 
 /// Seconds since the Unix epoch, with a fraction.

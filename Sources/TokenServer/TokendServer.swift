@@ -105,7 +105,7 @@ public final class TokendServer: Service, Sendable {
             }
         })
         if let interval = notifier.watchdogInterval {
-            services.append(PeriodicTask("systemd watchdog", every: interval, on: loop) { [notifier] in notifier.send("WATCHDOG=1") })
+            services.append(PeriodicTask("systemd watchdog", every: interval, on: loop) { [notifier] in notifier.send("WATCHDOG=1", watchdog: true) })
         }
         return services
     }

@@ -56,14 +56,18 @@ public enum Systemd {
         public var isActive: Bool { path != nil }
 
         /// Sends one message (`READY=1`, `STOPPING=1`...); errors are ignored, as sd_notify does.
-        /// Never waits: a notification socket whose reader has fallen behind (its queue full)
-        /// loses the message rather than stall the event loop the watchdog pings from, and
-        /// every connection served there.
-        public func send(_ message: String) {
+        /// A state change waits up to 2 s for room in the notification socket's queue.
+        /// `watchdog`: a ping, sent from an event loop, never waits; a reader that has fallen
+        /// behind loses it rather than stall that loop and every connection served there.
+        public func send(_ message: String, watchdog: Bool = false) {
             guard let path else { return }
-            let fd = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue) | CInt(SOCK_NONBLOCK.rawValue), 0)
+            let fd = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue) | (watchdog ? CInt(SOCK_NONBLOCK.rawValue) : 0), 0)
             guard fd >= 0 else { return }
             defer { close(fd) }
+            if !watchdog {
+                var wait = timeval(tv_sec: 2, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+            }
             let payload = Array(message.utf8)
             _ = UnixSocketAddress.with(path) { address, length in
                 payload.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL), address, length) }

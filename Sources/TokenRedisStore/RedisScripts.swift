@@ -6,7 +6,13 @@ import RedisClient
 ///
 /// A login is a hash: k kind (1 session, 2 family), s subject, f fingerprint digest (absent when
 /// unbound), c created, t ttl, e expires, m max-expires, r refresh ttl, n current refresh id,
-/// v revoked (0/1). The key expires when the login is forgotten (its tombstone time).
+/// g generation (absent: 0), u whether that generation was used (1, or absent), v revoked
+/// (0/1). The key expires when the login is forgotten (its tombstone time).
+///
+/// A rotation's dedup entry is a string `<window end ms>:<kept until ms>:<generation>:` then
+/// the dedup tag (who may have the pair again) and the sealed pair. Its key expires when it is
+/// no longer kept (PX); the times in it are compared with the daemon's clock, as the embedded
+/// store compares them.
 enum RedisScripts {
     /// KEYS: login. ARGV: field/value pairs..., forget-at.
     static let create = RedisScript(name: "create", source: """
@@ -60,62 +66,99 @@ enum RedisScripts {
         """)
 
     /// A family's checks, shared by `check` and `prepare`: reads the login into `r` and returns
-    /// the refusal, if any.
+    /// the refusal, if any. ARGV[1] is now (seconds), ARGV[2] the fingerprint digest.
     private static let familyChecks = """
-        local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 'c', 't', 'e', 'm', 'r', 'n', 'v')
+        local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 'c', 't', 'e', 'm', 'r', 'n', 'v', 'g', 'u')
         if not r[1] then return {'unknown'} end
         if r[1] ~= '2' then return {'wrong_kind'} end
         if r[10] == '1' then return {'revoked'} end
         if tonumber(ARGV[1]) >= tonumber(r[7]) then return {'max_lifetime'} end
         if r[3] and r[3] ~= ARGV[2] then return {'fingerprint'} end
+        local g = r[11] or '0'
+        local u = r[12] or '0'
         """
 
     /// The reply of an active family.
     private static let familyActive = """
-        return {'active', r[2], r[3] or '', r[4], r[5], r[6], r[7], r[8], r[9] or ''}
+        return {'active', r[2], r[3] or '', r[4], r[5], r[6], r[7], r[8], r[9] or '', g, u}
         """
 
-    /// KEYS: login. ARGV: now, fingerprint. Returns {status} or {'active', s, f, c, t, e, m, r, n}.
-    static let check = RedisScript(name: "check", source: familyChecks + "\n" + familyActive)
+    /// KEYS: login. ARGV: now, fingerprint, the access token's generation ('' for none). An
+    /// access token of the current generation marks it used (`LoginRecord.marksUsed`).
+    /// Returns {status} or {'active', s, f, c, t, e, m, r, n, g, u}.
+    static let check = RedisScript(name: "check", source: familyChecks + "\n" + """
+        if u ~= '1' and ARGV[3] == g then
+            redis.call('HSET', KEYS[1], 'u', '1')
+            u = '1'
+        end
+        """ + "\n" + familyActive)
 
-    /// `check`, then the dedup entry of the presented refresh token: a repeat signs nothing.
-    /// KEYS: login, dedup entry. ARGV: now, fingerprint, dedup tag. Returns what `check`
-    /// returns, or {'dedup', sealed} (after the same checks as `rotate`'s).
-    static let prepare = RedisScript(name: "prepare", source: familyChecks + "\n" + repeated(tagArgument: 3) + "\n" + familyActive)
+    /// `check` without marking, then the dedup entry of the presented refresh token: a repeat
+    /// signs nothing. KEYS: login, dedup entry. ARGV: now, fingerprint, dedup tag, now (ms),
+    /// presented refresh id, presented generation ('' for none). Returns what `check` returns,
+    /// or {'dedup', sealed} (after the same checks as `rotate`'s).
+    static let prepare = RedisScript(name: "prepare", source: familyChecks + "\n"
+        + presentation(current: "r[9]", tag: 3, milliseconds: 4, id: 5, generation: 6, onReuse: "") + "\n" + familyActive)
 
-    /// A repeat within the dedup window (KEYS[2]): the kept pair, for the fingerprint it was
-    /// made for only (`ARGV[tagArgument]`: the dedup tag). Shared by `prepare` and `rotate`.
-    private static func repeated(tagArgument: Int) -> String {
+    /// `LoginRecord.presentation` in Lua, after the fingerprint check of the kept pair: returns
+    /// {'dedup', sealed} for a repeat, runs `onReuse` for a reuse, and falls through when the
+    /// token may rotate. Needs `g` and `u` (the family's generation and used flag) and
+    /// `current` (its refresh id); ARGV[tag] is the caller's dedup tag, ARGV[milliseconds]
+    /// the time, ARGV[id] and ARGV[generation] the presented token's.
+    ///
+    /// An entry without the times in front was written before generations (a plain dedup
+    /// window, kept by its PX alone): it is a repeat.
+    private static func presentation(current: String, tag: Int, milliseconds: Int, id: Int, generation: Int, onReuse: String) -> String {
         """
         local d = redis.call('GET', KEYS[2])
+        local reuse = false
         if d then
-            local tag = string.sub(d, 1, 1) == '1' and 17 or 1
-            if string.sub(d, 1, tag) ~= ARGV[\(tagArgument)] then return {'fingerprint'} end
-            return {'dedup', string.sub(d, tag + 1)}
+            local w, k, kg, rest = string.match(d, '^(%d+):(%d+):(%d+):(.*)$')
+            if not w then rest = d end
+            local tag = string.sub(rest, 1, 1) == '1' and 17 or 1
+            if string.sub(rest, 1, tag) ~= ARGV[\(tag)] then return {'fingerprint'} end
+            local now = tonumber(ARGV[\(milliseconds)])
+            if not w or now < tonumber(w) then return {'dedup', string.sub(rest, tag + 1)} end
+            if now < tonumber(k) then
+                if kg == g and u ~= '1' then return {'dedup', string.sub(rest, tag + 1)} end
+                reuse = true
+            end
+        end
+        if not reuse and (\(current) ~= ARGV[\(id)] or (ARGV[\(generation)] ~= '' and ARGV[\(generation)] ~= g)) then reuse = true end
+        if reuse then
+            \(onReuse)
         end
         """
     }
 
     /// KEYS: login, dedup entry. ARGV: now, fingerprint, presented refresh id, new refresh id,
     /// new refresh expiry, sealed pair, window (ms), dedup tag (who may have the pair again),
-    /// invalidation channel, origin and session id (published when reuse revokes the family).
+    /// invalidation channel, origin and session id (published when reuse revokes the family),
+    /// now (ms), how long the entry is kept (ms: the grace, at least the window), presented
+    /// generation ('' for none).
     /// Returns {'rotated'}, {'dedup', sealed}, or a refusal.
     static let rotate = RedisScript(name: "rotate", source: """
-        local r = redis.call('HMGET', KEYS[1], 'k', 'f', 'm', 'n', 'v')
+        local r = redis.call('HMGET', KEYS[1], 'k', 'f', 'm', 'n', 'v', 'g', 'u')
         if r[1] ~= '2' then return {'unknown'} end
         if r[5] == '1' then return {'revoked'} end
         if tonumber(ARGV[1]) >= tonumber(r[3]) then return {'max_lifetime'} end
         if r[2] and r[2] ~= ARGV[2] then return {'fingerprint'} end
-        """ + "\n" + repeated(tagArgument: 8) + "\n" + """
-        if r[4] ~= ARGV[3] then
+        local g = r[6] or '0'
+        local u = r[7] or '0'
+        """ + "\n" + presentation(current: "r[4]", tag: 8, milliseconds: 11, id: 3, generation: 13, onReuse: """
             redis.call('HSET', KEYS[1], 'v', '1')
             redis.pcall('PUBLISH', ARGV[9], ARGV[10])
             return {'reuse'}
-        end
+        """) + "\n" + """
         -- The dedup entry first: a script stops at a failing command without undoing the
-        -- ones before it. A window of 0 keeps none, as the embedded store does.
-        if tonumber(ARGV[7]) > 0 then redis.call('SET', KEYS[2], ARGV[8] .. ARGV[6], 'PX', ARGV[7]) end
-        redis.call('HSET', KEYS[1], 'n', ARGV[4], 'e', ARGV[5])
+        -- ones before it. A window and grace of 0 keep none, as the embedded store does.
+        local ng = tonumber(g) + 1
+        local now = tonumber(ARGV[11])
+        if tonumber(ARGV[12]) > 0 then
+            local times = string.format('%d:%d:%d:', now + tonumber(ARGV[7]), now + tonumber(ARGV[12]), ng)
+            redis.call('SET', KEYS[2], times .. ARGV[8] .. ARGV[6], 'PX', ARGV[12])
+        end
+        redis.call('HSET', KEYS[1], 'n', ARGV[4], 'e', ARGV[5], 'g', ng, 'u', '0')
         return {'rotated'}
         """)
 

@@ -128,6 +128,7 @@ public final class RedisStore: TokenStateStore {
         ]
         if let fingerprint = record.fingerprint { fields += ["f", .bytes(Self.bytes(fingerprint))] }
         if let refreshID = record.currentRefreshID { fields += ["n", .bytes(refreshID.bytes)] }
+        if record.kind == .family { fields += ["g", .integer(record.generation), "u", record.generationUsed ? "1" : "0"] }
         return fields
     }
 
@@ -140,13 +141,13 @@ public final class RedisStore: TokenStateStore {
         let created = run(RedisScripts.create, keys: [loginKey(login.key)], fields(login.record) + [.integer(forget)], on: eventLoop) { _ in }
         let written = indexed.and(created)
         // With a dedup window of 0 nothing is remembered: every request creates a login.
-        guard let idempotency = login.idempotency, policy.dedupWindow > 0 else { return written.map { _ in .created } }
+        guard let idempotency = login.idempotency, policy.dedupWindowMilliseconds > 0 else { return written.map { _ in .created } }
         // The dedup entry lives in another slot than the new login, so it is claimed after the
         // login exists (SET NX GET, atomic): the loser of a race deletes its own login, which
         // nobody has seen, and answers with the winner's tokens.
         return written.flatMap { _ in
             let claim = RedisCommand("SET", .bytes(self.idempotencyKey(idempotency.key)), .bytes(Self.bytes(idempotency.requestDigest) + idempotency.sealed),
-                                     "NX", "GET", "PX", .integer(self.policy.dedupWindow * 1000))
+                                     "NX", "GET", "PX", .integer(self.policy.dedupWindowMilliseconds))
             return self.client.send(claim, key: self.idempotencyKey(idempotency.key), on: eventLoop).flatMapThrowing { reply -> CreateOutcome in
                 switch reply {
                 case .null:
@@ -186,15 +187,24 @@ public final class RedisStore: TokenStateStore {
         }
     }
 
-    public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
-        run(RedisScripts.check, keys: [loginKey(key)], [.integer(clock.now()), .bytes(Self.bytes(fingerprint))], on: eventLoop) { reply in
+    public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, generation: Int64?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
+        run(RedisScripts.check, keys: [loginKey(key)], [.integer(clock.now()), .bytes(Self.bytes(fingerprint)), Self.generation(generation)],
+            on: eventLoop) { reply in
             try Self.familyOutcome(try Self.values(reply), script: "check")
         }
     }
 
-    public func prepareRotation(_ key: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck> {
-        run(RedisScripts.prepare, keys: [loginKey(key), rotationKey(key, presentedDigest)],
-            [.integer(clock.now()), .bytes(Self.bytes(fingerprint)), .bytes(Self.dedupTag(fingerprint))], on: eventLoop) { reply in
+    /// A generation as the scripts take it: '' for a token without one.
+    private static func generation(_ generation: Int64?) -> RedisArgument {
+        generation.map { .integer($0) } ?? .string("")
+    }
+
+    public func prepareRotation(_ key: SessionKey, presented: PresentedRefresh, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck> {
+        let milliseconds = clock.milliseconds()
+        return run(RedisScripts.prepare, keys: [loginKey(key), rotationKey(key, presented.digest)], [
+            .integer(milliseconds / 1000), .bytes(Self.bytes(fingerprint)), .bytes(Self.dedupTag(fingerprint)), .integer(milliseconds),
+            .bytes(presented.id.bytes), Self.generation(presented.generation),
+        ], on: eventLoop) { reply in
             let values = try Self.values(reply)
             if values[0].string == "dedup" {
                 guard values.count == 2, let sealed = values[1].bytes else { throw StoreUnavailable("unexpected reply from the prepare script") }
@@ -208,13 +218,14 @@ public final class RedisStore: TokenStateStore {
     private static func familyOutcome(_ values: [RESPValue], script: String) throws -> FamilyOutcome {
         switch values[0].string {
         case "active":
-            guard values.count == 9, let subject = values[1].string, let fingerprint = values[2].bytes,
+            guard values.count == 11, let subject = values[1].string, let fingerprint = values[2].bytes,
                   let created = values[3].integer, let ttl = values[4].integer, let expires = values[5].integer,
-                  let maximum = values[6].integer, let refreshTTL = values[7].integer, let refreshID = values[8].bytes
+                  let maximum = values[6].integer, let refreshTTL = values[7].integer, let refreshID = values[8].bytes,
+                  let generation = values[9].integer, let used = values[10].string
             else { throw StoreUnavailable("unexpected reply from the \(script) script") }
             return .active(LoginRecord(kind: .family, subject: subject, fingerprint: fingerprint.count == 16 ? Digest128(prefixOf: fingerprint) : nil,
                                        createdAt: created, ttl: ttl, expiresAt: expires, maxExpiresAt: maximum, refreshTTL: refreshTTL,
-                                       currentRefreshID: SessionKey(bytes: refreshID)))
+                                       currentRefreshID: SessionKey(bytes: refreshID), generation: generation, generationUsed: used == "1"))
         case "unknown": return .unknown
         case "wrong_kind": return .wrongKind
         case "revoked": return .revoked
@@ -225,11 +236,15 @@ public final class RedisStore: TokenStateStore {
     }
 
     public func rotate(_ rotation: Rotation, on eventLoop: any EventLoop) -> EventLoopFuture<RotationOutcome> {
-        run(RedisScripts.rotate, keys: [loginKey(rotation.family), rotationKey(rotation.family, rotation.presentedDigest)], [
-            .integer(clock.now()), .bytes(Self.bytes(rotation.fingerprint)), .bytes(rotation.presentedRefreshID.bytes),
+        let milliseconds = clock.milliseconds()
+        // The entry is kept for the grace, which follows the family's access TTL when unset:
+        // `RenewalPolicy.rotationEntry`'s rule, with the TTL the script cannot know ahead.
+        return run(RedisScripts.rotate, keys: [loginKey(rotation.family), rotationKey(rotation.family, rotation.presented.digest)], [
+            .integer(milliseconds / 1000), .bytes(Self.bytes(rotation.fingerprint)), .bytes(rotation.presented.id.bytes),
             .bytes(rotation.newRefreshID.bytes), .integer(rotation.newRefreshExpiresAt), .bytes(rotation.sealedCandidate),
-            .integer(policy.dedupWindow * 1000), .bytes(Self.dedupTag(rotation.fingerprint)),
+            .integer(policy.dedupWindowMilliseconds), .bytes(Self.dedupTag(rotation.fingerprint)),
             .bytes(invalidationChannel), .bytes(published(rotation.family.text)),
+            .integer(milliseconds), .integer(policy.keptMilliseconds(accessTTL: rotation.accessTTL)), Self.generation(rotation.presented.generation),
         ], on: eventLoop) { reply in
             let values = try Self.values(reply)
             switch values[0].string {
@@ -346,7 +361,8 @@ public final class RedisStore: TokenStateStore {
         return LoginRecord(kind: kind, subject: String(decoding: subject, as: UTF8.self),
                            fingerprint: fields["f"].flatMap { $0.count == 16 ? Digest128(prefixOf: $0) : nil },
                            createdAt: created, ttl: ttl, expiresAt: expires, maxExpiresAt: maximum, refreshTTL: number("r") ?? 0,
-                           currentRefreshID: fields["n"].flatMap { SessionKey(bytes: $0) }, revoked: fields["v"] == [UInt8(ascii: "1")])
+                           currentRefreshID: fields["n"].flatMap { SessionKey(bytes: $0) }, generation: number("g") ?? 0,
+                           generationUsed: fields["u"] == [UInt8(ascii: "1")], revoked: fields["v"] == [UInt8(ascii: "1")])
     }
 
     /// Counting a shared store's logins would mean scanning it: `stats` reports its size and the

@@ -84,7 +84,8 @@ public final class TokendServer: Service, Sendable {
         let (entries, secret) = try directory.loadOrCreate(algorithm: configuration.algorithm, now: clock.now(),
                                                            create: !makeBackend.isShared || configuration.initKeys, logger: logger)
         keys = SigningKeys(directory: directory, entries: entries, policy: JWTValidationPolicy(leeway: configuration.leeway), now: clock.now())
-        let policy = RenewalPolicy(renewBelow: configuration.renewBelow, renewBy: configuration.renewBy, dedupWindow: configuration.dedupWindow)
+        let policy = RenewalPolicy(renewBelow: configuration.renewBelow, renewBy: configuration.renewBy, dedupWindowMilliseconds: configuration.dedupWindowMilliseconds,
+                                   rotationGraceMilliseconds: configuration.rotationGraceMilliseconds)
         let metrics = TokendMetrics()
         backend = try makeBackend.make(StateBackendContext(configuration: configuration, policy: policy, clock: clock, metrics: metrics, logger: logger))
         service = TokenService(configuration: configuration, store: backend.store, keys: keys, digester: try Digester(secret: secret),

@@ -9,9 +9,9 @@ struct EmbeddedState: Sendable {
     private(set) var bySubject: [SubjectKey: Set<SessionKey>] = [:]
     private(set) var dedup: [Digest128: DedupEntry] = [:]
     private var loginExpiry: ExpiryQueue<SessionKey>
-    /// Dedup entries in insertion order, which is expiry order for a fixed window.
-    private var dedupOrder: [Digest128] = []
-    private var dedupHead = 0
+    /// Dedup entries by the second their keeping ends (rounded up): a rotation's grace
+    /// follows its family's access TTL, so insertion order is not expiry order.
+    private var dedupExpiry: ExpiryQueue<Digest128>
     private(set) var counts = Counts()
     /// Changes made since the owner last took them, for the journal.
     var changes: [JournalRecord] = []
@@ -27,6 +27,7 @@ struct EmbeddedState: Sendable {
     init(policy: RenewalPolicy, now: Int64) {
         self.policy = policy
         self.loginExpiry = ExpiryQueue(start: now)
+        self.dedupExpiry = ExpiryQueue(start: now)
     }
 
     // MARK: Expiry
@@ -35,15 +36,9 @@ struct EmbeddedState: Sendable {
     /// most `budget` logins per call; returns how many logins it removed.
     @discardableResult
     mutating func expire(now: Int64, budget: Int = 10_000) -> Int {
-        while dedupHead < dedupOrder.count {
-            let digest = dedupOrder[dedupHead]
-            if let entry = dedup[digest], entry.expiresAt > now { break }
-            if let entry = dedup[digest], entry.expiresAt <= now { dedup[digest] = nil }
-            dedupHead += 1
-        }
-        if dedupHead > 1024, dedupHead * 2 > dedupOrder.count {
-            dedupOrder.removeFirst(dedupHead)
-            dedupHead = 0
+        dedupExpiry.drain(now: now) { digest in
+            // Unless the entry was replaced by one kept longer (queued again for its own time).
+            if let entry = dedup[digest], entry.expiresAt <= now * 1000 { dedup[digest] = nil }
         }
         var expired: [SessionKey] = []
         let removed = loginExpiry.drain(now: now, budget: budget) { expired.append($0) }
@@ -76,9 +71,17 @@ struct EmbeddedState: Sendable {
         return record
     }
 
+    /// `now` in seconds: an entry kept past its start is kept (lookups compare milliseconds).
     private mutating func insertDedup(_ put: JournalRecord.DedupPut, now: Int64) {
-        guard put.entry.expiresAt > now else { return }
-        if dedup.updateValue(put.entry, forKey: put.digest) == nil { dedupOrder.append(put.digest) }
+        guard put.entry.expiresAt > now * 1000 else { return }
+        dedup[put.digest] = put.entry
+        dedupExpiry.insert(put.digest, at: put.entry.expiresAt / 1000 + (put.entry.expiresAt % 1000 == 0 ? 0 : 1))
+    }
+
+    /// The dedup entry of `digest` if it is still kept at `milliseconds`.
+    private func kept(_ digest: Digest128, at milliseconds: Int64) -> DedupEntry? {
+        guard let entry = dedup[digest], milliseconds < entry.expiresAt else { return nil }
+        return entry
     }
 
     private mutating func revoke(_ key: SessionKey, now: Int64) -> Bool {
@@ -89,13 +92,14 @@ struct EmbeddedState: Sendable {
 
     // MARK: Operations
 
-    mutating func create(_ login: NewLogin, now: Int64) -> CreateOutcome {
-        if let idempotency = login.idempotency, let entry = dedup[idempotency.key], now < entry.expiresAt {
+    mutating func create(_ login: NewLogin, at milliseconds: Int64) -> CreateOutcome {
+        let now = milliseconds / 1000
+        if let idempotency = login.idempotency, let entry = kept(idempotency.key, at: milliseconds) {
             return entry.requestDigest == idempotency.requestDigest ? .existing(entry.sealed) : .conflict
         }
         let dedup = login.idempotency.map {
-            JournalRecord.DedupPut(digest: $0.key, entry: DedupEntry(sealed: $0.sealed, fingerprint: login.record.fingerprint,
-                                                                       requestDigest: $0.requestDigest, expiresAt: now + policy.dedupWindow))
+            JournalRecord.DedupPut(digest: $0.key, entry: DedupEntry(sealed: $0.sealed, fingerprint: login.record.fingerprint, requestDigest: $0.requestDigest,
+                                                                       windowEndsAt: milliseconds + policy.dedupWindowMilliseconds))
         }
         apply(.putLogin(login.key, login.record, dedup: dedup), now: now)
         return .created
@@ -118,13 +122,20 @@ struct EmbeddedState: Sendable {
             if let dedup { insertDedup(dedup, now: now) }
         case .setExpiry(let key, let expiresAt):
             logins[key]?.expiresAt = expiresAt
-        case .rotate(let key, let refreshID, let expiresAt, let dedup):
+        case .rotate(let key, let refreshID, let expiresAt, let generation, let dedup):
             if var record = logins[key] {
                 record.currentRefreshID = refreshID
                 record.expiresAt = expiresAt
+                record.generation = generation
+                record.generationUsed = false
                 logins[key] = record
             }
             insertDedup(dedup, now: now)
+        case .markUsed(let key, let generation):
+            if var record = logins[key], record.generation == generation {
+                record.generationUsed = true
+                logins[key] = record
+            }
         case .revoke(let key):
             guard var record = logins[key], !record.revoked else { return }
             adjustCounts(record, by: -1)
@@ -156,7 +167,8 @@ struct EmbeddedState: Sendable {
         return .active(LoginInfo(subject: record.subject, expiresAt: record.expiresAt, maxExpiresAt: record.maxExpiresAt), renewed: renewed)
     }
 
-    func checkFamily(_ key: SessionKey, fingerprint: Digest128?, now: Int64) -> FamilyOutcome {
+    /// A family's checks, for a verify of its access token or before a rotation.
+    private func family(_ key: SessionKey, fingerprint: Digest128?, now: Int64) -> FamilyOutcome {
         guard let record = live(key, now: now) else { return .unknown }
         guard record.kind == .family else { return .wrongKind }
         guard !record.revoked else { return .revoked }
@@ -165,35 +177,55 @@ struct EmbeddedState: Sendable {
         return .active(record)
     }
 
-    func prepareRotation(_ key: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?, now: Int64) -> RotationCheck {
-        let outcome = checkFamily(key, fingerprint: fingerprint, now: now)
-        guard case .active = outcome, let entry = dedup[presentedDigest], now < entry.expiresAt else { return .family(outcome) }
+    /// An access token's verify: the family's checks; an access token of the current
+    /// generation marks its pair used, which ends lost-response retries of the refresh that
+    /// made it.
+    mutating func checkFamily(_ key: SessionKey, fingerprint: Digest128?, generation: Int64? = nil, now: Int64) -> FamilyOutcome {
+        let outcome = family(key, fingerprint: fingerprint, now: now)
+        if case .active(var record) = outcome, record.marksUsed(generation) {
+            apply(.markUsed(key, generation: record.generation), now: now)
+            record.generationUsed = true
+            return .active(record)
+        }
+        return outcome
+    }
+
+    func prepareRotation(_ key: SessionKey, presented: PresentedRefresh, fingerprint: Digest128?, at milliseconds: Int64) -> RotationCheck {
+        let outcome = family(key, fingerprint: fingerprint, now: milliseconds / 1000)
+        guard case .active(let record) = outcome, let entry = kept(presented.digest, at: milliseconds) else { return .family(outcome) }
         // As in `rotate`: the same pair goes back only to the fingerprint it was made for.
         guard Digest128.constantTimeEquals(entry.fingerprint, fingerprint) else { return .family(.fingerprintMismatch) }
+        guard record.presentation(of: presented.id, generation: presented.generation, kept: entry, at: milliseconds) == .repeat else {
+            return .family(outcome)
+        }
         return .repeated(entry.sealed)
     }
 
-    mutating func rotate(_ rotation: Rotation, now: Int64) -> RotationOutcome {
+    mutating func rotate(_ rotation: Rotation, at milliseconds: Int64) -> RotationOutcome {
+        let now = milliseconds / 1000
         guard let record = live(rotation.family, now: now), record.kind == .family else { return .unknown }
         guard !record.revoked else { return .revoked }
         guard now < record.maxExpiresAt else { return .maxLifetimeReached }
         guard record.accepts(rotation.fingerprint) else { return .fingerprintMismatch }
-        if let entry = dedup[rotation.presentedDigest], now < entry.expiresAt {
-            // The same pair goes back only to the fingerprint the first rotation came from,
-            // bound family or not.
-            guard Digest128.constantTimeEquals(entry.fingerprint, rotation.fingerprint) else { return .fingerprintMismatch }
-            return .deduplicated(entry.sealed)
-        }
-        guard record.currentRefreshID == rotation.presentedRefreshID else {
+        let entry = kept(rotation.presented.digest, at: milliseconds)
+        // The same pair goes back only to the fingerprint the first rotation came from, bound
+        // family or not.
+        if let entry, !Digest128.constantTimeEquals(entry.fingerprint, rotation.fingerprint) { return .fingerprintMismatch }
+        switch record.presentation(of: rotation.presented.id, generation: rotation.presented.generation, kept: entry, at: milliseconds) {
+        case .repeat:
+            return .deduplicated(entry!.sealed)
+        case .reuse:
             // RFC 9700 §4.14.2: a spent refresh token is a stolen one; end the family.
             _ = revoke(rotation.family, now: now)
             return .reuseDetected
+        case .rotate:
+            let generation = record.generation + 1
+            let kept = policy.rotationEntry(sealed: rotation.sealedCandidate, fingerprint: rotation.fingerprint, family: record,
+                                            generation: generation, at: milliseconds)
+            apply(.rotate(rotation.family, refreshID: rotation.newRefreshID, expiresAt: rotation.newRefreshExpiresAt, generation: generation,
+                          dedup: JournalRecord.DedupPut(digest: rotation.presented.digest, entry: kept)), now: now)
+            return .rotated
         }
-        let entry = DedupEntry(sealed: rotation.sealedCandidate, fingerprint: rotation.fingerprint, requestDigest: nil,
-                               expiresAt: now + policy.dedupWindow)
-        apply(.rotate(rotation.family, refreshID: rotation.newRefreshID, expiresAt: rotation.newRefreshExpiresAt,
-                      dedup: JournalRecord.DedupPut(digest: rotation.presentedDigest, entry: entry)), now: now)
-        return .rotated
     }
 
     mutating func revoke(_ target: RevokeTarget, now: Int64) -> Int? {

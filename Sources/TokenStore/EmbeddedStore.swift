@@ -95,6 +95,7 @@ public final class EmbeddedStore: TokenStateStore {
     /// durable again) writes are refused before they change anything, and reads and touches
     /// are answered from memory without waiting for the journal: a failed write never fails a
     /// verify. A touch's renewal then lives in memory until the snapshot that ends the fault.
+    /// `body` gets the time in Unix milliseconds.
     private func run<R: Sendable>(_ access: Access, on eventLoop: any EventLoop, _ body: (inout EmbeddedState, Int64) -> R) -> EventLoopFuture<R> {
         answer(access, on: eventLoop, body).future(on: eventLoop)
     }
@@ -102,7 +103,7 @@ public final class EmbeddedStore: TokenStateStore {
     /// `run`'s work, answered at once unless the journal has yet to write what the answer
     /// rests on.
     private func answer<R: Sendable>(_ access: Access, on eventLoop: any EventLoop, _ body: (inout EmbeddedState, Int64) -> R) -> StoreAnswer<R> {
-        let now = clock.now()
+        let now = clock.milliseconds()
         guard let journal else {
             return .ready(guarded.withLockedValue { body(&$0.state, now) })
         }
@@ -229,42 +230,43 @@ public final class EmbeddedStore: TokenStateStore {
     }
 
     public func create(_ login: NewLogin, on eventLoop: any EventLoop) -> EventLoopFuture<CreateOutcome> {
-        run(.write, on: eventLoop) { $0.create(login, now: $1) }
+        run(.write, on: eventLoop) { $0.create(login, at: $1) }
     }
 
     public func touchSession(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome> {
         touchSessionAnswer(key, fingerprint: fingerprint, subject: subject, explicit: explicit, on: eventLoop).future(on: eventLoop)
     }
 
-    public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
-        checkFamilyAnswer(key, fingerprint: fingerprint, on: eventLoop).future(on: eventLoop)
+    public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, generation: Int64?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
+        checkFamilyAnswer(key, fingerprint: fingerprint, generation: generation, on: eventLoop).future(on: eventLoop)
     }
 
     public func touchSessionAnswer(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool,
                                    on eventLoop: any EventLoop) -> StoreAnswer<SessionOutcome> {
-        answer(.touch, on: eventLoop) { $0.touchSession(key, fingerprint: fingerprint, subject: subject, explicit: explicit, now: $1) }
+        answer(.touch, on: eventLoop) { $0.touchSession(key, fingerprint: fingerprint, subject: subject, explicit: explicit, now: $1 / 1000) }
     }
 
-    public func checkFamilyAnswer(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> StoreAnswer<FamilyOutcome> {
-        answer(.read, on: eventLoop) { $0.checkFamily(key, fingerprint: fingerprint, now: $1) }
+    /// A touch: marking a pair used is written, but a verify never fails for the journal.
+    public func checkFamilyAnswer(_ key: SessionKey, fingerprint: Digest128?, generation: Int64?, on eventLoop: any EventLoop) -> StoreAnswer<FamilyOutcome> {
+        answer(.touch, on: eventLoop) { $0.checkFamily(key, fingerprint: fingerprint, generation: generation, now: $1 / 1000) }
     }
 
     public func healthAnswer(on eventLoop: any EventLoop) -> StoreAnswer<Bool> { .ready(!isDegraded) }
 
-    public func prepareRotation(_ key: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck> {
-        run(.read, on: eventLoop) { $0.prepareRotation(key, presentedDigest: presentedDigest, fingerprint: fingerprint, now: $1) }
+    public func prepareRotation(_ key: SessionKey, presented: PresentedRefresh, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck> {
+        run(.read, on: eventLoop) { $0.prepareRotation(key, presented: presented, fingerprint: fingerprint, at: $1) }
     }
 
     public func rotate(_ rotation: Rotation, on eventLoop: any EventLoop) -> EventLoopFuture<RotationOutcome> {
-        run(.write, on: eventLoop) { $0.rotate(rotation, now: $1) }
+        run(.write, on: eventLoop) { $0.rotate(rotation, at: $1) }
     }
 
     public func revoke(_ target: RevokeTarget, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        run(.write, on: eventLoop) { $0.revoke(target, now: $1) }
+        run(.write, on: eventLoop) { $0.revoke(target, now: $1 / 1000) }
     }
 
     public func list(_ query: ListQuery, on eventLoop: any EventLoop) -> EventLoopFuture<ListPage> {
-        run(.read, on: eventLoop) { $0.list(query, now: $1) }
+        run(.read, on: eventLoop) { $0.list(query, now: $1 / 1000) }
     }
 
     public func statistics(on eventLoop: any EventLoop) -> EventLoopFuture<StoreStatistics> {

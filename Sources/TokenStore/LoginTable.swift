@@ -1,9 +1,10 @@
 /// The logins by key, stored compactly: a dictionary from key to a slot number, and the
-/// records themselves packed in one array of 72-byte slots (times as 32-bit seconds, optional
+/// records themselves packed in one array of 80-byte slots (times as 32-bit seconds, optional
 /// digests as flags). A dictionary holding the records directly would keep a 112-byte value
 /// for every bucket of a table that is, after growing, often half empty.
 ///
-/// Times are Unix seconds up to 2106 and TTLs up to 136 years; larger values are clamped.
+/// Times are Unix seconds up to 2106, TTLs up to 136 years and generations up to 2³²−1; larger
+/// values are clamped.
 struct LoginTable: Sendable, Equatable, Sequence {
     private var index: [SessionKey: UInt32] = [:]
     private var slots: [Slot] = []
@@ -19,9 +20,10 @@ struct LoginTable: Sendable, Equatable, Sequence {
         var expiresAt: UInt32
         var maxExpiresAt: UInt32
         var refreshTTL: UInt32
+        var generation: UInt32
         var flags: UInt8
 
-        static let family: UInt8 = 1, revoked: UInt8 = 2, hasFingerprint: UInt8 = 4, hasRefreshID: UInt8 = 8
+        static let family: UInt8 = 1, revoked: UInt8 = 2, hasFingerprint: UInt8 = 4, hasRefreshID: UInt8 = 8, generationUsed: UInt8 = 16
 
         init(_ record: LoginRecord) {
             subject = record.subject
@@ -32,8 +34,10 @@ struct LoginTable: Sendable, Equatable, Sequence {
             expiresAt = UInt32(clamping: record.expiresAt)
             maxExpiresAt = UInt32(clamping: record.maxExpiresAt)
             refreshTTL = UInt32(clamping: record.refreshTTL)
+            generation = UInt32(clamping: record.generation)
             flags = (record.kind == .family ? Self.family : 0) | (record.revoked ? Self.revoked : 0)
                 | (record.fingerprint != nil ? Self.hasFingerprint : 0) | (record.currentRefreshID != nil ? Self.hasRefreshID : 0)
+                | (record.generationUsed ? Self.generationUsed : 0)
         }
 
         var record: LoginRecord {
@@ -41,7 +45,7 @@ struct LoginTable: Sendable, Equatable, Sequence {
                         fingerprint: flags & Self.hasFingerprint != 0 ? fingerprint : nil,
                         createdAt: Int64(createdAt), ttl: Int64(ttl), expiresAt: Int64(expiresAt), maxExpiresAt: Int64(maxExpiresAt),
                         refreshTTL: Int64(refreshTTL), currentRefreshID: flags & Self.hasRefreshID != 0 ? refreshID : nil,
-                        revoked: flags & Self.revoked != 0)
+                        generation: Int64(generation), generationUsed: flags & Self.generationUsed != 0, revoked: flags & Self.revoked != 0)
         }
     }
 

@@ -27,10 +27,17 @@ public struct LoginRecord: Sendable, Hashable {
     public var refreshTTL: Int64
     /// Family: the `jti` of the one refresh token that may rotate next.
     public var currentRefreshID: SessionKey?
+    /// Family: the current pair's generation (its tokens' `gen` claim): 0 at issue, one more
+    /// with each rotation. The rotation rules compare generations, never issue times.
+    public var generation: Int64
+    /// Family: whether the current pair has been used (its access token verified). Until then a
+    /// lost-response retry of the refresh that made it gets it again, within the grace.
+    public var generationUsed: Bool
     public var revoked: Bool
 
     public init(kind: LoginKind, subject: String, fingerprint: Digest128?, createdAt: Int64, ttl: Int64, expiresAt: Int64,
-                maxExpiresAt: Int64, refreshTTL: Int64 = 0, currentRefreshID: SessionKey? = nil, revoked: Bool = false) {
+                maxExpiresAt: Int64, refreshTTL: Int64 = 0, currentRefreshID: SessionKey? = nil, generation: Int64 = 0,
+                generationUsed: Bool = false, revoked: Bool = false) {
         self.kind = kind
         self.subject = subject
         self.fingerprint = fingerprint
@@ -40,6 +47,8 @@ public struct LoginRecord: Sendable, Hashable {
         self.maxExpiresAt = maxExpiresAt
         self.refreshTTL = refreshTTL
         self.currentRefreshID = currentRefreshID
+        self.generation = generation
+        self.generationUsed = generationUsed
         self.revoked = revoked
     }
 
@@ -56,19 +65,42 @@ public struct LoginRecord: Sendable, Hashable {
 /// The tokens are sealed (AES-256-GCM) under a key derived from what the repeating caller
 /// presents again: the old refresh token, or the subject and idempotency key. The store, the
 /// snapshot and the journal hold only the sealed bytes, never a usable token.
+///
+/// Times are Unix milliseconds: a window of 1500 ms is 1500 ms.
 public struct DedupEntry: Sendable, Hashable {
     public var sealed: [UInt8]
     public var fingerprint: Digest128?
     /// Idempotent issue only: a digest of the request, to refuse a key reused for another one.
     public var requestDigest: Digest128?
+    /// Until then a repeat gets the same result whatever happened since (the dedup window).
+    public var windowEndsAt: Int64
+    /// Until then it is kept at all: a rotation's entry, past its window, still answers a
+    /// lost-response retry while the pair it holds is unused (the rotation grace).
     public var expiresAt: Int64
+    /// A rotation's entry: the generation of the pair it holds.
+    public var generation: Int64
 
-    public init(sealed: [UInt8], fingerprint: Digest128?, requestDigest: Digest128?, expiresAt: Int64) {
+    public init(sealed: [UInt8], fingerprint: Digest128?, requestDigest: Digest128?, windowEndsAt: Int64, expiresAt: Int64? = nil,
+                generation: Int64 = 0) {
         self.sealed = sealed
         self.fingerprint = fingerprint
         self.requestDigest = requestDigest
-        self.expiresAt = expiresAt
+        self.windowEndsAt = windowEndsAt
+        self.expiresAt = max(expiresAt ?? windowEndsAt, windowEndsAt)
+        self.generation = generation
     }
+}
+
+/// What presenting a refresh token to its family comes to (`LoginRecord.presentation`).
+public enum Presentation: Sendable, Hashable {
+    /// The family's current refresh token: rotate it.
+    case rotate
+    /// A token already rotated whose successor pair goes back to it again (the same bytes):
+    /// within the dedup window (concurrent refreshes), or later within the grace while the
+    /// successor is unused (a lost response).
+    case `repeat`
+    /// A spent token otherwise: RFC 9700 §4.14.2 takes it for a stolen one.
+    case reuse
 }
 
 extension LoginRecord {
@@ -80,6 +112,24 @@ extension LoginRecord {
         if explicit { return min(now + ttl, maxExpiresAt) }
         guard expiresAt - now < policy.renewBelow else { return expiresAt }
         return min(expiresAt + policy.renewBy, now + ttl, maxExpiresAt)
+    }
+
+    /// The rotation rule, the one both stores keep (`RedisScripts.presentation` is its Lua):
+    /// `kept` is the entry of the presented token's own rotation, if it was rotated and the
+    /// entry is still kept at `milliseconds`; `generation` is the token's `gen` claim (absent
+    /// from tokens issued before generations). The fingerprint is checked by the caller.
+    public func presentation(of refreshID: SessionKey, generation presented: Int64?, kept: DedupEntry?, at milliseconds: Int64) -> Presentation {
+        if let kept, milliseconds < kept.expiresAt {
+            if milliseconds < kept.windowEndsAt { return .repeat }
+            return kept.generation == generation && !generationUsed ? .repeat : .reuse
+        }
+        guard currentRefreshID == refreshID, presented.map({ $0 == generation }) ?? true else { return .reuse }
+        return .rotate
+    }
+
+    /// Whether verifying an access token of `presented` generation marks the current pair used.
+    public func marksUsed(_ presented: Int64?) -> Bool {
+        kind == .family && !generationUsed && presented == generation
     }
 
     /// When the store forgets the login: its maximum lifetime plus as long again as it could

@@ -34,8 +34,8 @@ extension TokenStateStore {
         .pending(touchSession(key, fingerprint: fingerprint, subject: subject, explicit: explicit, on: eventLoop))
     }
 
-    public func checkFamilyAnswer(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> StoreAnswer<FamilyOutcome> {
-        .pending(checkFamily(key, fingerprint: fingerprint, on: eventLoop))
+    public func checkFamilyAnswer(_ key: SessionKey, fingerprint: Digest128?, generation: Int64?, on eventLoop: any EventLoop) -> StoreAnswer<FamilyOutcome> {
+        .pending(checkFamily(key, fingerprint: fingerprint, generation: generation, on: eventLoop))
     }
 
     public func healthAnswer(on eventLoop: any EventLoop) -> StoreAnswer<Bool> {

@@ -17,16 +17,18 @@ public protocol TokenStateStore: Sendable {
     /// `subjectMismatch`, found before anything is renewed.
     func touchSession(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<SessionOutcome>
 
-    /// Checks a refresh family for an access-token verify or before a rotation.
-    func checkFamily(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome>
+    /// Checks a refresh family for an access-token verify. An access token of the family's
+    /// current `generation` marks the pair used (`LoginRecord.marksUsed`) before the answer.
+    func checkFamily(_ key: SessionKey, fingerprint: Digest128?, generation: Int64?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome>
 
     /// Before a rotation is signed: the family's check and, when the presented refresh token
-    /// was rotated within the dedup window (by digest) for this fingerprint, the pair it got,
-    /// so that a repeat signs nothing. The rotation itself checks everything again.
-    func prepareRotation(_ key: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck>
+    /// was rotated already and `LoginRecord.presentation` hands its pair back (a repeat within
+    /// the dedup window, or a lost-response retry within the grace), that pair, so that a
+    /// repeat signs nothing. The rotation itself checks everything again.
+    func prepareRotation(_ key: SessionKey, presented: PresentedRefresh, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck>
 
     /// Rotates a family with a pair already signed, unless the presented refresh token was
-    /// rotated already (dedup hit or reuse).
+    /// rotated already (a repeat, or reuse).
     func rotate(_ rotation: Rotation, on eventLoop: any EventLoop) -> EventLoopFuture<RotationOutcome>
 
     /// Revokes one login or every login of a subject; returns how many were newly revoked,
@@ -47,7 +49,7 @@ public protocol TokenStateStore: Sendable {
     /// implementation is the one called through `any TokenStateStore`.
     func touchSessionAnswer(_ key: SessionKey, fingerprint: Digest128?, subject: String, explicit: Bool,
                             on eventLoop: any EventLoop) -> StoreAnswer<SessionOutcome>
-    func checkFamilyAnswer(_ key: SessionKey, fingerprint: Digest128?, on eventLoop: any EventLoop) -> StoreAnswer<FamilyOutcome>
+    func checkFamilyAnswer(_ key: SessionKey, fingerprint: Digest128?, generation: Int64?, on eventLoop: any EventLoop) -> StoreAnswer<FamilyOutcome>
     func healthAnswer(on eventLoop: any EventLoop) -> StoreAnswer<Bool>
 }
 
@@ -127,28 +129,44 @@ public enum FamilyOutcome: Sendable, Hashable {
 public enum RotationCheck: Sendable, Hashable {
     /// The family as `checkFamily` sees it: active (a rotation may be signed) or a refusal.
     case family(FamilyOutcome)
-    /// A repeat within the dedup window: the sealed pair of the rotation it repeats.
+    /// A repeat (`Presentation.repeat`): the sealed pair of the rotation it repeats.
     case repeated([UInt8])
 }
 
-/// A rotation request: the presented refresh token (by its `jti` and digest) and the pair
-/// signed to replace it.
+/// A refresh token presented for rotation, as the store's rules see it.
+public struct PresentedRefresh: Sendable, Hashable {
+    /// Its `jti`.
+    public var id: SessionKey
+    /// Digest of the whole token: the dedup map's key.
+    public var digest: Digest128
+    /// Its `gen` claim; absent from tokens issued before generations.
+    public var generation: Int64?
+
+    public init(id: SessionKey, digest: Digest128, generation: Int64?) {
+        self.id = id
+        self.digest = digest
+        self.generation = generation
+    }
+}
+
+/// A rotation request: the presented refresh token and the pair signed to replace it (whose
+/// generation is the family's next).
 public struct Rotation: Sendable {
     public var family: SessionKey
-    public var presentedRefreshID: SessionKey
-    /// Digest of the whole presented refresh token: the dedup map's key.
-    public var presentedDigest: Digest128
+    public var presented: PresentedRefresh
     public var fingerprint: Digest128?
     public var newRefreshID: SessionKey
     public var newRefreshExpiresAt: Int64
+    /// The family's access-token TTL (seconds): the rotation grace when none is configured.
+    public var accessTTL: Int64
     /// The new pair, sealed, kept for repeats within the dedup window.
     public var sealedCandidate: [UInt8]
 
-    public init(family: SessionKey, presentedRefreshID: SessionKey, presentedDigest: Digest128, fingerprint: Digest128?,
-                newRefreshID: SessionKey, newRefreshExpiresAt: Int64, sealedCandidate: [UInt8]) {
+    public init(family: SessionKey, presented: PresentedRefresh, fingerprint: Digest128?,
+                newRefreshID: SessionKey, newRefreshExpiresAt: Int64, accessTTL: Int64, sealedCandidate: [UInt8]) {
+        self.accessTTL = accessTTL
         self.family = family
-        self.presentedRefreshID = presentedRefreshID
-        self.presentedDigest = presentedDigest
+        self.presented = presented
         self.fingerprint = fingerprint
         self.newRefreshID = newRefreshID
         self.newRefreshExpiresAt = newRefreshExpiresAt
@@ -159,9 +177,10 @@ public struct Rotation: Sendable {
 public enum RotationOutcome: Sendable, Hashable {
     /// The candidate pair is now the family's.
     case rotated
-    /// A repeat within the dedup window: the sealed pair the first rotation produced.
+    /// A repeat (within the dedup window, or a lost-response retry within the grace): the
+    /// sealed pair the first rotation produced.
     case deduplicated([UInt8])
-    /// A spent refresh token after the window: the family has been revoked.
+    /// A spent refresh token otherwise: the family has been revoked.
     case reuseDetected
     case revoked
     case maxLifetimeReached

@@ -140,7 +140,9 @@ struct SharedStoreTests {
         // Within the window, another daemon hands out the same pair.
         let repeated = try await b.refresh(token: issued.refreshToken!)
         #expect(repeated.accessToken == rotated.accessToken && repeated.refreshToken == rotated.refreshToken)
-        try await Task.sleep(for: .milliseconds(2100))
+        try await Task.sleep(for: .milliseconds(1100))
+        // Past the window, and the new pair used on a third daemon: the spent token is reuse.
+        #expect(try await c.verify(token: rotated.accessToken!).status == .ok)
         #expect(await refusal { try await b.refresh(token: issued.refreshToken!) } == .reuseDetected)
         #expect(await refusal { try await c.verify(token: rotated.accessToken!) } == .revoked)
         #expect(await refusal { try await a.refresh(token: rotated.refreshToken!) } == .revoked)
@@ -335,7 +337,7 @@ struct SharedStoreSettingsTests {
     }
 
     @Test func aDedupWindowOfZeroRemembersNothingAndFailsNothing() async throws {
-        let store = try SharedStore(.single, daemons: 1, arguments: ["--dedup-window", "0s"])
+        let store = try SharedStore(.single, daemons: 1, arguments: ["--dedup-window", "0s", "--rotation-grace", "0s"])
         let client = try await store.daemons[0].client()
         let pair = try await client.issue(IssueRequest(mode: .pair, subject: "lee"))
         let rotated = try await client.refresh(token: pair.refreshToken!)

@@ -58,7 +58,7 @@ import TokenProtocol
         #expect(cleanReport["problem"] is NSNull)
         let cleanFiles = try files(cleanReport)
         #expect(cleanFiles.first?["name"] as? String == "snapshot.tks")
-        #expect(cleanFiles.first?["version"] as? Int == 1)
+        #expect(cleanFiles.first?["version"] as? Int == 2)
         #expect((cleanFiles.first?["created_at"] as? String)?.hasSuffix("Z") == true)
         #expect(try records(cleanFiles.first, "put_login") == 7, "every login, the revoked ones too")
         #expect(try records(cleanFiles.first, "snapshot_end") == 1)

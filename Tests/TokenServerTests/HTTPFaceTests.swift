@@ -19,7 +19,7 @@ import TokenStore
     let face: HTTPFace
 
     init() throws {
-        fixture = try ServiceFixture { $0.dedupWindow = 5 }
+        fixture = try ServiceFixture { $0.dedupWindowMilliseconds = 5_000 }
         var http = HTTPFaceConfiguration()
         http.listen = [.unix(path: "unused")]
         http.tokenCookie = "access"

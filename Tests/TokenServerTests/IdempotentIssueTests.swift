@@ -72,7 +72,7 @@ import TokenProtocol
     /// The window counts from the first issue (5 s by default); repeats do not extend it, and
     /// after it a repeat creates a new login.
     @Test func theKeyIsForgottenAfterTheDedupWindowOfTheFirstIssue() throws {
-        let fixture = try ServiceFixture { $0.dedupWindow = 5 }
+        let fixture = try ServiceFixture { $0.dedupWindowMilliseconds = 5_000 }
         let first = try fixture.call(.issue, Self.request.fields)
         fixture.clock.advance(2)
         #expect(try fixture.call(.issue, Self.request.fields).fields == first.fields)

@@ -11,7 +11,7 @@ import TokenProtocol
     }
 
     @Test func aRepeatWithinTheDedupWindowGetsTheSamePairAndSignsNothing() throws {
-        let fixture = try ServiceFixture { $0.dedupWindow = 5 }
+        let fixture = try ServiceFixture { $0.dedupWindowMilliseconds = 5_000 }
         let issued = try fixture.issue(IssueRequest(mode: .pair, subject: "kim", fingerprint: [7]))
         #expect(Self.signed(fixture) == 2)
         let refresh = TokenRequest(token: issued.refreshToken!, fingerprint: [7])
@@ -24,9 +24,17 @@ import TokenProtocol
             #expect(again.status == .ok && again.fields == first.fields, "the same pair, byte for byte")
         }
         #expect(Self.signed(fixture) == 4, "repeats sign nothing")
-        // Another fingerprint gets no pair, and after the window the repeat is reuse.
+        // Another fingerprint gets no pair.
         #expect(try fixture.call(.refresh, TokenRequest(token: issued.refreshToken!, fingerprint: [8]).fields).status == .fingerprintMismatch)
+        // After the window, while the new pair is unused, a retry is a lost response: the same
+        // pair again, signing nothing.
         fixture.clock.advance(6)
+        let retried = try fixture.call(.refresh, refresh.fields)
+        #expect(retried.status == .ok && retried.fields == first.fields, "a lost-response retry gets the same pair")
+        #expect(Self.signed(fixture) == 4)
+        // Once the new pair is used (its access token verified), the repeat is reuse.
+        let pair = try IssueResult(fields: first.fields)
+        #expect(try fixture.call(.verify, TokenRequest(token: pair.accessToken!, fingerprint: [7]).fields).status == .ok)
         #expect(try fixture.call(.refresh, refresh.fields).status == .reuseDetected)
         // Reuse is found by the rotation itself (atomically with the revocation), after a pair
         // was signed for it and dropped: once per family, which is revoked from then on.

@@ -10,10 +10,12 @@ import TokenStore
 
 /// A clock the test moves by hand.
 final class ManualClock: TokenClock {
+    /// Unix milliseconds.
     private let time: NIOLockedValueBox<Int64>
-    init(_ start: Int64 = 1_800_000_000) { time = NIOLockedValueBox(start) }
-    func now() -> Int64 { time.withLockedValue { $0 } }
-    func advance(_ seconds: Int64) { time.withLockedValue { $0 += seconds } }
+    init(_ start: Int64 = 1_800_000_000) { time = NIOLockedValueBox(start * 1000) }
+    func milliseconds() -> Int64 { time.withLockedValue { $0 } }
+    func advance(_ seconds: Int64) { time.withLockedValue { $0 += seconds * 1000 } }
+    func advance(milliseconds: Int64) { time.withLockedValue { $0 += milliseconds } }
 }
 
 /// tokend's service core in this process: an embedded store without files, keys in a
@@ -37,7 +39,8 @@ final class ServiceFixture {
         keyDirectory = KeyDirectory(path: configuration.keysDirectory)
         let (entries, secret) = try keyDirectory.loadOrCreate(algorithm: algorithm, now: clock.now(), logger: logger)
         let keys = SigningKeys(directory: keyDirectory, entries: entries, policy: JWTValidationPolicy(leeway: configuration.leeway), now: clock.now())
-        let policy = RenewalPolicy(renewBelow: configuration.renewBelow, renewBy: configuration.renewBy, dedupWindow: configuration.dedupWindow)
+        let policy = RenewalPolicy(renewBelow: configuration.renewBelow, renewBy: configuration.renewBy, dedupWindowMilliseconds: configuration.dedupWindowMilliseconds,
+                                   rotationGraceMilliseconds: configuration.rotationGraceMilliseconds)
         let store = try EmbeddedStore(policy: policy, clock: clock, persistence: nil, logger: logger)
         service = TokenService(configuration: configuration, store: store, keys: keys, digester: try Digester(secret: secret), clock: clock, logger: logger)
     }

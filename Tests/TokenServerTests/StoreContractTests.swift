@@ -12,8 +12,9 @@ import TokenStore
 /// and the Redis store (a `redis-server` the test starts), both on a manual clock.
 ///
 /// The Redis store takes the time from the daemon's clock for every rule, except that Redis
-/// itself forgets a dedup entry when its window has passed in real time (`PX`); the cases that
-/// wait out a window therefore also wait for it in real time (`Harness.pass`).
+/// itself forgets an idempotent issue's dedup entry when its window has passed in real time
+/// (`PX`); a case that waits out such a window also waits for it in real time (`Harness.pass`).
+/// A rotation's entry carries its own times, which the scripts compare with the daemon's clock.
 @Suite(.serialized, .enabled(if: RedisServer.installed, "redis-server is not installed (tools/test installs it); the contract is proven on both stores or not at all"))
 struct StoreContractTests {
     enum Kind: String, CaseIterable, CustomStringConvertible, Sendable {
@@ -23,7 +24,7 @@ struct StoreContractTests {
 
     /// A dedup window long enough that the repeats inside it come in time on a busy machine
     /// (Redis counts it in real time).
-    static let policy = RenewalPolicy(renewBelow: 60, renewBy: 60, dedupWindow: 4, tombstoneGrace: 3600)
+    static let policy = RenewalPolicy(renewBelow: 60, renewBy: 60, dedupWindowMilliseconds: 4000, tombstoneGrace: 3600)
     static let fingerprint = Digest128(high: 1, low: 2)
     static let other = Digest128(high: 3, low: 4)
 
@@ -78,9 +79,19 @@ struct StoreContractTests {
                                                           currentRefreshID: refreshID))
         }
 
-        func rotation(_ family: SessionKey, presented: SessionKey, digest: Digest128, new: SessionKey, fingerprint: Digest128? = StoreContractTests.fingerprint) -> Rotation {
-            Rotation(family: family, presentedRefreshID: presented, presentedDigest: digest, fingerprint: fingerprint, newRefreshID: new,
-                     newRefreshExpiresAt: clock.now() + 60, sealedCandidate: new.bytes)
+        func rotation(_ family: SessionKey, presented: SessionKey, digest: Digest128, generation: Int64? = 0, new: SessionKey,
+                      fingerprint: Digest128? = StoreContractTests.fingerprint) -> Rotation {
+            Rotation(family: family, presented: PresentedRefresh(id: presented, digest: digest, generation: generation), fingerprint: fingerprint,
+                     newRefreshID: new, newRefreshExpiresAt: clock.now() + 60, accessTTL: 30, sealedCandidate: new.bytes)
+        }
+
+        func check(_ family: SessionKey, fingerprint: Digest128? = StoreContractTests.fingerprint, generation: Int64? = nil) async throws -> FamilyOutcome {
+            try await store.checkFamily(family, fingerprint: fingerprint, generation: generation, on: loop).get()
+        }
+
+        func prepare(_ family: SessionKey, presented: SessionKey, digest: Digest128, generation: Int64? = 0) async throws -> RotationCheck {
+            try await store.prepareRotation(family, presented: PresentedRefresh(id: presented, digest: digest, generation: generation),
+                                            fingerprint: StoreContractTests.fingerprint, on: loop).get()
         }
 
         func touch(_ key: SessionKey, subject: String = "alice", fingerprint: Digest128? = StoreContractTests.fingerprint, explicit: Bool = false) async throws -> SessionOutcome {
@@ -98,7 +109,7 @@ struct StoreContractTests {
         #expect(try await harness.touch(key, fingerprint: Self.other) == .fingerprintMismatch)
         #expect(try await harness.touch(key, subject: "mallory") == .subjectMismatch)
         #expect(try await harness.touch(SessionKey.random()) == .unknown)
-        #expect(try await harness.store.checkFamily(key, fingerprint: Self.fingerprint, on: harness.loop).get() == .wrongKind)
+        #expect(try await harness.check(key, fingerprint: Self.fingerprint) == .wrongKind)
         // 61 s in, 59 s remain, under renew-below (60): renewed by renew-by, capped at now + idle.
         try await harness.pass(61)
         #expect(try await harness.touch(key) == .active(LoginInfo(subject: "alice", expiresAt: start + 180, maxExpiresAt: start + 300), renewed: true))
@@ -121,40 +132,86 @@ struct StoreContractTests {
         try await harness.pass(100)
         #expect(try await harness.touch(session) == .maxLifetimeReached)
         try await harness.pass(200)
-        #expect(try await harness.store.checkFamily(family, fingerprint: Self.fingerprint, on: harness.loop).get() == .maxLifetimeReached)
+        #expect(try await harness.check(family, fingerprint: Self.fingerprint) == .maxLifetimeReached)
     }
 
     @Test(arguments: Kind.allCases)
-    func aRotationIsRepeatedWithinTheWindowAndReusedAfterIt(_ kind: Kind) async throws {
+    func aRotationIsRepeatedWithinTheWindowRecoveredWhileUnusedAndReusedAfter(_ kind: Kind) async throws {
         let harness = try Harness(kind)
         let family = SessionKey.random(), first = SessionKey.random(), second = SessionKey.random()
         let digest = Digest128(high: 7, low: 7)
         #expect(try await harness.store.create(harness.family(family, refreshID: first), on: harness.loop).get() == .created)
-        guard case .active(let record) = try await harness.store.checkFamily(family, fingerprint: Self.fingerprint, on: harness.loop).get() else {
+        guard case .active(let record) = try await harness.check(family) else {
             Issue.record("the new family is not active"); return
         }
-        #expect(record.subject == "alice" && record.currentRefreshID == first)
-        #expect(try await harness.store.checkFamily(family, fingerprint: Self.other, on: harness.loop).get() == .fingerprintMismatch)
+        #expect(record.subject == "alice" && record.currentRefreshID == first && record.generation == 0 && !record.generationUsed)
+        #expect(try await harness.check(family, fingerprint: Self.other) == .fingerprintMismatch)
         #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: second), on: harness.loop).get() == .rotated)
         // The same refresh token again within the window: the first rotation's pair, whoever signed a new candidate.
         let repeated = try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get()
         #expect(repeated == .deduplicated(second.bytes))
-        #expect(try await harness.store.prepareRotation(family, presentedDigest: digest, fingerprint: Self.fingerprint, on: harness.loop).get()
-                == .repeated(second.bytes))
+        #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes))
         #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random(), fingerprint: Self.other),
                                                on: harness.loop).get() == .fingerprintMismatch)
-        // After the window, the spent token is reuse: the family is revoked.
-        try await harness.pass(5, realTimeToo: true)
-        #expect(try await harness.store.prepareRotation(family, presentedDigest: digest, fingerprint: Self.fingerprint, on: harness.loop).get()
-                == .family(.active(try #require(await Self.active(harness, family)))))
+        // After the window, while the new pair is unused: a lost response, the same pair again.
+        try await harness.pass(5)
+        #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes))
+        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get()
+                == .deduplicated(second.bytes))
+        // An older generation's access token marks nothing; the new pair's marks it used.
+        #expect(try await Self.active(harness, family)?.generationUsed == false)
+        guard case .active(let marked) = try await harness.check(family, generation: 1) else { Issue.record("not active"); return }
+        #expect(marked.generation == 1 && marked.generationUsed)
+        #expect(try await Self.active(harness, family)?.generationUsed == true, "the mark is kept")
+        // Then the spent token is reuse: the family is revoked.
+        #expect(try await harness.prepare(family, presented: first, digest: digest) == .family(.active(try #require(await Self.active(harness, family)))))
         #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get() == .reuseDetected)
-        #expect(try await harness.store.checkFamily(family, fingerprint: Self.fingerprint, on: harness.loop).get() == .revoked)
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: second, digest: Digest128(high: 8, low: 8), new: .random()),
+        #expect(try await harness.check(family) == .revoked)
+        #expect(try await harness.store.rotate(harness.rotation(family, presented: second, digest: Digest128(high: 8, low: 8), generation: 1, new: .random()),
                                                on: harness.loop).get() == .revoked)
     }
 
+    /// The grace (the family's access TTL, 30 s here) ends: a retry is reuse even unused; and
+    /// the window is counted in milliseconds.
+    @Test(arguments: Kind.allCases)
+    func theGraceEndsAndTheWindowCountsMilliseconds(_ kind: Kind) async throws {
+        let harness = try Harness(kind)
+        let family = SessionKey.random(), first = SessionKey.random(), second = SessionKey.random()
+        let digest = Digest128(high: 7, low: 1)
+        #expect(try await harness.store.create(harness.family(family, refreshID: first), on: harness.loop).get() == .created)
+        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: second), on: harness.loop).get() == .rotated)
+        harness.clock.advance(milliseconds: 3999)
+        #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes), "in the window")
+        harness.clock.advance(milliseconds: 26_000)
+        #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes), "1 ms before the grace ends")
+        harness.clock.advance(milliseconds: 1)
+        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get() == .reuseDetected)
+    }
+
+    /// The new pair refreshed is the new pair used; a token of another generation than the
+    /// family's is not its current one.
+    @Test(arguments: Kind.allCases)
+    func generationsDecideWhatIsCurrent(_ kind: Kind) async throws {
+        let harness = try Harness(kind)
+        let family = SessionKey.random(), first = SessionKey.random(), second = SessionKey.random(), third = SessionKey.random()
+        let d1 = Digest128(high: 5, low: 1), d2 = Digest128(high: 5, low: 2)
+        #expect(try await harness.store.create(harness.family(family, refreshID: first), on: harness.loop).get() == .created)
+        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: d1, generation: 3, new: second), on: harness.loop).get()
+                == .reuseDetected, "generation 3 of a family at 0")
+        let other = SessionKey.random()
+        #expect(try await harness.store.create(harness.family(other, refreshID: first), on: harness.loop).get() == .created)
+        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: d1, new: second), on: harness.loop).get() == .rotated)
+        #expect(try await harness.store.rotate(harness.rotation(other, presented: second, digest: d2, generation: 1, new: third), on: harness.loop).get() == .rotated)
+        #expect(try await Self.active(harness, other)?.generation == 2)
+        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: d1, new: .random()), on: harness.loop).get()
+                == .deduplicated(second.bytes), "within the window, whatever happened since")
+        try await harness.pass(5)
+        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: d1, new: .random()), on: harness.loop).get()
+                == .reuseDetected, "its successor was refreshed")
+    }
+
     static func active(_ harness: Harness, _ family: SessionKey) async -> LoginRecord? {
-        guard case .active(let record) = try? await harness.store.checkFamily(family, fingerprint: fingerprint, on: harness.loop).get() else { return nil }
+        guard case .active(let record) = try? await harness.check(family, fingerprint: fingerprint) else { return nil }
         return record
     }
 
@@ -170,7 +227,7 @@ struct StoreContractTests {
         #expect(try await harness.store.revoke(.login(.random()), on: harness.loop).get() == nil, "unknown")
         #expect(try await harness.store.revoke(.subject("ann"), on: harness.loop).get() == 1, "the family; the session was revoked before")
         #expect(try await harness.touch(a, subject: "ann") == .revoked)
-        #expect(try await harness.store.checkFamily(b, fingerprint: Self.fingerprint, on: harness.loop).get() == .revoked)
+        #expect(try await harness.check(b, fingerprint: Self.fingerprint) == .revoked)
         #expect(try await harness.touch(c, subject: "cy") != .revoked)
         let listed = try await harness.store.list(ListQuery(subject: "ann", limit: .max), on: harness.loop).get().logins
         #expect(Set(listed.map(\.key)) == [a, b] && listed.allSatisfy(\.record.revoked))

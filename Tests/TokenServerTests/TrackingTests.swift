@@ -144,8 +144,10 @@ import TokenProtocol
         let channel = try tracking()
         let pair = try fixture.issue(IssueRequest(mode: .pair, subject: "ada"))
         let refresh = TokenRequest(token: pair.refreshToken!)
-        #expect(try fixture.call(.refresh, refresh.fields).status == .ok)
-        fixture.clock.advance(Int64(fixture.service.configuration.dedupWindow) + 1)
+        let rotated = try IssueResult(fields: fixture.call(.refresh, refresh.fields).fields)
+        fixture.clock.advance(milliseconds: fixture.service.configuration.dedupWindowMilliseconds + 1000)
+        // The new pair used, the spent token is no lost-response retry any more.
+        #expect(try fixture.call(.verify, TokenRequest(token: rotated.accessToken!).fields).status == .ok)
         let frames = try exchange(channel, [Request(opcode: .refresh, id: 9, fields: refresh.fields)])
         #expect(frames.map(\.opcode) == [.invalidate, .refresh])
         #expect(frames.last?.status == .reuseDetected)

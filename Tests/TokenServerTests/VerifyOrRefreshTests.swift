@@ -9,7 +9,7 @@ import TokenProtocol
     static let device = Array("fp".utf8)
 
     @Test func verifyOrRefreshRotatesAnExpiredAccessTokensPairOnce() throws {
-        let fixture = try ServiceFixture { $0.dedupWindow = 5 }
+        let fixture = try ServiceFixture { $0.dedupWindowMilliseconds = 5_000 }
         let issued = try fixture.issue(IssueRequest(mode: .pair, subject: "dave", fingerprint: Self.device, ttl: 1))
         let access = try #require(issued.accessToken), refresh = try #require(issued.refreshToken)
         let other = try fixture.issue(IssueRequest(mode: .pair, subject: "erin", fingerprint: Self.device))
@@ -61,7 +61,7 @@ import TokenProtocol
     /// A refresh of the old pair's refresh token, after the window, is reuse too: the same rule
     /// whichever operation spent it.
     @Test func theSpentRefreshTokenIsReuseForRefreshToo() throws {
-        let fixture = try ServiceFixture { $0.dedupWindow = 2 }
+        let fixture = try ServiceFixture { $0.dedupWindowMilliseconds = 2_000 }
         let issued = try fixture.issue(IssueRequest(mode: .pair, subject: "dave", ttl: 1))
         let refresh = try #require(issued.refreshToken)
         fixture.clock.advance(1)

@@ -2,7 +2,7 @@ import Testing
 @testable import TokenStore
 
 @Suite struct EmbeddedStateTests {
-    let policy = RenewalPolicy(renewBelow: 60, renewBy: 60, dedupWindow: 5)
+    let policy = RenewalPolicy(renewBelow: 60, renewBy: 60, dedupWindowMilliseconds: 5000)
     let fingerprint = Digest128(high: 1, low: 2)
     let other = Digest128(high: 3, low: 4)
 
@@ -19,16 +19,16 @@ import Testing
     }
 
     func rotation(_ family: SessionKey, presented: SessionKey, digest: Digest128, new: SessionKey, fingerprint: Digest128?, now: Int64) -> Rotation {
-        Rotation(family: family, presentedRefreshID: presented, presentedDigest: digest, fingerprint: fingerprint, newRefreshID: new,
-                 newRefreshExpiresAt: now + 60, sealedCandidate: new.bytes)
+        Rotation(family: family, presented: PresentedRefresh(id: presented, digest: digest, generation: nil), fingerprint: fingerprint, newRefreshID: new,
+                 newRefreshExpiresAt: now + 60, accessTTL: 30, sealedCandidate: new.bytes)
     }
 
     /// A session issued with a short idle TTL is never renewed past now plus that TTL, however
     /// large the daemon's renew-by.
     @Test func aRenewalNeverOutrunsTheLoginsOwnIdleTTL() {
-        var state = EmbeddedState(policy: RenewalPolicy(renewBelow: 3600, renewBy: 3600, dedupWindow: 5), now: 1000)
+        var state = EmbeddedState(policy: RenewalPolicy(renewBelow: 3600, renewBy: 3600, dedupWindowMilliseconds: 5000), now: 1000)
         let key = SessionKey.random()
-        #expect(state.create(session(key, now: 1000, idle: 60, max: 43200), now: 1000) == .created)
+        #expect(state.create(session(key, now: 1000, idle: 60, max: 43200), at: 1000_000) == .created)
         guard case .active(let info, let renewed) = state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1010) else {
             Issue.record("not active"); return
         }
@@ -38,9 +38,9 @@ import Testing
     /// A token naming another subject for a session changes nothing: no renewal, and it is told
     /// so before it learns whether the session has gone idle.
     @Test func aTokenOfAnotherSubjectRenewsNothing() {
-        var state = EmbeddedState(policy: RenewalPolicy(renewBelow: 3600, renewBy: 3600, dedupWindow: 5), now: 1000)
+        var state = EmbeddedState(policy: RenewalPolicy(renewBelow: 3600, renewBy: 3600, dedupWindowMilliseconds: 5000), now: 1000)
         let key = SessionKey.random()
-        #expect(state.create(session(key, subject: "alice", now: 1000, idle: 120, max: 43200), now: 1000) == .created)
+        #expect(state.create(session(key, subject: "alice", now: 1000, idle: 120, max: 43200), at: 1000_000) == .created)
         #expect(state.touchSession(key, fingerprint: fingerprint, subject: "root", explicit: false, now: 1010) == .subjectMismatch)
         #expect(state.touchSession(key, fingerprint: fingerprint, subject: "root", explicit: true, now: 1010) == .subjectMismatch)
         #expect(state.logins[key]?.expiresAt == 1120, "a refused token renewed the session")
@@ -56,8 +56,8 @@ import Testing
         #expect(one == other, "Swift's String equality takes these for one subject")
         var state = EmbeddedState(policy: policy, now: 1000)
         let first = SessionKey.random(), second = SessionKey.random()
-        #expect(state.create(session(first, subject: one, now: 1000), now: 1000) == .created)
-        #expect(state.create(session(second, subject: other, now: 1000), now: 1000) == .created)
+        #expect(state.create(session(first, subject: one, now: 1000), at: 1000_000) == .created)
+        #expect(state.create(session(second, subject: other, now: 1000), at: 1000_000) == .created)
         #expect(state.list(ListQuery(subject: other, limit: 10), now: 1001).logins.map(\.key) == [second])
         #expect(state.revoke(.subject(other), now: 1001) == 1)
         guard case .active = state.touchSession(first, fingerprint: fingerprint, explicit: false, now: 1002) else {
@@ -68,7 +68,7 @@ import Testing
     @Test func slidingSessionRenewsOnlyBelowTheThresholdByTheStep() {
         var state = EmbeddedState(policy: policy, now: 1000)
         let key = SessionKey.random()
-        #expect(state.create(session(key, now: 1000), now: 1000) == .created)
+        #expect(state.create(session(key, now: 1000), at: 1000_000) == .created)
         // 120 s idle TTL, 60 s threshold: at 1050, 70 s remain: no renewal.
         guard case .active(let info, let renewed) = state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1050) else {
             Issue.record("not active"); return
@@ -86,7 +86,7 @@ import Testing
     @Test func renewalNeverPassesTheMaximumLifetime() {
         var state = EmbeddedState(policy: policy, now: 1000)
         let key = SessionKey.random()
-        _ = state.create(session(key, now: 1000, idle: 120, max: 150), now: 1000)
+        _ = state.create(session(key, now: 1000, idle: 120, max: 150), at: 1000_000)
         guard case .active(let info, true) = state.touchSession(key, fingerprint: fingerprint, explicit: false, now: 1100) else {
             Issue.record("not renewed"); return
         }
@@ -103,7 +103,7 @@ import Testing
     @Test func explicitRenewTouchesToTheIdleTTL() {
         var state = EmbeddedState(policy: policy, now: 1000)
         let key = SessionKey.random()
-        _ = state.create(session(key, now: 1000), now: 1000)
+        _ = state.create(session(key, now: 1000), at: 1000_000)
         guard case .active(let info, true) = state.touchSession(key, fingerprint: fingerprint, explicit: true, now: 1010) else {
             Issue.record("not renewed"); return
         }
@@ -113,8 +113,8 @@ import Testing
     @Test func fingerprintsBindAndUnboundSessionsAcceptAny() {
         var state = EmbeddedState(policy: policy, now: 1000)
         let bound = SessionKey.random(), unbound = SessionKey.random()
-        _ = state.create(session(bound, now: 1000), now: 1000)
-        _ = state.create(session(unbound, now: 1000, bound: false), now: 1000)
+        _ = state.create(session(bound, now: 1000), at: 1000_000)
+        _ = state.create(session(unbound, now: 1000, bound: false), at: 1000_000)
         #expect(state.touchSession(bound, fingerprint: other, explicit: false, now: 1001) == .fingerprintMismatch)
         #expect(state.touchSession(bound, fingerprint: nil, explicit: false, now: 1001) == .fingerprintMismatch)
         guard case .active = state.touchSession(unbound, fingerprint: other, explicit: false, now: 1001) else {
@@ -126,18 +126,71 @@ import Testing
         var state = EmbeddedState(policy: policy, now: 1000)
         let fam = SessionKey.random(), r0 = SessionKey.random(), r1 = SessionKey.random(), r2 = SessionKey.random()
         let d0 = Digest128(high: 10, low: 0)
-        _ = state.create(family(fam, refreshID: r0, now: 1000), now: 1000)
-        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r1, fingerprint: fingerprint, now: 1001), now: 1001) == .rotated)
+        _ = state.create(family(fam, refreshID: r0, now: 1000), at: 1000_000)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r1, fingerprint: fingerprint, now: 1001), at: 1001_000) == .rotated)
+        #expect(state.logins[fam]?.generation == 1 && state.logins[fam]?.generationUsed == false)
         let pair = r1.bytes
         // A concurrent repeat with another candidate gets the first pair back.
-        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: fingerprint, now: 1002), now: 1002) == .deduplicated(pair))
-        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: other, now: 1002), now: 1002) == .fingerprintMismatch)
-        // After the window the spent token is theft: the family is revoked.
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: fingerprint, now: 1002), at: 1002_000) == .deduplicated(pair))
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: other, now: 1002), at: 1002_000) == .fingerprintMismatch)
+        // After the window, while the new pair is unused: a lost response, the same pair again.
         state.expire(now: 1007)
-        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: fingerprint, now: 1007), now: 1007) == .reuseDetected)
-        #expect(state.checkFamily(fam, fingerprint: fingerprint, now: 1007) == .revoked)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: fingerprint, now: 1007), at: 1007_000) == .deduplicated(pair))
+        // An access token of an older generation marks nothing; one of the new pair does.
+        guard case .active(let unmarked) = state.checkFamily(fam, fingerprint: fingerprint, generation: 0, now: 1008), !unmarked.generationUsed else {
+            Issue.record("an old generation's access token marked the new pair used"); return
+        }
+        guard case .active(let marked) = state.checkFamily(fam, fingerprint: fingerprint, generation: 1, now: 1008), marked.generationUsed else {
+            Issue.record("the new pair's access token did not mark it used"); return
+        }
+        #expect(state.changes.last == .markUsed(fam, generation: 1))
+        // Once it is used, the spent token is theft: the family is revoked.
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: fingerprint, now: 1009), at: 1009_000) == .reuseDetected)
+        #expect(state.checkFamily(fam, fingerprint: fingerprint, now: 1009) == .revoked)
         // The current refresh token is dead too.
-        #expect(state.rotate(rotation(fam, presented: r1, digest: Digest128(high: 11, low: 0), new: r2, fingerprint: fingerprint, now: 1008), now: 1008) == .revoked)
+        #expect(state.rotate(rotation(fam, presented: r1, digest: Digest128(high: 11, low: 0), new: r2, fingerprint: fingerprint, now: 1010), at: 1010_000) == .revoked)
+    }
+
+    /// The grace ends: after it a retry is reuse even when the new pair was never used; a
+    /// grace of 0 leaves the dedup window alone, honoured to the millisecond.
+    @Test(arguments: [(Int64?.none, Int64(30_000)), (Int64(0), Int64(1500)), (Int64(10_000), Int64(10_000))])
+    func aRetryIsAReuseOnceTheGraceHasEnded(_ setting: (grace: Int64?, ends: Int64)) {
+        var state = EmbeddedState(policy: RenewalPolicy(renewBelow: 60, renewBy: 60, dedupWindowMilliseconds: 1500, rotationGraceMilliseconds: setting.grace),
+                                  now: 1000)
+        let fam = SessionKey.random(), r0 = SessionKey.random(), r1 = SessionKey.random()
+        let d0 = Digest128(high: 10, low: 0)
+        _ = state.create(family(fam, refreshID: r0, now: 1000), at: 1000_000)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r1, fingerprint: fingerprint, now: 1000), at: 1000_250) == .rotated)
+        let last = 1000_250 + setting.ends - 1
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: fingerprint, now: 1000), at: last) == .deduplicated(r1.bytes),
+                "\(setting): still a repeat 1 ms before the end")
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: fingerprint, now: 1000), at: last + 1) == .reuseDetected,
+                "\(setting): a reuse from the end on")
+    }
+
+    /// The new pair refreshed is the new pair used: a retry of the token before it is reuse.
+    @Test func aRetryAfterTheNextRotationIsAReuse() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let fam = SessionKey.random(), r0 = SessionKey.random(), r1 = SessionKey.random(), r2 = SessionKey.random()
+        let d0 = Digest128(high: 10, low: 0), d1 = Digest128(high: 11, low: 0)
+        _ = state.create(family(fam, refreshID: r0, now: 1000), at: 1000_000)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r1, fingerprint: fingerprint, now: 1001), at: 1001_000) == .rotated)
+        let next = Rotation(family: fam, presented: PresentedRefresh(id: r1, digest: d1, generation: 1), fingerprint: fingerprint, newRefreshID: r2,
+                            newRefreshExpiresAt: 1070, accessTTL: 30, sealedCandidate: r2.bytes)
+        #expect(state.rotate(next, at: 1010_000) == .rotated)
+        #expect(state.logins[fam]?.generation == 2)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: fingerprint, now: 1011), at: 1011_000) == .reuseDetected)
+    }
+
+    /// A token naming another generation than its family's is not the current one, whatever
+    /// its `jti`.
+    @Test func aTokenOfAnotherGenerationIsAReuse() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let fam = SessionKey.random(), r0 = SessionKey.random()
+        _ = state.create(family(fam, refreshID: r0, now: 1000), at: 1000_000)
+        let forged = Rotation(family: fam, presented: PresentedRefresh(id: r0, digest: Digest128(high: 1, low: 1), generation: 7), fingerprint: fingerprint,
+                              newRefreshID: .random(), newRefreshExpiresAt: 1070, accessTTL: 30, sealedCandidate: [1])
+        #expect(state.rotate(forged, at: 1001_000) == .reuseDetected)
     }
 
     @Test func dedupHitsNeedTheSameFingerprintEvenWhenUnbound() {
@@ -145,18 +198,18 @@ import Testing
         let fam = SessionKey.random(), r0 = SessionKey.random(), r1 = SessionKey.random()
         var login = family(fam, refreshID: r0, now: 1000)
         login.record.fingerprint = nil
-        _ = state.create(login, now: 1000)
+        _ = state.create(login, at: 1000_000)
         let d0 = Digest128(high: 7, low: 7)
-        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r1, fingerprint: fingerprint, now: 1001), now: 1001) == .rotated)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r1, fingerprint: fingerprint, now: 1001), at: 1001_000) == .rotated)
         let pair = r1.bytes
-        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: other, now: 1002), now: 1002) == .fingerprintMismatch)
-        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: nil, now: 1002), now: 1002) == .fingerprintMismatch)
-        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: fingerprint, now: 1002), now: 1002) == .deduplicated(pair))
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: other, now: 1002), at: 1002_000) == .fingerprintMismatch)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: nil, now: 1002), at: 1002_000) == .fingerprintMismatch)
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: fingerprint, now: 1002), at: 1002_000) == .deduplicated(pair))
     }
 
     @Test func aClockJumpDoesNotWalkEverySecond() {
         var state = EmbeddedState(policy: policy, now: 1000)
-        _ = state.create(session(.random(), now: 1000, max: 10), now: 1000)
+        _ = state.create(session(.random(), now: 1000, max: 10), at: 1000_000)
         // A year later: one expiry pass, no 31-million-step walk.
         #expect(state.expire(now: 1000 + 365 * 86400) == 1)
     }
@@ -164,9 +217,9 @@ import Testing
     @Test func revokeBySubjectLeavesOthers() {
         var state = EmbeddedState(policy: policy, now: 1000)
         let a1 = SessionKey.random(), a2 = SessionKey.random(), b = SessionKey.random()
-        _ = state.create(session(a1, now: 1000), now: 1000)
-        _ = state.create(family(a2, refreshID: .random(), now: 1000), now: 1000)
-        _ = state.create(session(b, subject: "bob", now: 1000), now: 1000)
+        _ = state.create(session(a1, now: 1000), at: 1000_000)
+        _ = state.create(family(a2, refreshID: .random(), now: 1000), at: 1000_000)
+        _ = state.create(session(b, subject: "bob", now: 1000), at: 1000_000)
         #expect(state.revoke(.subject("alice"), now: 1001) == 2)
         #expect(state.revoke(.subject("alice"), now: 1001) == 0)
         #expect(state.touchSession(a1, fingerprint: fingerprint, explicit: false, now: 1001) == .revoked)
@@ -181,9 +234,9 @@ import Testing
         var noGrace = policy
         noGrace.tombstoneGrace = 0
         var state = EmbeddedState(policy: noGrace, now: 1000)
-        for _ in 0..<100 { _ = state.create(session(.random(), now: 1000, max: 10), now: 1000) }
+        for _ in 0..<100 { _ = state.create(session(.random(), now: 1000, max: 10), at: 1000_000) }
         let late = SessionKey.random()
-        _ = state.create(session(late, now: 1000, max: 20), now: 1000)
+        _ = state.create(session(late, now: 1000, max: 20), at: 1000_000)
         #expect(state.expire(now: 1009) == 0)
         #expect(state.expire(now: 1010, budget: 30) == 30)
         #expect(state.expire(now: 1010, budget: 1000) == 70)
@@ -197,12 +250,12 @@ import Testing
         var state = EmbeddedState(policy: policy, now: 1000)
         var keyed = session(.random(), now: 1000)
         keyed.idempotency = .init(key: Digest128(high: 9, low: 9), requestDigest: Digest128(high: 1, low: 1), sealed: [1, 2, 3])
-        #expect(state.create(keyed, now: 1000) == .created)
+        #expect(state.create(keyed, at: 1000_000) == .created)
         var again = session(.random(), now: 1001)
         again.idempotency = .init(key: Digest128(high: 9, low: 9), requestDigest: Digest128(high: 1, low: 1), sealed: [4, 5, 6])
-        #expect(state.create(again, now: 1001) == .existing([1, 2, 3]))
+        #expect(state.create(again, at: 1001_000) == .existing([1, 2, 3]))
         again.idempotency?.requestDigest = Digest128(high: 2, low: 2)
-        #expect(state.create(again, now: 1001) == .conflict)
+        #expect(state.create(again, at: 1001_000) == .conflict)
         #expect(state.logins.count == 1)
     }
 
@@ -212,7 +265,7 @@ import Testing
         for _ in 0..<25 {
             let key = SessionKey.random()
             keys.append(key)
-            _ = state.create(session(key, now: 1000), now: 1000)
+            _ = state.create(session(key, now: 1000), at: 1000_000)
         }
         var seen: [SessionKey] = []
         var after: SessionKey?

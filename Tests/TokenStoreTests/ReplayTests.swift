@@ -5,7 +5,7 @@ import Testing
 /// The journal describes the state exactly: replaying the changes of a run, encoded and
 /// decoded, rebuilds the same tables, and replaying twice changes nothing.
 @Suite struct ReplayTests {
-    let policy = RenewalPolicy(renewBelow: 60, renewBy: 60, dedupWindow: 5)
+    let policy = RenewalPolicy(renewBelow: 60, renewBy: 60, dedupWindowMilliseconds: 5000)
 
     func run() -> EmbeddedState {
         var state = EmbeddedState(policy: policy, now: 1000)
@@ -16,7 +16,7 @@ import Testing
             if index % 2 == 0 {
                 let record = LoginRecord(kind: .session, subject: "user\(index % 7)", fingerprint: fp, createdAt: 1000, ttl: 100,
                                          expiresAt: 1100, maxExpiresAt: 2000)
-                _ = state.create(NewLogin(key: key, record: record), now: 1000)
+                _ = state.create(NewLogin(key: key, record: record), at: 1000_000)
                 _ = state.touchSession(key, fingerprint: fp, explicit: true, now: 1050)
             } else {
                 let refresh = SessionKey.random()
@@ -24,14 +24,14 @@ import Testing
                                          expiresAt: 1060, maxExpiresAt: 2000, refreshTTL: 60, currentRefreshID: refresh)
                 var login = NewLogin(key: key, record: record)
                 login.idempotency = .init(key: Digest128(high: UInt64(index), low: 1), requestDigest: Digest128(high: 0, low: 0), sealed: [UInt8(index)])
-                _ = state.create(login, now: 1000)
+                _ = state.create(login, at: 1000_000)
                 families.append((key, refresh))
             }
         }
         for (index, (family, refresh)) in families.enumerated() {
-            let rotation = Rotation(family: family, presentedRefreshID: refresh, presentedDigest: Digest128(high: 99, low: UInt64(index)),
-                                    fingerprint: nil, newRefreshID: .random(), newRefreshExpiresAt: 1070, sealedCandidate: [9])
-            _ = state.rotate(rotation, now: 1001)
+            let rotation = Rotation(family: family, presented: PresentedRefresh(id: refresh, digest: Digest128(high: 99, low: UInt64(index)), generation: 0),
+                                    fingerprint: nil, newRefreshID: .random(), newRefreshExpiresAt: 1070, accessTTL: 30, sealedCandidate: [9])
+            _ = state.rotate(rotation, at: 1001_000)
         }
         _ = state.revoke(.subject("user3"), now: 1002)
         return state

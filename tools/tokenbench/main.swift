@@ -24,7 +24,7 @@ if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "expiry" {
 func measureMassExpiry(count: Int) {
     final class ManualClock: TokenClock {
         let time = Atomic<Int64>(1_800_000_000)
-        func now() -> Int64 { time.load(ordering: .relaxed) }
+        func milliseconds() -> Int64 { time.load(ordering: .relaxed) * 1000 }
     }
     let clock = ManualClock()
     let policy = RenewalPolicy(tombstoneGrace: 0)

@@ -60,6 +60,15 @@ struct Settings: Sendable {
         value = seconds
     }
 
+    /// A duration to the millisecond (`1500ms`, `2s`), 0 allowed.
+    private func milliseconds(_ name: String, into value: inout Int64) throws {
+        guard let text = values[name] else { return }
+        guard let milliseconds = DurationText.milliseconds(text) else {
+            throw SettingsError("\(sources[name]!): \"\(text)\" is not a duration such as 1500ms, 5s or 30m")
+        }
+        value = milliseconds
+    }
+
     private func integer(_ name: String, into value: inout Int, minimum: Int = 1) throws {
         guard let text = values[name] else { return }
         guard let number = Int(text), number >= minimum else { throw SettingsError("\(sources[name]!): \"\(text)\" is not a number of at least \(minimum)") }
@@ -100,7 +109,12 @@ struct Settings: Sendable {
             }
         }
         try seconds("max-lifetime", into: &configuration.maxLifetime)
-        try seconds("dedup-window", into: &configuration.dedupWindow, minimum: 0)
+        try milliseconds("dedup-window", into: &configuration.dedupWindowMilliseconds)
+        if values["rotation-grace"] != nil {
+            var grace: Int64 = 0
+            try milliseconds("rotation-grace", into: &grace)
+            configuration.rotationGraceMilliseconds = grace
+        }
         try seconds("leeway", into: &configuration.leeway, minimum: 0)
         try seconds("idle-timeout", into: &configuration.idleTimeout, minimum: 0)
         if let alg = values["alg"] {

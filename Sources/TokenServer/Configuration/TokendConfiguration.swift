@@ -22,8 +22,13 @@ public struct TokendConfiguration: Sendable {
     public var renewBy: Int64 = 3600
     /// No login, renewed or rotated, outlives this.
     public var maxLifetime: Int64 = 12 * 3600
-    /// How long a refresh's (or an idempotent issue's) result is handed out again.
-    public var dedupWindow: Int64 = 5
+    /// How long a refresh's (or an idempotent issue's) result is handed out again to any
+    /// repeat, in milliseconds.
+    public var dedupWindowMilliseconds: Int64 = 5000
+    /// How long after a refresh its pair still goes back to a retry of the spent refresh token
+    /// while that pair is unused (a lost response), in milliseconds; nil: each family's
+    /// access-token TTL; 0: no grace beyond the dedup window.
+    public var rotationGraceMilliseconds: Int64?
     /// Signs new tokens; keys of other algorithms already in the key directory keep verifying.
     public var algorithm: JWSAlgorithm = .hs256
     /// The `iss` claim.

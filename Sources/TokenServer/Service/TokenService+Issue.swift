@@ -40,7 +40,8 @@ extension TokenService {
                 let accessTTL = try bounded(request.ttl, configuration.accessTTL, "ttl")
                 let refreshTTL = try bounded(request.refreshTTL, configuration.refreshTTL, "refresh_ttl")
                 let refreshID = SessionKey.random()
-                let pair = try signPair(base, now: now, accessTTL: accessTTL, refreshTTL: refreshTTL, refreshID: refreshID, maxExpiresAt: maxExpiresAt, key: key)
+                let pair = try signPair(base, now: now, accessTTL: accessTTL, refreshTTL: refreshTTL, refreshID: refreshID, generation: 0,
+                                        maxExpiresAt: maxExpiresAt, key: key)
                 record = LoginRecord(kind: .family, subject: request.subject, fingerprint: fingerprint, createdAt: now, ttl: accessTTL,
                                      expiresAt: pair.refreshExpiresAt!, maxExpiresAt: maxExpiresAt, refreshTTL: refreshTTL,
                                      currentRefreshID: refreshID)
@@ -131,11 +132,13 @@ extension TokenService {
         return try JWTSigner.sign(claims, with: keys.signingKey, type: type)
     }
 
-    /// An access + refresh pair for family `key`, both capped at the maximum lifetime.
-    func signPair(_ base: JWTClaims, now: Int64, accessTTL: Int64, refreshTTL: Int64, refreshID: SessionKey,
+    /// An access + refresh pair of `generation` for family `key`, both capped at the maximum
+    /// lifetime.
+    func signPair(_ base: JWTClaims, now: Int64, accessTTL: Int64, refreshTTL: Int64, refreshID: SessionKey, generation: Int64,
                   maxExpiresAt: Int64, key: SessionKey) throws -> IssuedTokens {
         var base = base
         base.issuedAt = now
+        base.generation = generation
         let accessExpiresAt = min(now + accessTTL, maxExpiresAt)
         let refreshExpiresAt = min(now + refreshTTL, maxExpiresAt)
         let access = try sign(base, expiration: accessExpiresAt, jwtID: .random(), type: TokenType.access)

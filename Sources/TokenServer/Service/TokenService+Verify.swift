@@ -15,6 +15,8 @@ extension TokenService {
         /// Which of tokend's tokens it is, by its `typ` (compared without regard to case), read
         /// once when the token is first verified.
         let kind: Kind
+        /// A pair's generation (`gen`), absent from tokens issued before generations.
+        var generation: Int64? { jwt.claims.generation }
 
         enum Kind: Sendable {
             case session, access, refresh, other
@@ -113,7 +115,7 @@ extension TokenService {
                 }
                 return .ready(.refused(.accessTokenExpired))
             }
-            switch store.checkFamilyAnswer(presented.key, fingerprint: fingerprint, on: eventLoop) {
+            switch store.checkFamilyAnswer(presented.key, fingerprint: fingerprint, generation: presented.generation, on: eventLoop) {
             case .ready(let outcome): return .ready(accessVerified(outcome, presented, grantsCache: grantsCache))
             case .failed(let error): return .failed(error)
             case .pending(let future): return .pending(future.map { self.accessVerified($0, presented, grantsCache: grantsCache) })
@@ -178,8 +180,7 @@ extension TokenService {
         }
     }
 
-    /// What a rotation came to: the new pair (or the one a repeat within the dedup window gets
-    /// again), or the refusal.
+    /// What a rotation came to: the new pair (or the one a repeat gets again), or the refusal.
     typealias Rotated = Result<IssuedTokens, Refusal>
 
     /// Spends a refresh token for a new pair: `refresh`, and verify-or-refresh.
@@ -196,10 +197,12 @@ extension TokenService {
         // Only a caller presenting this same refresh token can derive the key that opens the
         // pair kept for repeats.
         let sealKey = digester.sealKey("tokend.refresh-seal.v1", [Array(token.utf8)])
+        let presentedRefresh = PresentedRefresh(id: refreshID, digest: presentedDigest, generation: presented.generation)
         // The family first: a revoked or finished login says so even when the token has also
-        // expired. A repeat within the dedup window gets its pair back here, signing nothing.
+        // expired. A repeat (within the dedup window, or a lost-response retry within the
+        // grace) gets its pair back here, signing nothing.
         let expired = presented.hasExpired(at: now, leeway: configuration.leeway)
-        return store.prepareRotation(presented.key, presentedDigest: presentedDigest, fingerprint: fingerprint, on: eventLoop).flatMap { check in
+        return store.prepareRotation(presented.key, presented: presentedRefresh, fingerprint: fingerprint, on: eventLoop).flatMap { check in
             let record: LoginRecord
             switch check {
             case .repeated(let sealed):
@@ -220,15 +223,16 @@ extension TokenService {
             let candidate: IssuedTokens
             let sealed: [UInt8]
             do {
+                // The family's next generation: the rotation succeeds only while the presented
+                // token is its current one, so while its generation is still `record`'s.
                 candidate = try self.signPair(base, now: now, accessTTL: record.ttl, refreshTTL: record.refreshTTL, refreshID: newRefreshID,
-                                              maxExpiresAt: record.maxExpiresAt, key: presented.key)
+                                              generation: record.generation + 1, maxExpiresAt: record.maxExpiresAt, key: presented.key)
                 sealed = try candidate.sealed(with: sealKey)
             } catch {
                 return eventLoop.makeFailedFuture(error)
             }
-            let rotation = Rotation(family: presented.key, presentedRefreshID: refreshID, presentedDigest: presentedDigest,
-                                    fingerprint: fingerprint, newRefreshID: newRefreshID, newRefreshExpiresAt: candidate.refreshExpiresAt!,
-                                    sealedCandidate: sealed)
+            let rotation = Rotation(family: presented.key, presented: presentedRefresh, fingerprint: fingerprint, newRefreshID: newRefreshID,
+                                    newRefreshExpiresAt: candidate.refreshExpiresAt!, accessTTL: record.ttl, sealedCandidate: sealed)
             return self.store.rotate(rotation, on: eventLoop).flatMap { outcome -> EventLoopFuture<Rotated> in
                 self.logger.trace("refresh", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {
@@ -250,7 +254,7 @@ extension TokenService {
         }
     }
 
-    /// The pair a repeat within the dedup window gets again.
+    /// The pair a repeat gets again.
     private func repeated(_ sealed: [UInt8], key: [UInt8]) -> Rotated {
         metrics.dedupHits.increment()
         guard let pair = try? IssuedTokens(sealed: sealed, key: key) else {

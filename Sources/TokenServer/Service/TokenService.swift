@@ -17,7 +17,7 @@ public final class TokenService: Sendable {
             serverName: Self.serverName,
             maxFrameSize: configuration.maxFrameSize,
             settings: DaemonSettings(
-                dedupWindowMilliseconds: UInt64(configuration.dedupWindow) * 1000,
+                dedupWindowMilliseconds: UInt64(configuration.dedupWindowMilliseconds),
                 idleTTL: UInt64(configuration.sessionIdle),
                 renewBelow: UInt64(configuration.renewBelow),
                 renewBy: UInt64(configuration.renewBy),

@@ -17,7 +17,9 @@ public struct FileHeader: Sendable, Hashable {
     }
 
     public static let length = 32
-    public static let currentVersion: UInt16 = 1
+    /// 2: generations, and dedup times in milliseconds (docs/state-format.md). Version 1
+    /// files are still read.
+    public static let currentVersion: UInt16 = 2
 
     public var kind: Kind
     public var version: UInt16 = currentVersion

@@ -11,8 +11,12 @@ public enum JournalRecord: Sendable, Hashable {
     case putLogin(SessionKey, LoginRecord, dedup: DedupPut?)
     /// A sliding session's idle expiry moved (renewal).
     case setExpiry(SessionKey, Int64)
-    /// A family rotated: its current refresh token, that token's expiry, and the dedup entry.
-    case rotate(SessionKey, refreshID: SessionKey, expiresAt: Int64, dedup: DedupPut)
+    /// A family rotated: its current refresh token, that token's expiry, the new pair's
+    /// generation (unused), and the dedup entry.
+    case rotate(SessionKey, refreshID: SessionKey, expiresAt: Int64, generation: Int64, dedup: DedupPut)
+    /// A family's pair of `generation` was used (its access token verified); a no-op when the
+    /// family has moved on to another generation.
+    case markUsed(SessionKey, generation: Int64)
     /// A login was revoked.
     case revoke(SessionKey)
     /// A dedup entry on its own (snapshots only).
@@ -35,6 +39,7 @@ public enum JournalRecord: Sendable, Hashable {
         case rotate = 3
         case revoke = 4
         case putDedup = 5
+        case markUsed = 6
         /// The snapshot's last record: record count and whole-file checksum.
         case snapshotEnd = 0xFF
 
@@ -45,6 +50,7 @@ public enum JournalRecord: Sendable, Hashable {
             case .rotate: "rotate"
             case .revoke: "revoke"
             case .putDedup: "put_dedup"
+            case .markUsed: "mark_used"
             case .snapshotEnd: "snapshot_end"
             }
         }
@@ -57,6 +63,7 @@ public enum JournalRecord: Sendable, Hashable {
         case .rotate: .rotate
         case .revoke: .revoke
         case .putDedup: .putDedup
+        case .markUsed: .markUsed
         }
     }
 }

@@ -51,6 +51,8 @@ public struct RecordReader {
     @discardableResult
     public func forEachRecord(snapshot: Bool, _ body: (JournalRecord, Int) throws -> Void) throws -> Int {
         var offset = FileHeader.length
+        // Records are laid out as the header's format version has them (`header` checks it).
+        let version = bytes.count >= 10 ? UInt16(bytes[8]) << 8 | UInt16(bytes[9]) : FileHeader.currentVersion
         var count: UInt64 = 0
         while offset < bytes.count {
             let remaining = bytes.count - offset
@@ -88,7 +90,7 @@ public struct RecordReader {
             }
             let record: JournalRecord
             do {
-                record = try RecordCodec.decode(kind: kind, payload: ByteBuffer(bytes: payload))
+                record = try RecordCodec.decode(kind: kind, payload: ByteBuffer(bytes: payload), version: version)
             } catch {
                 throw problem("malformed \(kind.name) record: \(error)")
             }

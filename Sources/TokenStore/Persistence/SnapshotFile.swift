@@ -52,7 +52,7 @@ public enum SnapshotFile {
             count += 1
             if buffer.readableBytes > 1 << 20 { try flush() }
         }
-        for (digest, entry) in state.dedup where entry.expiresAt > now {
+        for (digest, entry) in state.dedup where entry.expiresAt > now * 1000 {
             RecordCodec.append(.putDedup(JournalRecord.DedupPut(digest: digest, entry: entry)), to: &buffer)
             count += 1
         }

@@ -1,23 +1,34 @@
 #!/usr/bin/env python3
 """Tests of tools/state-reader.py (standard library unittest, Python 3.11+).
 
-    TOKEND_BIN=... TOKENCTL_BIN=... python3 tools/state-reader-test.py [-v]
+    TOKEND_BIN=... TOKENCTL_BIN=... python3 tools/state-reader-test.py [-v] [CLASS...]
 
-1. The document's own example files (tools/proto-examples.py --files) parse clean, with the
-   contents docs/state-format.md section 14 describes; damaged copies of them are classified
-   as section 9 says; and the rules revised since b8af303 hold on copies of them: journal
-   names (16 lower-case hex digits below 2^62; anything else, upper-case digits among them,
-   left alone), journal 0 among the journals read as damage, `tokend.lock` (tested with a
-   shared flock, never written), the end record's exact 12 bytes, the modes tokend refuses,
-   the order of frame checks (section 4, a zero-filled tail second),
-   a newest journal with a torn header left out of the numbering, and journal records in a
+Without a daemon (no tokend or tokenctl binary needed, a second or so):
+
+    python3 tools/state-reader-test.py CrcTest ExampleFilesTest FormatVersionTest ProgramTest
+
+1. The document's own example files (tools/proto-examples.py --files, format version 1) parse
+   clean, with the contents docs/state-format.md section 14 describes; damaged copies of them
+   are classified as section 9 says; and the rules revised since b8af303 hold on copies of
+   them: journal names (16 lower-case hex digits below 2^62; anything else, upper-case digits
+   among them, left alone), journal 0 among the journals read as damage, `tokend.lock`
+   (tested with a shared flock, never written), the end record's exact 12 bytes, the modes
+   tokend refuses, the order of frame checks (section 4, a zero-filled tail second), a newest
+   journal with a torn header left out of the numbering, and journal records in a
    snapshot applied as in a journal (section 6). Most run the reader's main() in-process;
    ProgramTest runs it as a program.
-2. A real tokend writes every record type (issue in both modes, an idempotent issue, a verify
-   that slides, refresh and a dedup repeat, revoke by token, session id and subject, reuse
-   detection, `tokenctl snapshot`, a restart); the reader finds every type, every checksum
-   valid, the counts of `tokenctl store check`, the lock's pid, and as many logins as were
-   issued. A daemon started on a copy loads the same logins.
+   FormatVersionTest: files built by hand in both layouts of section 12.1. Version 2: logins
+   with generation and used flag, rotate with a generation, dedup entries in milliseconds with
+   window end and generation, mark_used (type 6) applied only at its generation, a bad used
+   byte as damage, live dedup entries counted in milliseconds; version 1 still read (generation
+   0, seconds as milliseconds, saturated), mark_used in a version 1 file as damage, each file
+   read in its own header's layout, a version above 2 refused.
+2. A real tokend writes every record type in format version 2 (issue in both modes, an
+   idempotent issue, a verify that slides, refresh and a dedup repeat, a lost-response retry
+   after the window, a verify of the new access token (mark_used), revoke by token, session id
+   and subject, reuse detection, `tokenctl snapshot`, a restart); the reader finds every type,
+   every checksum valid, the generations, the counts of `tokenctl store check`, the lock's pid,
+   and as many logins as were issued. A daemon started on a copy loads the same logins.
 3. Damaged copies of those real files: a flipped byte in a middle record is damage at that
    record's offset, the last record cut in half is a torn tail at its offset; `tokenctl store
    check` agrees.
@@ -27,8 +38,9 @@
    disagreement of tokend and tokenctl with the document: journal 0 beside a snapshot whose
    sequence is 0 (sections 1 and 9 step 4 make it damage; both read it).
 
-The daemon tests are skipped when there is no tokend binary at $TOKEND_BIN (default
-<repo>/.build/debug/tokend) or tokenctl at $TOKENCTL_BIN.
+The daemon tests (2 to 4: RealDaemonTest, DaemonAgreementTest) are skipped when there is no
+tokend binary at $TOKEND_BIN (default <repo>/.build/debug/tokend) or tokenctl at $TOKENCTL_BIN;
+they need binaries built from sources that write format version 2.
 """
 
 from __future__ import annotations
@@ -67,6 +79,7 @@ sys.modules["state_reader"] = reader
 _spec.loader.exec_module(reader)
 
 DEDUP_WINDOW = 2  # seconds; long enough for a snapshot to catch the entries, short to outwait
+ACCESS_TTL = 1800  # tokend's default access-token TTL: the default rotation grace
 
 
 def binary(env: str, name: str) -> Path:
@@ -135,15 +148,16 @@ def write(path: str, data: bytes, mode: int = 0o600) -> None:
 EXAMPLE_CREATED_AT = 1767233000
 
 
-def file_header(magic: bytes, sequence: int) -> bytes:
-    """A header of section 3 (version 1, flags 0, the examples' creation time)."""
-    h = magic + (1).to_bytes(2, "big") + (0).to_bytes(2, "big") \
+def file_header(magic: bytes, sequence: int, version: int = 1) -> bytes:
+    """A header of section 3 (version 1 unless told, as the examples; flags 0, the examples'
+    creation time)."""
+    h = magic + version.to_bytes(2, "big") + (0).to_bytes(2, "big") \
         + EXAMPLE_CREATED_AT.to_bytes(8, "big") + sequence.to_bytes(8, "big")
     return h + reader.crc32c(h).to_bytes(4, "big")
 
 
-def journal_header(sequence: int) -> bytes:
-    return file_header(b"TOKENDJL", sequence)
+def journal_header(sequence: int, version: int = 1) -> bytes:
+    return file_header(b"TOKENDJL", sequence, version)
 
 
 def frame(rtype: int, payload: bytes) -> bytes:
@@ -152,9 +166,9 @@ def frame(rtype: int, payload: bytes) -> bytes:
             + reader.crc32c(bytes([rtype]) + payload).to_bytes(4, "big") + payload)
 
 
-def snapshot_file(frames: list[bytes], sequence: int) -> bytes:
+def snapshot_file(frames: list[bytes], sequence: int, version: int = 1) -> bytes:
     """A whole snapshot of section 6: header, the frames, the end record."""
-    data = file_header(b"TOKENDSN", sequence) + b"".join(frames)
+    data = file_header(b"TOKENDSN", sequence, version) + b"".join(frames)
     return data + frame(255, len(frames).to_bytes(8, "big")
                         + reader.crc32c(data).to_bytes(4, "big"))
 
@@ -261,17 +275,19 @@ class ExampleFilesTest(unittest.TestCase):
             "kind": "session", "revoked": True, "created_at": 1767225600, "ttl": 7200,
             "expires_at": 1767238800, "max_expires_at": 1767268800, "refresh_ttl": 0,
             "fingerprint": {"present": True, "length": 16}, "refresh_id": None,
-            "subject": "alice"})
+            "generation": 0, "used": False, "subject": "alice"})
         self.assertEqual(records[1]["session_id"], "Tr5Kc0wLx9HdMvE7uJq1gQ")
         self.assertEqual(bob, {
             "kind": "family", "revoked": False, "created_at": 1767225600, "ttl": 900,
             "expires_at": 1767230000, "max_expires_at": 1767268800, "refresh_ttl": 3600,
-            "fingerprint": None, "refresh_id": "k3Vn8Qe1Zr5Tm0Lw7Ys2Hg", "subject": "bob"})
+            "fingerprint": None, "refresh_id": "k3Vn8Qe1Zr5Tm0Lw7Ys2Hg", "generation": 0,
+            "used": False, "subject": "bob"})
         self.assertEqual(records[2]["session_id"], "Xc7pL2qR9tVwY4zA1bN6mQ")
         self.assertEqual(carol, {
             "kind": "session", "revoked": False, "created_at": 1767222000, "ttl": 7200,
             "expires_at": 1767229200, "max_expires_at": 1767265200, "refresh_ttl": 0,
-            "fingerprint": None, "refresh_id": None, "subject": "carol"})
+            "fingerprint": None, "refresh_id": None, "generation": 0, "used": False,
+            "subject": "carol"})
         self.assertTrue(all(r["dedup"] is None for r in records[:3]))
 
         journal = files["journal-0000000000000007.tkj"]
@@ -738,6 +754,330 @@ class ExampleFilesTest(unittest.TestCase):
         self.assertIsNotNone(carol["dedup"])
 
 
+# -- format versions (docs/state-format.md sections 5 and 12.1), files built by hand ---------
+
+T = EXAMPLE_CREATED_AT            # "now" of these files, Unix seconds
+T_MS = T * 1000
+BOB_SID = sid_bytes("Tr5Kc0wLx9HdMvE7uJq1gQ")    # the examples' family
+ALICE_SID = sid_bytes("FmV0Pq3zX8sRkT2aYbW4nA")  # the examples' session
+JTI_OLD, JTI_NEW = bytes(range(16, 32)), bytes(range(32, 48))
+KEY_ISSUE, KEY_REFRESH, KEY_OTHER = b"\x11" * 16, b"\x22" * 16, b"\x33" * 16
+
+
+def i64(value: int) -> bytes:
+    return value.to_bytes(8, "big", signed=True)
+
+
+def optional(value: bytes | None) -> bytes:
+    return b"\x00" if value is None else b"\x01" + value
+
+
+def login_payload(version: int, kind: int = 2, *, generation: int = 0, used: int = 0,
+                  refresh_id: bytes | None = JTI_OLD, fingerprint: bytes | None = None,
+                  revoked: int = 0, subject: bytes = b"bob") -> bytes:
+    """A login of section 5 (version 2) or 12.1 (version 1: no generation, no used byte)."""
+    out = bytes([kind, revoked]) + i64(T - 100) + i64(900) + i64(T + 3500) + i64(T + 40000) \
+        + i64(3600 if kind == 2 else 0) + optional(fingerprint) + optional(refresh_id)
+    if version >= 2:
+        out += i64(generation) + bytes([used])
+    return out + len(subject).to_bytes(2, "big") + subject
+
+
+def dedup_payload(version: int, key: bytes, *, window_ends_at: int = 0, expires_at: int = 0,
+                  generation: int = 0, seconds: int = 0, request: bytes | None = None,
+                  sealed: bytes = bytes(40)) -> bytes:
+    """A dedup entry: version 2 with its times in milliseconds, version 1 with `seconds`."""
+    times = i64(window_ends_at) + i64(expires_at) + i64(generation) if version >= 2 \
+        else i64(seconds)
+    return key + times + optional(None) + optional(request) + len(sealed).to_bytes(4, "big") \
+        + sealed
+
+
+def put_login(version: int, sid: bytes, dedup: bytes | None = None, **login: Any) -> bytes:
+    return frame(1, sid + login_payload(version, **login) + optional(dedup))
+
+
+def rotate(version: int, sid: bytes, generation: int, dedup: bytes) -> bytes:
+    gen = i64(generation) if version >= 2 else b""
+    return frame(3, sid + JTI_NEW + i64(T + 3600) + gen + dedup)
+
+
+def mark_used(sid: bytes, generation: int) -> bytes:
+    return frame(6, sid + i64(generation))
+
+
+class FormatVersionTest(unittest.TestCase):
+    """Sections 5 and 12.1: version 2's generations and milliseconds, version 1 still read."""
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="state-reader-versions-", dir="/tmp")
+        self.snapshot = os.path.join(self.dir, "snapshot.tks")
+        self.journal = os.path.join(self.dir, "journal-0000000000000007.tkj")
+
+    def tearDown(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def read(self, *args: str, now: int = T) -> tuple[int, dict[str, Any], dict[str, Any]]:
+        status, doc = run_reader("--json", "--records", "--now", str(now), *args, self.dir)
+        return status, doc, doc["results"][0]
+
+    def records(self, doc: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        return files_by_name(doc)[name]["records"]
+
+    def problem(self, doc: dict[str, Any], name: str) -> dict[str, Any]:
+        return files_by_name(doc)[name]["problem"]
+
+    def write_v2_state(self, *journal: bytes) -> None:
+        """A version 2 snapshot: Bob's family at generation 3, used, Alice's session, and two
+        dedup entries (an issue's and a rotation's); a version 2 journal 7 of `journal`."""
+        write(self.snapshot, snapshot_file([
+            put_login(2, BOB_SID, generation=3, used=1),
+            put_login(2, ALICE_SID, kind=1, refresh_id=None, subject=b"alice"),
+            frame(5, dedup_payload(2, KEY_ISSUE, window_ends_at=T_MS + 1500,
+                                   expires_at=T_MS + 1500, request=bytes(16))),
+            frame(5, dedup_payload(2, KEY_OTHER, window_ends_at=T_MS + 1500,
+                                   expires_at=T_MS + 900_000, generation=3)),
+        ], 7, version=2))
+        write(self.journal, journal_header(7, version=2) + b"".join(journal))
+
+    def test_version_2_records_and_their_fields(self) -> None:
+        rotation = dedup_payload(2, KEY_REFRESH, window_ends_at=T_MS + 2500,
+                                 expires_at=T_MS + 1_800_000, generation=4)
+        self.write_v2_state(rotate(2, BOB_SID, 4, rotation), mark_used(BOB_SID, 4))
+        status, doc, result = self.read()
+        self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
+        self.assertEqual(doc["format_version"], 2)
+        files = files_by_name(doc)
+        self.assertEqual(files["snapshot.tks"]["header"]["version"], 2)
+        self.assertEqual(files["journal-0000000000000007.tkj"]["header"]["version"], 2)
+        bob, alice, issue, other, _ = self.records(doc, "snapshot.tks")
+        # A login is 55 bytes, + 16 for the refresh id, + the subject (section 5).
+        self.assertEqual(bob["length"], 16 + 55 + 16 + 3 + 1)
+        self.assertEqual((bob["login"]["generation"], bob["login"]["used"]), (3, True))
+        self.assertEqual(bob["login"]["refresh_id"], b64(JTI_OLD))
+        self.assertEqual((alice["login"]["generation"], alice["login"]["used"]), (0, False))
+        # A dedup entry is 46 bytes + the optional digests + the sealed bytes.
+        self.assertEqual(issue["length"], 46 + 16 + 40)
+        self.assertEqual(issue["dedup"], {
+            "key": {"present": True, "length": 16}, "window_ends_at": T_MS + 1500,
+            "expires_at": T_MS + 1500, "generation": 0, "fingerprint": None,
+            "request_digest": {"present": True, "length": 16}, "sealed_length": 40})
+        self.assertEqual((other["dedup"]["window_ends_at"], other["dedup"]["expires_at"],
+                          other["dedup"]["generation"]), (T_MS + 1500, T_MS + 900_000, 3))
+        rot, used = self.records(doc, "journal-0000000000000007.tkj")
+        self.assertEqual((rot["type_name"], rot["length"]), ("rotate", 16 + 16 + 8 + 8 + 46 + 40))
+        self.assertEqual((rot["session_id"], rot["refresh_id"], rot["expires_at"],
+                          rot["generation"]), (b64(BOB_SID), b64(JTI_NEW), T + 3600, 4))
+        self.assertEqual((rot["dedup"]["window_ends_at"], rot["dedup"]["expires_at"],
+                          rot["dedup"]["generation"]), (T_MS + 2500, T_MS + 1_800_000, 4))
+        self.assertEqual(used, {"offset": used["offset"], "type": 6, "type_name": "mark_used",
+                                "length": 24, "crc": used["crc"],
+                                "session_id": b64(BOB_SID), "generation": 4})
+        state = result["state"]
+        self.assertEqual((state["families"], state["families_used"],
+                          state["highest_generation"]), (1, 1, 4))
+        # The text output shows the new fields.
+        _, text = run_reader("--records", "--now", str(T), self.dir)
+        self.assertIn("generation 3 used True", text)
+        self.assertIn(f"generation 4, dedup window_ends_at {T_MS + 2500} ms expires_at "
+                      f"{T_MS + 1_800_000} ms generation 4", text)
+        self.assertIn(f"mark_used len 24 sid {b64(BOB_SID)} generation 4", text)
+        self.assertIn("1 with their current pair used", text)
+
+    def test_rotate_sets_the_generation_and_mark_used_acts_only_at_it(self) -> None:
+        # Section 5: rotate sets the generation it carries and clears used; mark_used of
+        # another generation (the family rotated since) changes nothing.
+        rotation = dedup_payload(2, KEY_REFRESH, window_ends_at=T_MS + 2500,
+                                 expires_at=T_MS + 1_800_000, generation=4)
+        cases = [
+            ([], 1, 3),                                                   # as in the snapshot
+            ([rotate(2, BOB_SID, 4, rotation)], 0, 4),                    # rotated: unused
+            ([rotate(2, BOB_SID, 4, rotation), mark_used(BOB_SID, 3)], 0, 4),   # stale
+            ([rotate(2, BOB_SID, 4, rotation), mark_used(BOB_SID, 4)], 1, 4),
+            ([rotate(2, BOB_SID, 4, rotation), mark_used(BOB_SID, 5)], 0, 4),   # not yet
+            # Absolute values: a rotate to a lower generation sets it as well.
+            ([rotate(2, BOB_SID, 2, rotation), mark_used(BOB_SID, 2)], 1, 2),
+            # A login not held: nothing (the rotation's dedup entry is still added).
+            ([mark_used(KEY_OTHER, 3)], 1, 3),
+        ]
+        for journal, used, generation in cases:
+            with self.subTest(records=len(journal), used=used, generation=generation):
+                self.write_v2_state(*journal)
+                status, doc, result = self.read()
+                self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
+                state = result["state"]
+                self.assertEqual((state["families_used"], state["highest_generation"]),
+                                 (used, generation))
+        # Replaying the journal twice (over a state that holds it already) changes nothing.
+        journal = [rotate(2, BOB_SID, 4, rotation), mark_used(BOB_SID, 4)]
+        self.write_v2_state(*journal, *journal)
+        state = self.read()[2]["state"]
+        self.assertEqual((state["families_used"], state["highest_generation"]), (1, 4))
+        # In a snapshot (tokend writes none there): a note, applied as in a journal.
+        write(self.snapshot, snapshot_file([put_login(2, BOB_SID, generation=3, used=0),
+                                            mark_used(BOB_SID, 3)], 7, version=2))
+        write(self.journal, journal_header(7, version=2))
+        status, doc, result = self.read()
+        self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
+        self.assertIn("mark_used record at", " ".join(files_by_name(doc)["snapshot.tks"]["notes"]))
+        self.assertEqual(result["state"]["families_used"], 1)
+
+    def test_live_dedup_entries_are_counted_in_milliseconds(self) -> None:
+        # Section 5: live while now (ms) < expires_at; within the window while < window_ends_at.
+        rotation = dedup_payload(2, KEY_REFRESH, window_ends_at=T_MS + 2500,
+                                 expires_at=T_MS + 1_800_000, generation=4)
+        self.write_v2_state(rotate(2, BOB_SID, 4, rotation))
+        cases = [                              # --now: read, live, within the window
+            (T, (3, 3, 3)),
+            (T + 2, (3, 2, 1)),                # the issue's entry expired at T + 1.5 s
+            (T + 3, (3, 2, 0)),
+            (T + 899, (3, 2, 0)),
+            (T + 900, (3, 1, 0)),              # expires_at = now_ms: expired
+            (T + 1799, (3, 1, 0)),
+            (T + 1800, (3, 0, 0)),
+        ]
+        for now, expected in cases:
+            with self.subTest(now=now - T):
+                state = self.read(now=now)[2]["state"]
+                self.assertEqual(state["now_ms"], now * 1000)
+                self.assertEqual((state["dedup_entries_read"], state["dedup_entries_live"],
+                                  state["dedup_entries_in_window"]), expected)
+        # A window ending after the expiry (tokend writes none): kept until the window ends.
+        write(self.snapshot, snapshot_file([frame(5, dedup_payload(
+            2, KEY_ISSUE, window_ends_at=T_MS + 10_000, expires_at=T_MS + 5000))], 7, version=2))
+        write(self.journal, journal_header(7, version=2))
+        status, doc, result = self.read(now=T + 7)
+        self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
+        self.assertIn("window end after its expiry",
+                      " ".join(files_by_name(doc)["snapshot.tks"]["notes"]))
+        self.assertEqual((result["state"]["dedup_entries_live"],
+                          result["state"]["dedup_entries_in_window"]), (1, 1))
+        self.assertEqual(self.read(now=T + 10)[2]["state"]["dedup_entries_live"], 0)
+
+    def test_version_1_files_are_still_read(self) -> None:
+        # Section 12.1: no generation or used byte in a login (generation 0, unused); a dedup
+        # entry's one expiry in seconds, read as window end and expiry in milliseconds
+        # (saturated), generation 0; no generation in a rotate (0).
+        write(self.snapshot, snapshot_file([
+            put_login(1, BOB_SID),
+            put_login(1, ALICE_SID, kind=1, refresh_id=None, subject=b"alice",
+                      dedup=dedup_payload(1, KEY_ISSUE, seconds=T + 5, request=bytes(16))),
+            frame(5, dedup_payload(1, KEY_OTHER, seconds=2 ** 62)),
+            frame(5, dedup_payload(1, b"\x44" * 16, seconds=-(2 ** 62))),
+        ], 7, version=1))
+        write(self.journal, journal_header(7, version=1)
+              + rotate(1, BOB_SID, 0, dedup_payload(1, KEY_REFRESH, seconds=T + 2)))
+        status, doc, result = self.read()
+        self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
+        files = files_by_name(doc)
+        self.assertEqual((files["snapshot.tks"]["header"]["version"],
+                          files["journal-0000000000000007.tkj"]["header"]["version"]), (1, 1))
+        bob, alice, huge, negative, _ = self.records(doc, "snapshot.tks")
+        self.assertEqual(bob["length"], 16 + 46 + 16 + 3 + 1)        # 46: no generation, used
+        self.assertEqual((bob["login"]["generation"], bob["login"]["used"]), (0, False))
+        self.assertEqual(alice["length"], 16 + 46 + 5 + 1 + 30 + 16 + 40)
+        self.assertEqual((alice["dedup"]["window_ends_at"], alice["dedup"]["expires_at"],
+                          alice["dedup"]["generation"]), ((T + 5) * 1000, (T + 5) * 1000, 0))
+        self.assertEqual((huge["dedup"]["window_ends_at"], huge["dedup"]["expires_at"]),
+                         (2 ** 63 - 1, 2 ** 63 - 1))
+        self.assertEqual((negative["dedup"]["window_ends_at"], negative["dedup"]["expires_at"]),
+                         (-(2 ** 63), -(2 ** 63)))
+        (rot,) = self.records(doc, "journal-0000000000000007.tkj")
+        self.assertEqual((rot["generation"], rot["dedup"]["expires_at"],
+                          rot["dedup"]["generation"]), (0, (T + 2) * 1000, 0))
+        state = result["state"]
+        self.assertEqual((state["highest_generation"], state["families_used"]), (0, 0))
+        # Live: the issue's (T + 5 s), the rotation's (T + 2 s), the saturated one.
+        self.assertEqual((state["dedup_entries_read"], state["dedup_entries_live"]), (4, 3))
+        self.assertEqual(self.read(now=T + 2)[2]["state"]["dedup_entries_live"], 2)
+        # The document's own examples are version 1 files too (ExampleFilesTest).
+
+    def test_each_file_is_read_in_its_own_headers_layout(self) -> None:
+        # After an upgrade: the examples' version 1 snapshot, then a version 2 journal that
+        # rotates Bob's family to generation 1 and marks it used.
+        write_examples(self.dir)
+        rotation = dedup_payload(2, KEY_REFRESH, window_ends_at=T_MS + 2500,
+                                 expires_at=T_MS + 1_800_000, generation=1)
+        write(self.journal, journal_header(7, version=2) + rotate(2, BOB_SID, 1, rotation)
+              + mark_used(BOB_SID, 1))
+        status, doc, result = self.read()
+        self.assertEqual((status, doc["problems"]), (0, []), doc["problems"])
+        self.assertEqual((result["state"]["highest_generation"], result["state"]["families_used"]),
+                         (1, 1))
+        # A version 2 record in a version 1 file, and a version 1 record in a version 2 file,
+        # do not parse: damage at the record.
+        for version, record in ((1, put_login(2, BOB_SID, generation=1, used=1)),
+                                (2, put_login(1, BOB_SID)),
+                                (1, rotate(2, BOB_SID, 1, rotation)),
+                                (2, frame(5, dedup_payload(1, KEY_ISSUE, seconds=T + 5)))):
+            with self.subTest(version=version, type=record[4]):
+                write(self.journal, journal_header(7, version=version) + record
+                      + journal_header(7)[:9])      # more bytes after it: not a torn tail
+                status, doc, _ = self.read()
+                self.assertEqual(status, 1)
+                p = self.problem(doc, "journal-0000000000000007.tkj")
+                self.assertEqual((p["offset"], p["class"]), (32, "damage"), p)
+                self.assertIn("malformed", p["reason"])
+
+    def test_mark_used_in_a_version_1_file_is_damage(self) -> None:
+        # Section 5: type 6 does not exist in version 1. Damage even as the newest journal's
+        # last record (a whole record with a valid checksum is no torn tail).
+        write_examples(self.dir)
+        data = Path(self.journal).read_bytes()
+        write(self.journal, data + mark_used(BOB_SID, 0))
+        status, doc, _ = self.read()
+        self.assertEqual(status, 1)
+        self.assertEqual(self.problem(doc, "journal-0000000000000007.tkj"), {
+            "offset": 57, "class": "damage",
+            "reason": "malformed mark_used payload: mark_used is not a record of format "
+                      "version 1"})
+        # In version 2 it must be exactly 24 bytes.
+        for payload in (BOB_SID + i64(0)[:7], BOB_SID + i64(0) + b"\x00"):
+            with self.subTest(size=len(payload)):
+                write(self.journal, journal_header(7, version=2) + frame(6, payload))
+                status, doc, _ = self.read()
+                p = self.problem(doc, "journal-0000000000000007.tkj")
+                self.assertEqual((status, p["offset"], p["class"]), (1, 32, "damage"), p)
+                self.assertIn("malformed mark_used payload", p["reason"])
+
+    def test_a_bad_used_byte_is_damage(self) -> None:
+        # Section 5: used is 0 or 1; anything else makes the record malformed, in a snapshot
+        # and in a journal alike.
+        write(self.journal, journal_header(7, version=2) + put_login(2, BOB_SID, used=2))
+        status, doc, _ = self.read()
+        self.assertEqual(status, 1)
+        self.assertEqual(self.problem(doc, "journal-0000000000000007.tkj"), {
+            "offset": 32, "class": "damage",
+            "reason": "malformed put_login payload: bad used byte 0x02"})
+        write(self.snapshot, snapshot_file([put_login(2, BOB_SID, used=0xFF)], 7, version=2))
+        write(self.journal, journal_header(7, version=2))
+        status, doc, _ = self.read()
+        self.assertEqual(status, 1)
+        p = self.problem(doc, "snapshot.tks")
+        self.assertEqual((p["offset"], p["class"]), (32, "damage"))
+        self.assertIn("bad used byte 0xff", p["reason"])
+
+    def test_versions_above_2_are_refused(self) -> None:
+        # Sections 3 and 12: a newer version is damage at offset 0, even in the newest journal.
+        write(self.snapshot, snapshot_file([], 7, version=2))
+        write(self.journal, journal_header(7, version=3))
+        status, doc, _ = self.read()
+        self.assertEqual(status, 1)
+        self.assertEqual(self.problem(doc, "journal-0000000000000007.tkj"), {
+            "offset": 0, "class": "damage",
+            "reason": "format version 3 is newer than this reader (2)"})
+        write(self.journal, journal_header(7, version=2))
+        self.assertEqual(self.read()[0], 0)
+        write(self.snapshot, snapshot_file([], 7, version=0xFFFF))
+        status, doc, _ = self.read()
+        self.assertEqual(self.problem(doc, "snapshot.tks")["reason"],
+                         "format version 65535 is newer than this reader (2)")
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
 class ProgramTest(unittest.TestCase):
     """The reader as a program: its exit status and outputs."""
 
@@ -894,15 +1234,22 @@ class RealDaemonTest(unittest.TestCase):
                 assert c.verify(dave.session_token).renewed
                 erin2 = c.refresh(erin.refresh_token)
                 cls.secrets["erin2"] = erin2
-                spent_at = int(time.time())
+                spent_at = time.time()      # after the rotation: its window ends before + 2 s
                 assert c.refresh(erin.refresh_token).refresh_token == erin2.refresh_token
                 c.revoke(alice.session_token)                               # by token
                 c.revoke(session_id=carol.session_id)                       # by session id
                 c.revoke(subject="frank")                                   # by subject: 2
-                # Reuse detection: the spent refresh token after the dedup window.
+                # After the dedup window (kept to the millisecond), within the rotation grace,
+                # the new pair unused: a retry of the spent token is a lost response and gets
+                # the same pair (nothing written).
                 deadline = spent_at + DEDUP_WINDOW + 0.05
                 while time.time() < deadline:
                     time.sleep(min(0.1, max(0.0, deadline - time.time())))
+                retry = c.refresh(erin.refresh_token)
+                assert retry.refresh_token == erin2.refresh_token, "lost-response retry refused"
+                # A verify of the new access token uses the pair (mark_used)...
+                c.verify(erin2.access_token)
+                # ...and from then on the spent refresh token is reuse.
                 try:
                     c.refresh(erin.refresh_token)
                 except TokendError as refusal:
@@ -942,7 +1289,7 @@ class RealDaemonTest(unittest.TestCase):
         for f in files.values():
             self.assertIsNone(f["problem"])
             self.assertTrue(f["header"]["crc_valid"])
-            self.assertEqual(f["header"]["version"], 1)
+            self.assertEqual(f["header"]["version"], 2)
             for name, n in f["records_by_type"].items():
                 seen[name] = seen.get(name, 0) + n
         self.assertEqual(set(seen), set(reader.RECORD_TYPES.values()), seen)
@@ -956,7 +1303,7 @@ class RealDaemonTest(unittest.TestCase):
         self.assertEqual(files["journal-0000000000000002.tkj"]["record_count"], 0)
         j3 = files["journal-0000000000000003.tkj"]
         self.assertEqual(j3["records_by_type"], {"put_login": 4, "set_expiry": 1, "rotate": 1,
-                                                 "revoke": 5})
+                                                 "mark_used": 1, "revoke": 5})
         # The idempotent issue's put_login carries its dedup entry; the others none.
         with_dedup = [r for r in j3["records"] if r["type"] == 1 and r["dedup"] is not None]
         self.assertEqual(len(with_dedup), 1)
@@ -965,6 +1312,51 @@ class RealDaemonTest(unittest.TestCase):
         order = doc["results"][0]["journal_order"]
         self.assertEqual((order["journals_read"], order["missing"], order["next_journal"]),
                          ([2, 3], [], 4))
+
+    def test_generations_follow_the_rotations(self) -> None:
+        # Section 5.1: a family's pairs are numbered from 0, each rotation the next; a rotation's
+        # dedup entry holds the new pair's generation, kept past its window for the grace (by
+        # default the access-token TTL); a verify of the new access token marks it used.
+        status, doc = self.read(self.state_dir)
+        self.assertEqual(status, 0, json.dumps(doc["problems"]))
+        files = files_by_name(doc)
+        snap = files["snapshot.tks"]["records"]
+        j3 = files["journal-0000000000000003.tkj"]["records"]
+        logins = {r["login"]["subject"]: r["login"] for r in snap + j3 if r["type"] == 1}
+        # Bob's family rotated once before the snapshot; the others were written as issued.
+        self.assertEqual((logins["bob"]["generation"], logins["bob"]["used"]), (1, False))
+        for subject in ("alice", "carol", "dave", "erin", "frank"):
+            self.assertEqual((logins[subject]["generation"], logins[subject]["used"]), (0, False),
+                             subject)
+        window = DEDUP_WINDOW * 1000
+        # The issue's entries: kept for their window only, generation 0.
+        issues = [r["dedup"] for r in snap if r["type"] == 5 and r["dedup"]["request_digest"]]
+        issues += [r["dedup"] for r in j3 if r["type"] == 1 and r["dedup"] is not None]
+        self.assertEqual(len(issues), 2)
+        for d in issues:
+            self.assertEqual((d["expires_at"], d["generation"]), (d["window_ends_at"], 0), d)
+        # The rotations' entries: the new pair's generation, kept for the grace after the window.
+        bob_entry = next(r["dedup"] for r in snap if r["type"] == 5
+                         and not r["dedup"]["request_digest"])
+        rotate = next(r for r in j3 if r["type"] == 3)
+        for d in (bob_entry, rotate["dedup"]):
+            self.assertEqual(d["generation"], 1, d)
+            self.assertEqual(d["expires_at"] - d["window_ends_at"], ACCESS_TTL * 1000 - window, d)
+        self.assertEqual(rotate["generation"], 1)
+        # The new pair's tokens carry it as `gen`.
+        for token in (self.secrets["erin2"].access_token, self.secrets["erin2"].refresh_token):
+            claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))
+            self.assertEqual(claims["gen"], 1)
+        # One mark_used, for Erin's generation 1, between her rotation and her revocation;
+        # the repeat and the lost-response retry wrote nothing.
+        types = [r["type_name"] for r in j3 if r.get("session_id") == rotate["session_id"]]
+        self.assertEqual(types, ["put_login", "rotate", "mark_used", "revoke"])
+        used = next(r for r in j3 if r["type"] == 6)
+        self.assertEqual((used["session_id"], used["generation"], used["length"]),
+                         (self.secrets["erin"].session_id, 1, 24))
+        # Replayed: Erin's pair used (and her family revoked), Bob's and Frank's not.
+        state = doc["results"][0]["state"]
+        self.assertEqual((state["families_used"], state["highest_generation"]), (1, 1))
 
     def test_the_lock_names_the_daemon(self) -> None:
         # Section 1: tokend.lock holds the pid; held while the daemon runs, released by a crash.

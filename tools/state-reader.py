@@ -17,9 +17,15 @@ directory only; a single journal file is taken as the newest when it has the hig
 among the journals of its own directory, or always with --newest.
 
 Each frame is checked in the order of section 4 (a zero-filled tail second, right after the
-end of the file). A directory's `tokend.lock` is the daemon's lock, not a state file: it is
-tested with a shared non-blocking flock (never the exclusive lock, never written), and a daemon
-holding it is reported as a note, with the pid the file holds.
+end of the file). Format versions 1 and 2 are read (section 12), each file's records in the
+layout of the version in its own header (section 12.1): a version 1 login reads as generation 0,
+unused; a version 1 dedup entry's expiry in seconds as a window end and expiry in milliseconds
+(saturated), generation 0; a version 1 rotate as generation 0; a mark_used record (type 6) in a
+version 1 file is damage. A version above 2 is damage.
+
+A directory's `tokend.lock` is the daemon's lock, not a state file: it is tested with a shared
+non-blocking flock (never the exclusive lock, never written), and a daemon holding it is
+reported as a note, with the pid the file holds.
 
 Problems (exit status 1), each with a class: "damage" and "torn_tail" in a file (section 9);
 "damage" for journal 0 among the journals read (from the snapshot's sequence on; sections 1
@@ -29,6 +35,7 @@ grants more than 0750, which tokend refuses to start on (section 1).
 
 Notes, not problems: a record type that tokend never writes in a snapshot (a journal type, or a
 put_login with a dedup entry), applied as in a journal (section 6); a session with a refresh id;
+a dedup entry whose window ends after its expiry (kept until the window ends, section 5);
 a journal whose header sequence differs from its name (the daemon orders by name); a name
 that looks like a journal's but is not one (left alone); a snapshot sequence from 2^62 on (no
 journal name can carry it).
@@ -37,8 +44,13 @@ Exit status: 0 when every file is clean and the journals run unbroken, 1 when a 
 found (damage, a torn tail, missing journals, a refused mode), 2 on a usage error.
 
 Nothing secret-adjacent is printed in full: digests and sealed results appear only as their
-presence and length. Session ids, refresh-token jtis, subjects and times, which the files hold
-in the clear (section 8), are printed with --records.
+presence and length. Session ids, refresh-token jtis, subjects, generations and times, which the
+files hold in the clear (section 8), are printed with --records.
+
+A directory's state is replayed as a start would (section 5) and summarised: logins, families
+whose current pair is used, and dedup entries read, live (expires_at after now in milliseconds)
+and within their dedup window. --now gives the time in Unix seconds (now in milliseconds is then
+--now * 1000); by default the clock's, to the millisecond.
 """
 
 from __future__ import annotations
@@ -55,7 +67,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # the newest version read; 1 is read too (section 12.1)
 HEADER_SIZE = 32
 FRAME_SIZE = 9
 MAX_LENGTH = 1048576
@@ -69,6 +81,7 @@ JOURNAL_LIKE_RE = re.compile(r"journal-.*\.tkj")   # looks like one; a journal o
 JOURNAL_LIMIT = 2 ** 62   # journal numbers are below this (section 1)
 END_PAYLOAD_SIZE = 12     # the snapshot end record's payload, exactly (section 6)
 FORGET_AFTER = 3600  # a login is forgotten an hour after its max_expires_at (section 9 step 5)
+I64_MIN, I64_MAX = -2 ** 63, 2 ** 63 - 1
 
 RECORD_TYPES = {
     1: "put_login",
@@ -76,6 +89,7 @@ RECORD_TYPES = {
     3: "rotate",
     4: "revoke",
     5: "put_dedup",
+    6: "mark_used",     # version 2 only (section 12.1)
     255: "snapshot_end",
 }
 SNAPSHOT_TYPES = {1, 5, 255}   # section 5, column "In"
@@ -177,7 +191,14 @@ def digest_view(raw: bytes | None) -> dict[str, Any] | None:
     return view
 
 
-def parse_login(c: Cursor) -> dict[str, Any]:
+def has_generations(version: int) -> bool:
+    """Version 2 on: logins carry generation and used, rotations a generation, dedup entries a
+    window end, an expiry in milliseconds and a generation (section 12.1). Version 0, which
+    no tokend wrote, is laid out as version 1 (section 12)."""
+    return version >= 2
+
+
+def parse_login(c: Cursor, version: int = FORMAT_VERSION) -> dict[str, Any]:
     kind = c.u8("login kind")
     if kind not in LOGIN_KINDS:
         raise Malformed(f"unknown login kind {kind}")
@@ -195,16 +216,36 @@ def parse_login(c: Cursor) -> dict[str, Any]:
     }
     fingerprint = c.take(16, "fingerprint digest") if c.presence("fingerprint digest") else None
     refresh = c.take(16, "refresh id") if c.presence("refresh id") else None
+    generation, used = 0, 0          # version 1: generation 0, unused
+    if has_generations(version):
+        generation = c.i64("generation")
+        used = c.u8("used")
+        if used not in (0, 1):
+            raise Malformed(f"bad used byte 0x{used:02x}")
     subject_length = c.u16("subject length")
     login["fingerprint"] = digest_view(fingerprint)
     login["refresh_id"] = None if refresh is None else b64id(refresh)
+    login["generation"] = generation
+    login["used"] = used == 1
     login["subject"] = c.text(subject_length, "subject")
     return login
 
 
-def parse_dedup(c: Cursor) -> dict[str, Any]:
+def seconds_to_milliseconds(seconds: int) -> int:
+    """A version 1 time in seconds as milliseconds, saturated to the i64 range (section 12.1)."""
+    return max(I64_MIN, min(I64_MAX, seconds * 1000))
+
+
+def parse_dedup(c: Cursor, version: int = FORMAT_VERSION) -> dict[str, Any]:
     key = c.take(16, "dedup key")
-    expires_at = c.i64("dedup expires_at")
+    if has_generations(version):
+        window_ends_at = c.i64("dedup window_ends_at")
+        expires_at = c.i64("dedup expires_at")
+        generation = c.i64("dedup generation")
+    else:
+        # Version 1: one expiry in seconds, the end of the window and of the entry alike.
+        window_ends_at = expires_at = seconds_to_milliseconds(c.i64("dedup expires_at"))
+        generation = 0
     fingerprint = c.take(16, "dedup fingerprint digest") if c.presence("dedup fingerprint") else None
     request = c.take(16, "request digest") if c.presence("request digest") else None
     sealed_length = c.u32("sealed length")
@@ -213,7 +254,9 @@ def parse_dedup(c: Cursor) -> dict[str, Any]:
     sealed = c.take(sealed_length, "sealed result")
     out: dict[str, Any] = {
         "key": digest_view(key),
-        "expires_at": expires_at,
+        "window_ends_at": window_ends_at,      # Unix milliseconds
+        "expires_at": expires_at,              # Unix milliseconds
+        "generation": generation,
         "fingerprint": digest_view(fingerprint),
         "request_digest": digest_view(request),
         "sealed_length": sealed_length,
@@ -223,23 +266,29 @@ def parse_dedup(c: Cursor) -> dict[str, Any]:
     return out
 
 
-def parse_payload(rtype: int, payload: bytes) -> dict[str, Any]:
+def parse_payload(rtype: int, payload: bytes, version: int = FORMAT_VERSION) -> dict[str, Any]:
+    """A payload in the layout of format `version` (the file header's, section 12.1)."""
     c = Cursor(payload)
     out: dict[str, Any]
     if rtype == 1:
-        out = {"session_id": b64id(c.take(16, "session id")), "login": parse_login(c)}
-        out["dedup"] = parse_dedup(c) if c.presence("dedup entry") else None
+        out = {"session_id": b64id(c.take(16, "session id")), "login": parse_login(c, version)}
+        out["dedup"] = parse_dedup(c, version) if c.presence("dedup entry") else None
     elif rtype == 2:
         out = {"session_id": b64id(c.take(16, "session id")), "expires_at": c.i64("expires_at")}
     elif rtype == 3:
         out = {"session_id": b64id(c.take(16, "session id")),
                "refresh_id": b64id(c.take(16, "jti")),
-               "expires_at": c.i64("expires_at"),
-               "dedup": parse_dedup(c)}
+               "expires_at": c.i64("expires_at")}
+        out["generation"] = c.i64("generation") if has_generations(version) else 0
+        out["dedup"] = parse_dedup(c, version)
     elif rtype == 4:
         out = {"session_id": b64id(c.take(16, "session id"))}
     elif rtype == 5:
-        out = {"dedup": parse_dedup(c)}
+        out = {"dedup": parse_dedup(c, version)}
+    elif rtype == 6:
+        if not has_generations(version):
+            raise Malformed(f"mark_used is not a record of format version {version}")
+        out = {"session_id": b64id(c.take(16, "session id")), "generation": c.i64("generation")}
     elif rtype == 255:
         out = {"count": c.u64("count"), "file_crc": c.u32("file crc")}
     else:  # pragma: no cover - filtered before
@@ -322,6 +371,8 @@ def read_header(data: bytes, kind: str) -> tuple[dict[str, Any] | None, str | No
     if not header["crc_valid"]:
         return header, (f"header checksum mismatch (stored 0x{header['crc']:08x}, "
                         f"computed 0x{crc32c(data[0:28]):08x})")
+    if header["version"] == 0:
+        return header, "format version 0 does not exist (damage?)"
     if header["version"] > FORMAT_VERSION:
         return header, (f"format version {header['version']} is newer than this reader "
                         f"({FORMAT_VERSION})")
@@ -359,6 +410,8 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
         report.notes.append(f"sequence {header['sequence']} is not below 2^62: no journal name "
                             "can carry it (section 1)")
 
+    assert header is not None              # a header without a problem was read
+    version = header["version"]            # the records' layout (section 12.1)
     offset = HEADER_SIZE
     end_seen = False
 
@@ -403,7 +456,7 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
             return fail(offset, f"snapshot end record payload of {length} bytes, not "
                                 f"{END_PAYLOAD_SIZE}")
         try:
-            fields = parse_payload(rtype, payload)
+            fields = parse_payload(rtype, payload, version)
         except Malformed as error:
             return fail(offset, f"malformed {name} payload: {error}")
         record = {"offset": offset, "type": rtype, "type_name": name, "length": length,
@@ -432,6 +485,11 @@ def read_file(path: str, kind: str, newest: bool, role: str, number: int | None)
             login = fields["login"]
             if login["kind"] == "session" and login["refresh_id"] is not None:
                 report.notes.append(f"session at {offset} has a refresh id")
+        dedup = fields.get("dedup")
+        if dedup is not None and dedup["window_ends_at"] > dedup["expires_at"]:
+            report.notes.append(f"dedup entry of the {name} at {offset} has its window end after "
+                                "its expiry: kept until the window ends, as tokend does "
+                                "(section 5)")
         report.records.append(record)
         offset = record_end
 
@@ -535,18 +593,37 @@ def apply(state: dict[str, Any], record: dict[str, Any]) -> None:
         if record["session_id"] in logins:
             logins[record["session_id"]]["expires_at"] = record["expires_at"]
     elif t == 3:
+        # The generation it carries, absolute, and the new pair unused; the dedup entry even
+        # for a login not held.
         if record["session_id"] in logins:
-            logins[record["session_id"]]["refresh_id"] = record["refresh_id"]
-            logins[record["session_id"]]["expires_at"] = record["expires_at"]
+            login = logins[record["session_id"]]
+            login["refresh_id"] = record["refresh_id"]
+            login["expires_at"] = record["expires_at"]
+            login["generation"] = record["generation"]
+            login["used"] = False
         state["dedup"].append(record["dedup"])
     elif t == 4:
         if record["session_id"] in logins:
             logins[record["session_id"]]["revoked"] = True
     elif t == 5:
         state["dedup"].append(record["dedup"])
+    elif t == 6:
+        # Only while the login is still at that generation: else it rotated since.
+        held = logins.get(record["session_id"])
+        if held is not None and held["kind"] == "family" and held["generation"] == record["generation"]:
+            held["used"] = True
 
 
-def read_directory(directory: str, now: int) -> dict[str, Any]:
+def kept_until(dedup: dict[str, Any]) -> int:
+    """Until when (Unix milliseconds, exclusive) tokend keeps a dedup entry: its expiry, or its
+    window's end when that is later (section 5)."""
+    return max(dedup["expires_at"], dedup["window_ends_at"])
+
+
+def read_directory(directory: str, now: int, now_ms: int | None = None) -> dict[str, Any]:
+    """`now` in Unix seconds judges logins; `now_ms` (default now * 1000) dedup entries."""
+    if now_ms is None:
+        now_ms = now * 1000
     names = sorted(os.listdir(directory))
     files: list[FileReport] = []
     notes: list[str] = []
@@ -676,17 +753,24 @@ def read_directory(directory: str, now: int) -> dict[str, Any]:
             for record in report.records:
                 apply(state, record)
     logins = state["logins"]
-    live_dedup = [d for d in state["dedup"] if d["expires_at"] > now]
+    # Section 5: an entry is live while now (milliseconds) is before its expiry.
+    live_dedup = [d for d in state["dedup"] if kept_until(d) > now_ms]
     summary = {
         "logins": len(logins),
         "sessions": sum(1 for v in logins.values() if v["kind"] == "session"),
         "families": sum(1 for v in logins.values() if v["kind"] == "family"),
+        "families_used": sum(1 for v in logins.values()
+                             if v["kind"] == "family" and v["used"]),
+        "highest_generation": max((v["generation"] for v in logins.values()
+                                   if v["kind"] == "family"), default=None),
         "revoked": sum(1 for v in logins.values() if v["revoked"]),
         "forgettable": sum(1 for v in logins.values()
                            if v["max_expires_at"] + FORGET_AFTER <= now),
         "dedup_entries_read": len(state["dedup"]),
         "dedup_entries_live": len(live_dedup),
+        "dedup_entries_in_window": sum(1 for d in live_dedup if d["window_ends_at"] > now_ms),
         "now": now,
+        "now_ms": now_ms,
     }
     return {
         "directory": directory,
@@ -791,9 +875,11 @@ def text_report(result: dict[str, Any], with_records: bool) -> str:
     if result["state"] is not None:
         s = result["state"]
         lines.append(f"state after replay: {s['logins']} logins ({s['sessions']} sessions, "
-                     f"{s['families']} families, {s['revoked']} revoked, {s['forgettable']} "
+                     f"{s['families']} families of which {s['families_used']} with their "
+                     f"current pair used, {s['revoked']} revoked, {s['forgettable']} "
                      f"to forget), {s['dedup_entries_live']} live dedup entries of "
-                     f"{s['dedup_entries_read']} read")
+                     f"{s['dedup_entries_read']} read ({s['dedup_entries_in_window']} within "
+                     f"their window)")
     for note in result["notes"]:
         lines.append(f"note: {note}")
     if result["other_files"]:
@@ -815,22 +901,29 @@ def record_line(record: dict[str, Any]) -> str:
     if t == 1:
         login = record["login"]
         fp = "bound" if login["fingerprint"] else "unbound"
-        dedup = f", dedup sealed {record['dedup']['sealed_length']} B" if record["dedup"] else ""
+        dedup = f", dedup {dedup_text(record['dedup'])}" if record["dedup"] else ""
         return (f"{head} sid {record['session_id']} {login['kind']} subject "
                 f"{login['subject']!r} revoked {login['revoked']} expires_at "
-                f"{login['expires_at']} max {login['max_expires_at']} {fp}{dedup}")
+                f"{login['expires_at']} max {login['max_expires_at']} generation "
+                f"{login['generation']} used {login['used']} {fp}{dedup}")
     if t == 2:
         return f"{head} sid {record['session_id']} expires_at {record['expires_at']}"
     if t == 3:
         return (f"{head} sid {record['session_id']} new jti {record['refresh_id']} "
-                f"expires_at {record['expires_at']} dedup sealed "
-                f"{record['dedup']['sealed_length']} B")
+                f"expires_at {record['expires_at']} generation {record['generation']}, dedup "
+                f"{dedup_text(record['dedup'])}")
     if t == 4:
         return f"{head} sid {record['session_id']}"
     if t == 5:
-        d = record["dedup"]
-        return f"{head} expires_at {d['expires_at']} sealed {d['sealed_length']} B"
+        return f"{head} {dedup_text(record['dedup'])}"
+    if t == 6:
+        return f"{head} sid {record['session_id']} generation {record['generation']}"
     return f"{head} count {record['count']} file crc {hex32(record['file_crc'])}"
+
+
+def dedup_text(d: dict[str, Any]) -> str:
+    return (f"window_ends_at {d['window_ends_at']} ms expires_at {d['expires_at']} ms generation "
+            f"{d['generation']} sealed {d['sealed_length']} B")
 
 
 def json_report(results: list[dict[str, Any]], with_records: bool) -> str:
@@ -857,14 +950,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--newest", action="store_true",
                         help="treat single journal files as the newest journal (torn-tail rules)")
     parser.add_argument("--now", type=int, default=None,
-                        help="the Unix time against which expiry is judged (default: now)")
+                        help="the Unix time in seconds against which expiry is judged (dedup "
+                             "entries at --now * 1000 ms; default: now, to the millisecond)")
     args = parser.parse_args(argv)
-    now = int(time.time()) if args.now is None else args.now
+    if args.now is None:
+        now_ms = time.time_ns() // 1_000_000
+        now = now_ms // 1000
+    else:
+        now, now_ms = args.now, args.now * 1000
     results = []
     try:
         for path in args.paths:
             if os.path.isdir(path):
-                results.append(read_directory(path, now))
+                results.append(read_directory(path, now, now_ms))
             elif os.path.isfile(path):
                 results.append(read_single(path, args.newest))
             else:

@@ -115,12 +115,13 @@ enum RedisScripts {
         if d then
             local w, k, kg, rest = string.match(d, '^(%d+):(%d+):(%d+):(.*)$')
             if not w then rest = d end
-            local tag = string.sub(rest, 1, 1) == '1' and 17 or 1
-            if string.sub(rest, 1, tag) ~= ARGV[\(tag)] then return {'fingerprint'} end
-            local now = tonumber(ARGV[\(milliseconds)])
-            if not w or now < tonumber(w) then return {'dedup', string.sub(rest, tag + 1)} end
-            if now < tonumber(k) then
-                if kg == g and u ~= '1' then return {'dedup', string.sub(rest, tag + 1)} end
+            -- Past its keeping (by the daemon's clock) an entry is as good as gone.
+            if not w or tonumber(ARGV[\(milliseconds)]) < tonumber(k) then
+                local tag = string.sub(rest, 1, 1) == '1' and 17 or 1
+                if string.sub(rest, 1, tag) ~= ARGV[\(tag)] then return {'fingerprint'} end
+                if not w or tonumber(ARGV[\(milliseconds)]) < tonumber(w) or (kg == g and u ~= '1') then
+                    return {'dedup', string.sub(rest, tag + 1)}
+                end
                 reuse = true
             end
         end

@@ -132,7 +132,7 @@ struct EmbeddedState: Sendable {
             }
             insertDedup(dedup, now: now)
         case .markUsed(let key, let generation):
-            if var record = logins[key], record.generation == generation {
+            if var record = logins[key], record.kind == .family, record.generation == generation {
                 record.generationUsed = true
                 logins[key] = record
             }

@@ -32,6 +32,8 @@ import Testing
             let rotation = Rotation(family: family, presented: PresentedRefresh(id: refresh, digest: Digest128(high: 99, low: UInt64(index)), generation: 0),
                                     fingerprint: nil, newRefreshID: .random(), newRefreshExpiresAt: 1070, accessTTL: 30, sealedCandidate: [9])
             _ = state.rotate(rotation, at: 1001_000)
+            // Every other new pair used: a mark_used record.
+            if index % 2 == 0 { _ = state.checkFamily(family, fingerprint: nil, generation: 1, now: 1001) }
         }
         _ = state.revoke(.subject("user3"), now: 1002)
         return state
@@ -49,6 +51,8 @@ import Testing
             decoded.append(try RecordCodec.decode(kind: kind, payload: buffer.readSlice(length: length)!))
         }
         #expect(decoded == original.changes)
+        #expect(decoded.contains { if case .markUsed = $0 { true } else { false } })
+        #expect(original.logins.filter { $0.1.kind == .family && $0.1.generationUsed }.count == 8, "the families marked, 15 of them every other")
 
         var replayed = EmbeddedState(policy: policy, now: 1000)
         replayed.recordsChanges = false
@@ -62,6 +66,42 @@ import Testing
         for record in decoded { replayed.apply(record, now: 1002) }
         #expect(replayed.logins == original.logins)
         #expect(replayed.counts == original.counts)
+    }
+}
+
+/// Files of format version 1 (no generations; dedup times in seconds) are still read.
+@Suite struct FormatVersionOneTests {
+    static func key(_ n: UInt64) -> [UInt8] { withUnsafeBytes(of: UInt64(0).bigEndian, Array.init) + withUnsafeBytes(of: n.bigEndian, Array.init) }
+    static func int(_ n: Int64) -> [UInt8] { withUnsafeBytes(of: n.bigEndian, Array.init) }
+
+    /// A version 1 dedup entry: key, expiry in seconds, no fingerprint, no request digest, sealed.
+    static let dedup = key(9) + int(1005) + [0, 0] + [0, 0, 0, 2, 0xAA, 0xBB]
+
+    @Test func aVersionOneRotationReadsAsGenerationZeroWithItsWindowInMilliseconds() throws {
+        let payload = Self.key(1) + Self.key(2) + Self.int(1070) + Self.dedup
+        let record = try RecordCodec.decode(kind: .rotate, payload: ByteBuffer(bytes: payload), version: 1)
+        let entry = DedupEntry(sealed: [0xAA, 0xBB], fingerprint: nil, requestDigest: nil, windowEndsAt: 1_005_000)
+        #expect(record == .rotate(SessionKey(high: 0, low: 1), refreshID: SessionKey(high: 0, low: 2), expiresAt: 1070, generation: 0,
+                                  dedup: JournalRecord.DedupPut(digest: Digest128(high: 0, low: 9), entry: entry)))
+        #expect(entry.expiresAt == 1_005_000 && entry.generation == 0)
+        // The same bytes are too short for version 2, which has the generation and two more times.
+        #expect(throws: RecordError.self) { try RecordCodec.decode(kind: .rotate, payload: ByteBuffer(bytes: payload), version: 2) }
+    }
+
+    @Test func aVersionOneLoginReadsAsGenerationZeroUnused() throws {
+        let subject = Array("ann".utf8)
+        let login = [2, 0] + Self.int(1000) + Self.int(30) + Self.int(1060) + Self.int(2000) + Self.int(60) + [0] + [1] + Self.key(3)
+            + [0, UInt8(subject.count)] + subject
+        let record = try RecordCodec.decode(kind: .putLogin, payload: ByteBuffer(bytes: Self.key(1) + login + [0]), version: 1)
+        let expected = LoginRecord(kind: .family, subject: "ann", fingerprint: nil, createdAt: 1000, ttl: 30, expiresAt: 1060, maxExpiresAt: 2000,
+                                   refreshTTL: 60, currentRefreshID: SessionKey(high: 0, low: 3))
+        #expect(record == .putLogin(SessionKey(high: 0, low: 1), expected, dedup: nil))
+    }
+
+    @Test func markUsedIsNoRecordOfVersionOne() {
+        let payload = ByteBuffer(bytes: Self.key(1) + Self.int(0))
+        #expect(throws: RecordError.self) { try RecordCodec.decode(kind: .markUsed, payload: payload, version: 1) }
+        #expect((try? RecordCodec.decode(kind: .markUsed, payload: payload, version: 2)) == .markUsed(SessionKey(high: 0, low: 1), generation: 0))
     }
 }
 

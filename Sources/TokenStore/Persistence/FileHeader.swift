@@ -58,6 +58,7 @@ public struct FileHeader: Sendable, Hashable {
         guard CRC32C.checksum(Array(bytes[0..<28])) == crc else {
             throw RecordError("the \(kind.name) header checksum does not match")
         }
+        guard version >= 1 else { throw RecordError("\(kind.name) format version 0 does not exist (damage?)") }
         guard version <= Self.currentVersion else {
             throw RecordError("\(kind.name) format version \(version) is newer than this tokend (\(Self.currentVersion)); upgrade tokend")
         }

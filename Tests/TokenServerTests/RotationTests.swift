@@ -2,7 +2,7 @@ import Testing
 @testable import TokenServer
 import TokenProtocol
 
-/// Rotation in the service core: a repeat within the dedup window signs nothing.
+/// Rotation in the service core: a repeat signs nothing; pairs name their generation.
 @Suite struct RotationTests {
     static func signed(_ fixture: ServiceFixture) -> Int {
         let text = fixture.service.metrics.registry.emitToString()
@@ -40,5 +40,23 @@ import TokenProtocol
         // was signed for it and dropped: once per family, which is revoked from then on.
         #expect(try fixture.call(.refresh, refresh.fields).status == .revoked)
         #expect(Self.signed(fixture) == 6)
+    }
+
+    /// Each pair names its family's generation in `gen`: 0 at issue, one more per refresh; no
+    /// caller may set it.
+    @Test func pairsNameTheirGeneration() throws {
+        let fixture = try ServiceFixture()
+        let issued = try fixture.issue(IssueRequest(mode: .pair, subject: "gus"))
+        func generation(_ access: String) throws -> String? {
+            let verified = try VerifyResult(fields: fixture.call(.verify, TokenRequest(token: access).fields).fields)
+            return verified.claimsJSON.firstMatch(of: /"gen":(\d+)/).map { String($0.1) }
+        }
+        #expect(try generation(issued.accessToken!) == "0")
+        let first = try IssueResult(fields: fixture.call(.refresh, TokenRequest(token: issued.refreshToken!).fields).fields)
+        #expect(try generation(first.accessToken!) == "1")
+        let second = try IssueResult(fields: fixture.call(.refresh, TokenRequest(token: first.refreshToken!).fields).fields)
+        #expect(try generation(second.accessToken!) == "2")
+        let claimed = try fixture.call(.issue, IssueRequest(mode: .pair, subject: "gus", claims: #"{"gen":9}"#).fields)
+        #expect(claimed.status == .badRequest)
     }
 }

@@ -2,10 +2,12 @@
 """Read-your-revocations of the Python client's near cache, at length, against the real tokend.
 
 For each kind of revocation (by token, by session id, by subject, and reuse detection: a spent
-refresh token presented after the dedup window), every round caches a verify answer in a client
-with the near cache (strict mode unless --mode says otherwise), revokes the login through another
-client and waits for the acknowledgement, then verifies through the caching client: the answer
-must be a refusal. A success is a stale answer. The rounds are those of
+refresh token presented after the dedup window, once the new pair it was traded for has been used,
+its access token verified), every round caches a verify answer in a client with the near cache
+(strict mode unless --mode says otherwise), revokes the login through another client and waits
+for the acknowledgement, then verifies through the caching client: the answer must be a refusal
+(for reuse, of the old access token and of the new one, both cached). A success is a stale
+answer. The rounds are those of
 tools/python/tests/near_rounds.py, which the unit tests run 300 times each.
 
     TOKEND_BIN=/path/to/tokend tools/near-cache-stale-test.py --rounds 10000

@@ -11,7 +11,6 @@ answer, counted in ``stale``.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -135,15 +134,28 @@ def revoke_rounds(cached: Client, admin: Client, kind: str, rounds: int,
     return outcome
 
 
-def reuse_rounds(cached: Client, admin: Client, rounds: int, dedup_window: float,
+def dedup_window_of(client: Client) -> float:
+    """The daemon's dedup window in seconds, as its ``hello`` reports it."""
+    info = client.server or client.hello()
+    if info.dedup_window is None:
+        raise RuntimeError(f"{info.server_name} does not report its dedup window in hello")
+    return info.dedup_window
+
+
+def reuse_rounds(cached: Client, admin: Client, rounds: int, dedup_window: float | None = None,
                  batch: int = 500, prefix: str = "near") -> Outcome:
     """Reuse detection: a pair's access token is cached; the pair is refreshed (its refresh
-    token spent) through the other client; after the dedup window the spent refresh token is
-    presented again (``reuse_detected``: the family is revoked, acknowledged by that reply);
-    then the cached access token must be refused. In batches, so that one wait for the window
-    serves many rounds."""
+    token spent) through the other client, and the new pair's access token is verified through
+    the caching client, and cached too: the legitimate holder has used the new pair. That ends
+    the lost-response grace, in which a retry of the spent refresh token would get the same
+    new pair back; after the dedup window (``dedup_window`` seconds, by default as hello
+    reports it) the spent refresh token presented again is reuse (``reuse_detected``: the
+    family is revoked, acknowledged by that reply). Then both cached access tokens, the old
+    and the new, must be refused. In batches, so that one wait for the window serves many
+    rounds."""
     outcome = Outcome("reuse")
     started = time.monotonic()
+    window = dedup_window_of(admin) if dedup_window is None else dedup_window
     done = 0
     while done < rounds:
         size = min(batch, rounds - done)
@@ -152,15 +164,17 @@ def reuse_rounds(cached: Client, admin: Client, rounds: int, dedup_window: float
             pair = admin.issue(f"{prefix}-reuse-{n}", "pair")
             _check_cached(cached, pair.token, outcome)
             assert pair.refresh_token is not None
-            admin.refresh(pair.refresh_token)  # spends it
-            pairs.append((n, pair.token, pair.refresh_token))
-        # The window counts whole seconds from the refresh (section 11): past it for sure
-        # once this many seconds have passed since the second the last refresh was made in.
-        window_end = math.floor(time.time()) + math.ceil(dedup_window) + 0.05
+            new = admin.refresh(pair.refresh_token)  # spends it
+            _check_cached(cached, new.token, outcome)  # uses the new pair
+            pairs.append((n, pair.token, new.token, pair.refresh_token))
+        # The window runs from each refresh, to the millisecond: the last one was made before
+        # this time, so every window is over once `window` seconds more have passed.
+        window_end = time.time() + window + 0.05
         time.sleep(max(0.0, window_end - time.time()))
-        for n, access, spent in pairs:
-            if not cached.verify(access).local:  # still cached after the refresh and the wait
-                outcome.not_cached += 1
+        for n, access, new_access, spent in pairs:
+            for token in (access, new_access):  # still cached after the refresh and the wait
+                if not cached.verify(token).local:
+                    outcome.not_cached += 1
             try:
                 admin.refresh(spent)
                 outcome.wrong.append(f"round {n}: the spent refresh token was accepted")
@@ -170,7 +184,8 @@ def reuse_rounds(cached: Client, admin: Client, rounds: int, dedup_window: float
             except TokendError as exc:
                 outcome.wrong.append(f"round {n}: {exc.name} instead of reuse_detected")
                 continue
-            _expect_revoked(cached, access, outcome, f"round {n} (reuse)")
+            _expect_revoked(cached, access, outcome, f"round {n} (reuse, old access token)")
+            _expect_revoked(cached, new_access, outcome, f"round {n} (reuse, new access token)")
             outcome.rounds += 1
         done += size
     outcome.seconds = time.monotonic() - started
@@ -178,8 +193,10 @@ def reuse_rounds(cached: Client, admin: Client, rounds: int, dedup_window: float
 
 
 def run(socket_path: str, kind: str, rounds: int, *, mode: NearCacheMode = "strict",
-        busy_threads: int = 0, dedup_window: float = 1.0, prefix: str = "near") -> Outcome:
-    """One kind of rounds with a caching client and an admin client of their own."""
+        busy_threads: int = 0, dedup_window: float | None = None,
+        prefix: str = "near") -> Outcome:
+    """One kind of rounds with a caching client and an admin client of their own;
+    ``dedup_window``: the daemon's, in seconds (by default as its hello reports it)."""
     with Client(socket_path, timeout=30.0) as admin, \
             Client(socket_path, timeout=30.0, near_cache=True, near_cache_mode=mode,
                    near_cache_size=max(10000, 2 * rounds + 10)) as cached:

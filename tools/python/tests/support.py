@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import signal
@@ -17,6 +19,21 @@ REPO = Path(__file__).resolve().parents[3]
 TOOLS_PYTHON = Path(__file__).resolve().parents[1]
 DEFAULT_BIN = REPO / ".build" / "debug" / "tokend"
 MAX_FRAME_SIZE = 32768  # not the default, so that a test can see hello report it
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """A JWT's payload, decoded (base64url, then JSON) without checking anything."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert isinstance(claims, dict)
+    return claims
+
+
+def sleep_until(unix_time: float) -> None:
+    """Sleep until the wall clock (the daemon's clock too) reads ``unix_time``."""
+    delay = unix_time - time.time()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def tokend_binary() -> Path:
@@ -53,15 +70,17 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 class Daemon:
-    """A tokend process on a temporary state directory and socket."""
+    """A tokend process on a temporary state directory and socket, with ``--dedup-window
+    1s`` unless ``dedup_window`` says otherwise (the daemon refuses an option given twice)."""
 
-    def __init__(self, extra_args: list[str], *, directory: str | None = None) -> None:
+    def __init__(self, extra_args: list[str], *, directory: str | None = None,
+                 dedup_window: str = "1s") -> None:
         self.own_dir = directory is None
         self.dir = directory or tempfile.mkdtemp(prefix="tokend-py-", dir="/tmp")
         self.socket_path = os.path.join(self.dir, "tokend.sock")
         self.log_path = os.path.join(self.dir, "tokend.log")
         args = [str(tokend_binary()), "--state-dir", os.path.join(self.dir, "state"),
-                "--socket", self.socket_path, "--dedup-window", "1s",
+                "--socket", self.socket_path, "--dedup-window", dedup_window,
                 "--max-frame-size", str(MAX_FRAME_SIZE), "--log-level", "notice", *extra_args]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,

@@ -14,6 +14,7 @@ from tokend_client import (
     DaemonUnreachableError,
     FingerprintMismatch,
     MalformedToken,
+    ReuseDetected,
     Revoked,
     TokendError,
     TokendTimeoutError,
@@ -25,7 +26,7 @@ from tokend_client import (
 from tokend_client.protocol import Opcode, Tag
 
 from .fakedaemon import FakeConnection, FakeDaemon
-from .support import MAX_FRAME_SIZE, Daemon
+from .support import MAX_FRAME_SIZE, Daemon, token_claims
 from .test_concurrency import SETTINGS, refresh_reply
 from .test_fake_daemon import ping_reply, refreshed_reply, verify_reply
 
@@ -41,9 +42,10 @@ def run(coroutine: Awaitable[T]) -> T:
 
 class AioDaemonCase(unittest.TestCase):
     daemon_args: list[str] = []
+    dedup_window = "1s"
 
     def setUp(self) -> None:
-        self.daemon = Daemon(self.daemon_args)
+        self.daemon = Daemon(self.daemon_args, dedup_window=self.dedup_window)
         self.addCleanup(self.daemon.stop)
 
     def client(self, **kwargs: Any) -> aio.Client:
@@ -170,6 +172,98 @@ class AioDaemonTest(AioDaemonCase):
         tokend = aio.Client(self.daemon.socket_path + ".missing")
         with self.assertRaises(DaemonUnreachableError):
             run(tokend.ping())
+
+
+class AioLostResponseTest(AioDaemonCase):
+    """Lost-response recovery of refresh with the asyncio client (as LostResponseTest in
+    test_client.py): after the 300 ms dedup window a retry gets the same pair while it is
+    unused (within the grace: by default the family's access TTL), and is reuse once it was
+    used."""
+
+    dedup_window = "300ms"
+
+    def test_retry_before_and_after_the_new_pair_is_used(self) -> None:
+        async def scenario() -> None:
+            async with self.client(timeout=10.0) as tokend:
+                pair = await tokend.issue("lost", "pair", fingerprint="UA")
+                assert pair.refresh_token is not None
+                new = await tokend.refresh(pair.refresh_token, "UA")
+                await asyncio.sleep(0.35)  # past the window, which began before the reply
+                assert new.access_token is not None and new.refresh_token is not None
+                # Two tasks retry at once: both get the same pair, byte for byte.
+                retries = await asyncio.gather(tokend.refresh(pair.refresh_token, "UA"),
+                                               tokend.refresh(pair.refresh_token, "UA"))
+                for retry in retries:
+                    self.assertEqual(retry, new)
+                    self.assertEqual((retry.access_token, retry.refresh_token),
+                                     (new.access_token, new.refresh_token))
+                self.assertEqual((await tokend.stats()).status("reuse_detected"), 0)
+                check = await tokend.verify(new.access_token, "UA")  # live; and now used
+                self.assertEqual((check.session_id, check.claims["gen"]), (pair.session_id, 1))
+                with self.assertRaises(ReuseDetected):
+                    await tokend.refresh(pair.refresh_token, "UA")
+                with self.assertRaises(Revoked):
+                    await tokend.verify(new.access_token, "UA")
+                with self.assertRaises(Revoked):
+                    await tokend.refresh(new.refresh_token, "UA")
+
+        run(scenario())
+
+    def test_tokens_carry_their_generation(self) -> None:
+        async def scenario() -> None:
+            async with self.client(timeout=10.0) as tokend:
+                pair = await tokend.issue("gen", "pair")
+                assert pair.access_token is not None and pair.refresh_token is not None
+                new = await tokend.refresh(pair.refresh_token)
+                assert new.access_token is not None and new.refresh_token is not None
+                for token, generation in ((pair.access_token, 0), (pair.refresh_token, 0),
+                                          (new.access_token, 1), (new.refresh_token, 1)):
+                    gen = token_claims(token)["gen"]
+                    self.assertIs(type(gen), int)
+                    self.assertEqual(gen, generation)
+                with self.assertRaises(BadRequest):  # registered: issue may not set it
+                    await tokend.issue("gen", "pair", claims={"gen": 0})
+
+        run(scenario())
+
+
+class AioNoRotationGraceTest(AioDaemonCase):
+    """``--rotation-grace 0s``: after the window, a retry is reuse even if the pair is unused."""
+
+    dedup_window = "300ms"
+    daemon_args = ["--rotation-grace", "0s"]
+
+    def test_a_retry_after_the_window_is_reuse(self) -> None:
+        async def scenario() -> None:
+            async with self.client(timeout=10.0) as tokend:
+                pair = await tokend.issue("nograce", "pair")
+                assert pair.refresh_token is not None
+                new = await tokend.refresh(pair.refresh_token)
+                rotated_by = time.time()
+                assert new.access_token is not None
+                self.assertEqual(await tokend.refresh(pair.refresh_token), new)  # in the window
+                await asyncio.sleep(max(0.0, rotated_by + 0.35 - time.time()))
+                with self.assertRaises(ReuseDetected):
+                    await tokend.refresh(pair.refresh_token)
+                with self.assertRaises(Revoked):
+                    await tokend.verify(new.access_token)
+
+        run(scenario())
+
+
+class AioMillisecondDedupWindowTest(AioDaemonCase):
+    dedup_window = "1500ms"
+
+    def test_hello_reports_the_window_in_milliseconds(self) -> None:
+        async def scenario() -> None:
+            async with self.client() as tokend:
+                info = await tokend.hello()
+                if not info.reports_settings:
+                    self.skipTest(f"{info.server_name} does not report its settings")
+                self.assertEqual((info.dedup_window_ms, info.dedup_window), (1500, 1.5))
+                self.assertEqual(tokend.server, info)
+
+        run(scenario())
 
 
 class AioIdleTimeoutTest(AioDaemonCase):

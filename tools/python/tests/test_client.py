@@ -18,6 +18,7 @@ from tokend_client import (
     BadSignature,
     Client,
     ConnectionLostError,
+    IssueResult,
     MalformedToken,
     RequestRefused,
     ServiceUnavailable,
@@ -30,16 +31,7 @@ from tokend_client import (
 )
 from tokend_client.protocol import Opcode, Request, Tag, encode_string
 
-from .support import MAX_FRAME_SIZE, Daemon
-
-def start_of_a_second(margin: float = 0.6) -> None:
-    """Sleep until early in a wall-clock second, so that the next ``margin`` seconds stay in it.
-
-    The daemon counts the dedup window in whole Unix seconds: with ``--dedup-window 1s`` a
-    repeat is replayed only within the same second as the first refresh."""
-    fraction = time.time() % 1
-    if fraction > 1 - margin:
-        time.sleep(1 - fraction + 0.01)
+from .support import MAX_FRAME_SIZE, Daemon, sleep_until, token_claims
 
 
 def tamper_signature(token: str) -> str:
@@ -55,9 +47,10 @@ def session_id_bytes(session_id: str) -> bytes:
 
 class DaemonTestCase(unittest.TestCase):
     daemon_args: list[str] = []
+    dedup_window = "1s"
 
     def setUp(self) -> None:
-        self.daemon = Daemon(self.daemon_args)
+        self.daemon = Daemon(self.daemon_args, dedup_window=self.dedup_window)
         self.client = Client(self.daemon.socket_path, timeout=10.0, client_name="tests 1")
 
     def tearDown(self) -> None:
@@ -178,8 +171,8 @@ class TokendTest(DaemonTestCase):
         with self.assertRefused("fingerprint_mismatch"):
             self.client.refresh(pair.refresh_token, b"device-2")
 
-        start_of_a_second()
         rotated = self.client.refresh(pair.refresh_token, b"\x00device-1\xff")
+        rotated_by = time.time()  # the daemon rotated before it answered
         repeat = self.client.refresh(pair.refresh_token, b"\x00device-1\xff")
         self.assertEqual(rotated.session_id, pair.session_id)
         self.assertNotEqual(rotated.access_token, pair.access_token)
@@ -188,9 +181,11 @@ class TokendTest(DaemonTestCase):
         self.assertEqual((repeat.access_token, repeat.refresh_token),
                          (rotated.access_token, rotated.refresh_token))
         assert rotated.access_token and rotated.refresh_token
+        # The new pair is used: its access token verified. From then on, once the dedup window
+        # is over, the spent refresh token is no lost-response retry but reuse.
         self.assertEqual(self.client.verify(rotated.access_token, b"\x00device-1\xff").subject, "dave")
 
-        time.sleep(2.1 - time.time() % 1)  # two whole seconds later: past the 1 s window
+        sleep_until(rotated_by + 1.05)  # past the 1 s window, which counts milliseconds
         with self.assertRefused("reuse_detected"):
             self.client.refresh(pair.refresh_token, b"\x00device-1\xff")
         with self.assertRefused("revoked"):
@@ -355,7 +350,6 @@ class TokendTest(DaemonTestCase):
         self.assertGreaterEqual(self.client.stats().status("too_large"), 1)
 
     def test_idempotent_issue(self) -> None:
-        start_of_a_second()
         first = self.client.issue("mallory", claims={"a": 1}, idempotency_key="login-42")
         again = self.client.issue("mallory", claims={"a": 1}, idempotency_key="login-42")
         self.assertEqual(first, again)
@@ -424,6 +418,169 @@ class HelloSettingsTest(DaemonTestCase):
                                 ("session", {"max_lifetime": info.max_login_lifetime + 1})):
             with self.subTest(mode=mode, **overrides), self.assertRefused("bad_request"):
                 self.client.issue("una", mode, **overrides)  # type: ignore[arg-type]
+
+
+class LostResponseTest(DaemonTestCase):
+    """Lost-response recovery of refresh: after the dedup window (300 ms here), a retry of the
+    spent refresh token, with the same fingerprint, still gets the same new pair while that
+    pair is unused, within the rotation grace (by default the family's access-token TTL, 30
+    min). Used means its access token verified, or its refresh token refreshed: then the
+    retry is reuse."""
+
+    dedup_window = "300ms"
+
+    def rotated(self, subject: str) -> tuple[IssueResult, IssueResult, float]:
+        """A pair, the pair its refresh made (nothing used yet), and a time by which the
+        rotation was made (the end of the reply)."""
+        pair = self.client.issue(subject, "pair", fingerprint="UA")
+        assert pair.refresh_token is not None
+        new = self.client.refresh(pair.refresh_token, "UA")
+        return pair, new, time.time()
+
+    def test_a_retry_after_the_window_gets_the_same_unused_pair(self) -> None:
+        pair, new, rotated_by = self.rotated("lost")
+        assert pair.refresh_token and new.access_token and new.refresh_token
+        sleep_until(rotated_by + 0.35)  # past the window
+        retry = self.client.refresh(pair.refresh_token, "UA")
+        retry_again = self.client.refresh(pair.refresh_token, "UA")  # the reply was lost twice
+        self.assertEqual(retry, new)
+        self.assertEqual(retry_again, new)
+        self.assertEqual((retry.access_token, retry.refresh_token),
+                         (new.access_token, new.refresh_token))  # byte for byte
+        # Another fingerprint gets no pair, and spends or revokes nothing.
+        with self.assertRefused("fingerprint_mismatch"):
+            self.client.refresh(pair.refresh_token, "another UA")
+        self.assertEqual(self.client.refresh(pair.refresh_token, "UA"), new)
+        self.assertEqual(self.client.stats().status("reuse_detected"), 0)
+        # The family is live: the pair works, and rotates on.
+        self.assertEqual(self.client.verify(new.access_token, "UA").session_id, pair.session_id)
+        later = self.client.refresh(new.refresh_token, "UA")
+        assert later.access_token is not None
+        self.assertEqual(self.client.verify(later.access_token, "UA").subject, "lost")
+        self.assertEqual(self.client.sessions("lost").sessions[0].state_name, "active")
+
+    def test_a_retry_after_the_new_access_token_was_verified_is_reuse(self) -> None:
+        pair, new, rotated_by = self.rotated("used")
+        assert pair.refresh_token and new.access_token and new.refresh_token
+        self.client.verify(new.access_token, "UA")  # the legitimate holder uses the new pair
+        sleep_until(rotated_by + 0.35)
+        with self.assertRefused("reuse_detected"):
+            self.client.refresh(pair.refresh_token, "UA")
+        with self.assertRefused("revoked"):
+            self.client.verify(new.access_token, "UA")
+        with self.assertRefused("revoked"):
+            self.client.refresh(new.refresh_token, "UA")
+        self.assertEqual(self.client.stats().status("reuse_detected"), 1)
+
+    def test_a_retry_after_the_new_refresh_token_was_refreshed_is_reuse(self) -> None:
+        pair, new, _ = self.rotated("refreshed")
+        assert pair.refresh_token and new.refresh_token
+        later = self.client.refresh(new.refresh_token, "UA")  # uses the new pair
+        assert later.access_token and later.refresh_token
+        sleep_until(time.time() + 0.35)  # past both windows
+        with self.assertRefused("reuse_detected"):
+            self.client.refresh(pair.refresh_token, "UA")
+        with self.assertRefused("revoked"):
+            self.client.verify(later.access_token, "UA")
+        with self.assertRefused("revoked"):
+            self.client.refresh(later.refresh_token, "UA")
+
+    def test_a_failed_verify_does_not_use_the_pair(self) -> None:
+        # A verify refused for its fingerprint did not come from the pair's holder.
+        pair, new, rotated_by = self.rotated("mismatch")
+        assert pair.refresh_token and new.access_token
+        with self.assertRefused("fingerprint_mismatch"):
+            self.client.verify(new.access_token, "another UA")
+        sleep_until(rotated_by + 0.35)
+        self.assertEqual(self.client.refresh(pair.refresh_token, "UA"), new)
+
+    def test_tokens_carry_their_generation(self) -> None:
+        pair, new, _ = self.rotated("gen")
+        assert pair.access_token and pair.refresh_token and new.access_token and new.refresh_token
+        for token, generation in ((pair.access_token, 0), (pair.refresh_token, 0),
+                                  (new.access_token, 1), (new.refresh_token, 1)):
+            gen = token_claims(token)["gen"]
+            self.assertIs(type(gen), int)  # an integer: not a bool, a float or a string
+            self.assertEqual(gen, generation)
+        self.assertEqual(self.client.verify(new.access_token, "UA").claims["gen"], 1)
+        self.assertEqual(token_claims(self.client.refresh(new.refresh_token, "UA").token)["gen"],
+                         2)
+        # A registered claim now, like sid: issue's claims may not set it.
+        with self.assertRefused("bad_request"):
+            self.client.issue("gen", "pair", claims={"gen": 7})
+        with self.assertRefused("bad_request"):
+            self.client.issue("gen", claims={"gen": 0})
+
+
+class RotationGraceTest(DaemonTestCase):
+    """``--rotation-grace 2s``: a retry of an unused pair gets it back until 2 s after the
+    refresh, and is reuse after that."""
+
+    dedup_window = "300ms"
+    daemon_args = ["--rotation-grace", "2s"]
+
+    def test_the_grace_ends(self) -> None:
+        pair = self.client.issue("grace", "pair")
+        assert pair.refresh_token
+        sent = time.time()
+        new = self.client.refresh(pair.refresh_token)
+        assert new.access_token
+        rotated_by = time.time()
+        sleep_until(rotated_by + 0.35)
+        self.assertEqual(self.client.refresh(pair.refresh_token), new)
+        self.assertLess(time.time(), sent + 2, "too slow to retry within the 2 s grace")
+        sleep_until(rotated_by + 2.05)  # never used, but the grace is over
+        with self.assertRefused("reuse_detected"):
+            self.client.refresh(pair.refresh_token)
+        with self.assertRefused("revoked"):
+            self.client.verify(new.access_token)
+
+
+class NoRotationGraceTest(DaemonTestCase):
+    """``--rotation-grace 0s``: only the dedup window hands the pair back."""
+
+    dedup_window = "300ms"
+    daemon_args = ["--rotation-grace", "0s"]
+
+    def test_a_retry_after_the_window_is_reuse(self) -> None:
+        pair = self.client.issue("nograce", "pair", fingerprint="UA")
+        assert pair.refresh_token
+        new = self.client.refresh(pair.refresh_token, "UA")
+        rotated_by = time.time()
+        assert new.access_token and new.refresh_token
+        self.assertEqual(self.client.refresh(pair.refresh_token, "UA"), new)  # in the window
+        sleep_until(rotated_by + 0.35)  # never used, and yet
+        with self.assertRefused("reuse_detected"):
+            self.client.refresh(pair.refresh_token, "UA")
+        with self.assertRefused("revoked"):
+            self.client.verify(new.access_token, "UA")
+        with self.assertRefused("revoked"):
+            self.client.refresh(new.refresh_token, "UA")
+
+
+class MillisecondDedupWindowTest(DaemonTestCase):
+    """``--dedup-window 1500ms``, with ``--rotation-grace 0s`` so that the window alone decides
+    what a retry gets (a grace would hand the unused pair back after the window too)."""
+
+    dedup_window = "1500ms"
+    daemon_args = ["--rotation-grace", "0s"]
+
+    def test_the_window_counts_milliseconds(self) -> None:
+        info = self.client.hello()
+        if not info.reports_settings:
+            self.skipTest(f"{info.server_name} does not report its settings in hello")
+        self.assertEqual((info.dedup_window_ms, info.dedup_window), (1500, 1.5))
+        pair = self.client.issue("ms", "pair")
+        assert pair.refresh_token
+        sent = time.time()
+        new = self.client.refresh(pair.refresh_token)
+        rotated_by = time.time()
+        sleep_until(rotated_by + 1.1)  # past a window cut down to 1 s
+        self.assertEqual(self.client.refresh(pair.refresh_token), new)
+        self.assertLess(time.time(), sent + 1.5, "too slow to retry within the 1.5 s window")
+        sleep_until(rotated_by + 1.55)  # within a window rounded up to 2 s
+        with self.assertRefused("reuse_detected"):
+            self.client.refresh(pair.refresh_token)
 
 
 class IdleTimeoutTest(DaemonTestCase):

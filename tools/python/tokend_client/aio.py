@@ -398,8 +398,9 @@ class Client:
         """Check a session or access token (12.4); may slide the session (``renewed``). With
         ``refresh_token``, an expired access token's pair is rotated (``refreshed``, the new
         pair in the result): see :meth:`tokend_client.Client.verify`. Not repeated after a lost
-        connection when it carries a refresh token. With the near cache, answers may come from
-        it (``local`` true; see the class)."""
+        connection when it carries a refresh token (the caller retries it, as for
+        ``refresh``). With the near cache, answers may come from it (``local`` true; see the
+        class)."""
         if self._near_size is None:
             return await self._run(messages.verify(token, fingerprint,
                                                    refresh_token=refresh_token))
@@ -433,8 +434,10 @@ class Client:
         return await self._run(messages.renew(token, fingerprint))
 
     async def refresh(self, token: str, fingerprint: bytes | str | None = None) -> IssueResult:
-        """Trade a refresh token for a new pair (12.6). Not repeated after a lost connection:
-        see :meth:`tokend_client.Client.refresh`."""
+        """Trade a refresh token for a new pair (12.6). Not repeated after a lost connection;
+        on a lost or timed-out reply, retry with the same refresh token and fingerprint (the
+        same new pair comes back while it is unused): see
+        :meth:`tokend_client.Client.refresh`."""
         return await self._run(messages.refresh(token, fingerprint))
 
     async def revoke(self, token: str | None = None, *, session_id: str | None = None,

@@ -677,9 +677,11 @@ class Client:
         (``reuse_detected``, ``revoked``, ``expired``, ...). The refresh token is checked like
         the token (ValueError when empty, ``Bearer ``-prefixed or above 8192 bytes).
 
-        With a refresh token, a verify is not repeated after a lost connection: like
-        :meth:`refresh`, it may have spent the refresh token, and repeating it is safe only
-        within the daemon's dedup window of the first attempt (the caller decides).
+        With a refresh token, a verify is not repeated by the client after a lost connection:
+        like :meth:`refresh`, it may have spent the refresh token. The caller retries it as
+        :meth:`refresh` says: the same access and refresh tokens with the same fingerprint get
+        the same new pair (``refreshed``) within the dedup window, and after it while that pair
+        is unused, within the rotation grace; never the old pair once the new one was used.
 
         With the near cache (``near_cache=True``), an answer the daemon allowed to be reused for
         this token and fingerprint is returned from the cache (``local`` true), with or without
@@ -713,12 +715,22 @@ class Client:
     def refresh(self, token: str, fingerprint: bytes | str | None = None) -> IssueResult:
         """Trade a refresh token for a new pair (12.6). The presented token is spent.
 
-        Not repeated after a lost connection: its outcome is unknown, and the token may already
-        be spent. Repeating it is safe only within the daemon's dedup window of the first
-        attempt (``self.server.dedup_window`` seconds, from ``hello``) and with the same
-        fingerprint: the daemon then hands back the same new pair. After the window a repeat is
-        taken for token theft and revokes the whole family (``reuse_detected``). So the caller,
-        who knows when it first sent it, decides, and repeats promptly.
+        Not repeated by the client after a lost connection: its outcome is unknown, and the
+        token may already be spent. The caller retries: when the reply was lost or the call
+        timed out (:class:`ConnectionLostError`, :class:`TokendTimeoutError`, or any
+        :class:`ServiceUnavailable`), present **the same refresh token with the same
+        fingerprint** again. The daemon hands back the same new pair, byte for byte, within
+        its dedup window of the first attempt (``self.server.dedup_window`` seconds, from
+        ``hello``), and after it as long as that new pair is unused, within the daemon's
+        rotation grace (``--rotation-grace``; by default the login's access-token TTL). Used
+        means its access token was verified (``verify``, verify-or-refresh, the HTTP face's
+        ``/auth`` and ``/introspect``) or its refresh token refreshed. Another fingerprint gets
+        ``fingerprint_mismatch`` and no pair.
+
+        Once the new pair was used, or after the grace, the old refresh token is taken for
+        token theft: ``reuse_detected``, and the whole family is revoked, the new pair with it.
+        So never present an older refresh token once a newer pair was used: keep only the
+        latest pair, and retry a refresh only while its reply is still missing.
         """
         return self._run(messages.refresh(token, fingerprint))
 

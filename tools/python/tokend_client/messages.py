@@ -76,9 +76,11 @@ SAFE_TO_REPEAT: frozenset[int] = frozenset({
 })
 """Operations a client repeats once, on a new connection, when the connection closed with the
 request unanswered (proto-spec.md section 14.4): they change nothing, or repeating them changes
-nothing more. Not here: ``issue`` and ``refresh`` (a repeat is safe only within the dedup
-window and with the same request, which the caller must decide; a ``verify`` carrying a refresh
-token is not repeated either, :attr:`Call.repeatable`), ``revoke`` (its repeat reports
+nothing more. Not here: ``issue`` (a repeat is safe only within the dedup window and with the
+same idempotency key and request) and ``refresh`` (a repeat with the same fingerprint gets the
+same pair within the dedup window, and after it only while that pair is unused, within the
+rotation grace), which the caller must decide (a ``verify`` carrying a refresh token is not
+repeated either, :attr:`Call.repeatable`), ``revoke`` (its repeat reports
 a lower count), ``snapshot`` (writes another), ``keys_rotate`` (makes another key) and
 ``keys_reload``."""
 

@@ -38,8 +38,10 @@ class HelloInfo:
     All are whole seconds except ``dedup_window_ms``; :attr:`dedup_window` gives it in seconds.
 
     - ``dedup_window_ms``: how long a refresh result, and an issue result with an idempotency
-      key, is handed out again: the window within which repeating a ``refresh`` (same
-      fingerprint) or an ``issue`` (same idempotency key and request) is safe (section 14.4).
+      key, is handed out again (to the millisecond): the window within which repeating a
+      ``refresh`` (same fingerprint) or an ``issue`` (same idempotency key and request) is safe
+      (section 14.4). A ``refresh`` repeated after it still gets the same pair while that pair
+      is unused, within the daemon's rotation grace (not reported here).
     - ``idle_ttl``: session mode's idle TTL, also the largest ``ttl`` a session-mode ``issue``
       may ask for.
     - ``renew_below``, ``renew_by``: a verify extends a session by ``renew_by`` when less than

@@ -152,12 +152,7 @@ struct EmbeddedState: Sendable {
 
     mutating func touchSession(_ key: SessionKey, fingerprint: Digest128?, subject: String? = nil, explicit: Bool, now: Int64) -> SessionOutcome {
         guard var record = live(key, now: now) else { return .unknown }
-        guard record.kind == .session else { return .wrongKind }
-        guard !record.revoked else { return .revoked }
-        guard now < record.maxExpiresAt else { return .maxLifetimeReached }
-        guard record.accepts(fingerprint) else { return .fingerprintMismatch }
-        if let subject, !subject.utf8.elementsEqual(record.subject.utf8) { return .subjectMismatch }
-        guard now < record.expiresAt else { return .idleExpired }
+        if let refusal = record.sessionRefusal(fingerprint: fingerprint, subject: subject, now: now) { return refusal }
         let target = record.renewalTarget(now: now, explicit: explicit, policy: policy)
         let renewed = target > record.expiresAt
         if renewed {
@@ -170,11 +165,7 @@ struct EmbeddedState: Sendable {
     /// A family's checks, for a verify of its access token or before a rotation.
     private func family(_ key: SessionKey, fingerprint: Digest128?, now: Int64) -> FamilyOutcome {
         guard let record = live(key, now: now) else { return .unknown }
-        guard record.kind == .family else { return .wrongKind }
-        guard !record.revoked else { return .revoked }
-        guard now < record.maxExpiresAt else { return .maxLifetimeReached }
-        guard record.accepts(fingerprint) else { return .fingerprintMismatch }
-        return .active(record)
+        return record.familyRefusal(fingerprint: fingerprint, now: now) ?? .active(record)
     }
 
     /// An access token's verify: the family's checks; an access token of the current
@@ -203,10 +194,8 @@ struct EmbeddedState: Sendable {
 
     mutating func rotate(_ rotation: Rotation, at milliseconds: Int64) -> RotationOutcome {
         let now = milliseconds / 1000
-        guard let record = live(rotation.family, now: now), record.kind == .family else { return .unknown }
-        guard !record.revoked else { return .revoked }
-        guard now < record.maxExpiresAt else { return .maxLifetimeReached }
-        guard record.accepts(rotation.fingerprint) else { return .fingerprintMismatch }
+        guard let record = live(rotation.family, now: now) else { return .unknown }
+        if let refusal = record.familyRefusal(fingerprint: rotation.fingerprint, now: now) { return RotationOutcome(refusal) }
         let entry = kept(rotation.presented.digest, at: milliseconds)
         // The same pair goes back only to the fingerprint the first rotation came from, bound
         // family or not.

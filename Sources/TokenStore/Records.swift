@@ -114,6 +114,28 @@ extension LoginRecord {
         return min(expiresAt + policy.renewBy, now + ttl, maxExpiresAt)
     }
 
+    /// A session's checks, in their order (`RedisScripts.touch` keeps the same): nil when a
+    /// verify or renew may go on.
+    func sessionRefusal(fingerprint: Digest128?, subject: String?, now: Int64) -> SessionOutcome? {
+        guard kind == .session else { return .wrongKind }
+        guard !revoked else { return .revoked }
+        guard now < maxExpiresAt else { return .maxLifetimeReached }
+        guard accepts(fingerprint) else { return .fingerprintMismatch }
+        if let subject, !subject.utf8.elementsEqual(self.subject.utf8) { return .subjectMismatch }
+        guard now < expiresAt else { return .idleExpired }
+        return nil
+    }
+
+    /// A family's checks, in their order (`RedisScripts.familyChecks` and `rotate`): nil when
+    /// its access token may verify or its refresh token be presented.
+    func familyRefusal(fingerprint: Digest128?, now: Int64) -> FamilyOutcome? {
+        guard kind == .family else { return .wrongKind }
+        guard !revoked else { return .revoked }
+        guard now < maxExpiresAt else { return .maxLifetimeReached }
+        guard accepts(fingerprint) else { return .fingerprintMismatch }
+        return nil
+    }
+
     /// The rotation rule, the one both stores keep (`RedisScripts.presentation` is its Lua):
     /// `kept` is the entry of the presented token's own rotation, if it was rotated and the
     /// entry is still kept at `milliseconds`; `generation` is the token's `gen` claim (absent

@@ -188,6 +188,19 @@ public enum RotationOutcome: Sendable, Hashable {
     case fingerprintMismatch
 }
 
+extension RotationOutcome {
+    /// A family's refusal, as a rotation reports it (the family's `wrongKind` is `unknown` to a
+    /// rotation, which names a family by its refresh token).
+    init(_ refusal: FamilyOutcome) {
+        switch refusal {
+        case .revoked: self = .revoked
+        case .maxLifetimeReached: self = .maxLifetimeReached
+        case .fingerprintMismatch: self = .fingerprintMismatch
+        case .unknown, .wrongKind, .active: self = .unknown
+        }
+    }
+}
+
 public enum RevokeTarget: Sendable, Hashable {
     case login(SessionKey)
     case subject(String)

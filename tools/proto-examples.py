@@ -228,11 +228,11 @@ KID_3 = "Q8nVt1ZcLr4XyHs0Wd6EjA"
 ALICE_CLAIMS = ('{"iss":"tokend","sub":"alice","iat":1767225600,"exp":1767268800,'
                 '"jti":"9xQ2vL0mWc8RtZy4KbNe3w","sid":"' + ALICE_SID + '","role":"admin"}')
 BOB_CLAIMS = ('{"iss":"tokend","sub":"bob","aud":"api","iat":1767225600,"exp":1767226500,'
-              '"jti":"p7HsD1fGk5JzUa2XoYq0CA","sid":"' + BOB_SID + '","gen":0}')
+              '"jti":"p7HsD1fGk5JzUa2XoYq0CA","sid":"' + BOB_SID + '","tokend_gen":0}')
 # The new access token of 17.26: issued at T0 + 8100, expiring 60 s later (the login's own TTL),
 # of the family's second pair (generation 1).
 DAVE_CLAIMS = ('{"iss":"tokend","sub":"dave","iat":1767233700,"exp":1767233760,'
-               '"jti":"Mw4Rb8Nq2YtLc6VsXe0HgA","sid":"' + DAVE_SID + '","gen":1}')
+               '"jti":"Mw4Rb8Nq2YtLc6VsXe0HgA","sid":"' + DAVE_SID + '","tokend_gen":1}')
 
 EXAMPLES = [
     ("hello", "Request id 1 from `tokenctl`; the daemon speaks version 1, takes request bodies of up to 65536 bytes "

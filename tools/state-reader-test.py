@@ -1343,10 +1343,10 @@ class RealDaemonTest(unittest.TestCase):
             self.assertEqual(d["generation"], 1, d)
             self.assertEqual(d["expires_at"] - d["window_ends_at"], ACCESS_TTL * 1000 - window, d)
         self.assertEqual(rotate["generation"], 1)
-        # The new pair's tokens carry it as `gen`.
+        # The new pair's tokens carry it as `tokend_gen`.
         for token in (self.secrets["erin2"].access_token, self.secrets["erin2"].refresh_token):
             claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))
-            self.assertEqual(claims["gen"], 1)
+            self.assertEqual(claims["tokend_gen"], 1)
         # One mark_used, for Erin's generation 1, between her rotation and her revocation;
         # the repeat and the lost-response retry wrote nothing.
         types = [r["type_name"] for r in j3 if r.get("session_id") == rotate["session_id"]]

@@ -155,6 +155,12 @@ class Cursor:
     def i64(self, what: str) -> int:
         return int.from_bytes(self.take(8, what), "big", signed=True)
 
+    def generation(self, what: str) -> int:
+        value = self.i64(what)
+        if not 0 <= value <= 0xFFFF_FFFF:
+            raise Malformed(f"{what} {value} out of range (0 to 2^32 - 1)")
+        return value
+
     def presence(self, what: str) -> bool:
         flag = self.u8(f"{what} presence")
         if flag not in (0, 1):
@@ -218,7 +224,7 @@ def parse_login(c: Cursor, version: int = FORMAT_VERSION) -> dict[str, Any]:
     refresh = c.take(16, "refresh id") if c.presence("refresh id") else None
     generation, used = 0, 0          # version 1: generation 0, unused
     if has_generations(version):
-        generation = c.i64("generation")
+        generation = c.generation("generation")
         used = c.u8("used")
         if used not in (0, 1):
             raise Malformed(f"bad used byte 0x{used:02x}")
@@ -241,7 +247,7 @@ def parse_dedup(c: Cursor, version: int = FORMAT_VERSION) -> dict[str, Any]:
     if has_generations(version):
         window_ends_at = c.i64("dedup window_ends_at")
         expires_at = c.i64("dedup expires_at")
-        generation = c.i64("dedup generation")
+        generation = c.generation("dedup generation")
     else:
         # Version 1: one expiry in seconds, the end of the window and of the entry alike.
         window_ends_at = expires_at = seconds_to_milliseconds(c.i64("dedup expires_at"))
@@ -279,7 +285,7 @@ def parse_payload(rtype: int, payload: bytes, version: int = FORMAT_VERSION) -> 
         out = {"session_id": b64id(c.take(16, "session id")),
                "refresh_id": b64id(c.take(16, "jti")),
                "expires_at": c.i64("expires_at")}
-        out["generation"] = c.i64("generation") if has_generations(version) else 0
+        out["generation"] = c.generation("generation") if has_generations(version) else 0
         out["dedup"] = parse_dedup(c, version)
     elif rtype == 4:
         out = {"session_id": b64id(c.take(16, "session id"))}
@@ -288,7 +294,7 @@ def parse_payload(rtype: int, payload: bytes, version: int = FORMAT_VERSION) -> 
     elif rtype == 6:
         if not has_generations(version):
             raise Malformed(f"mark_used is not a record of format version {version}")
-        out = {"session_id": b64id(c.take(16, "session id")), "generation": c.i64("generation")}
+        out = {"session_id": b64id(c.take(16, "session id")), "generation": c.generation("generation")}
     elif rtype == 255:
         out = {"count": c.u64("count"), "file_crc": c.u32("file crc")}
     else:  # pragma: no cover - filtered before

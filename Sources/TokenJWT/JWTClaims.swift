@@ -13,13 +13,13 @@ public struct JWTClaims: Sendable, Hashable {
     public var jwtID: String?
     /// `sid`: the session (scheme 1) or refresh family (scheme 2) the token belongs to.
     public var sessionID: String?
-    /// `gen`: which generation of its refresh family an access or refresh token belongs to
+    /// `tokend_gen`: which generation of its refresh family an access or refresh token belongs to
     /// (0 at issue, one more with each rotation).
     public var generation: Int64?
     /// Every other claim, in order, as JSON (numbers keep their source text).
     public var extra: [JSONObject.Member]
 
-    public static let registeredNames: Set<String> = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "sid", "gen"]
+    public static let registeredNames: Set<String> = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "sid", "tokend_gen"]
 
     /// The largest NumericDate accepted: 9999-12-31T23:59:59Z.
     public static let maximumNumericDate: Int64 = 253_402_300_799
@@ -114,7 +114,7 @@ public struct JWTClaims: Sendable, Hashable {
         case "iat": issuedAt = try Self.numericDate(member)
         case "nbf": notBefore = try Self.numericDate(member)
         case "exp": expiration = try Self.numericDate(member)
-        case "gen": generation = try Self.generation(member)
+        case "tokend_gen": generation = try Self.generation(member)
         default: extra.append(member)
         }
     }
@@ -128,7 +128,7 @@ public struct JWTClaims: Sendable, Hashable {
     static func generation(_ member: JSONObject.Member) throws(JWTError) -> Int64 {
         guard case .number(let text) = member.value, !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
               let value = Int64(text)
-        else { throw JWTError(.malformed, "\"gen\" must be a non-negative integer") }
+        else { throw JWTError(.malformed, "\"tokend_gen\" must be a non-negative integer") }
         return value
     }
 
@@ -161,7 +161,7 @@ public struct JWTClaims: Sendable, Hashable {
         if let expiration { add("exp", String(expiration)) }
         if let jwtID { add("jti", JSONString.quote(jwtID)) }
         if let sessionID { add("sid", JSONString.quote(sessionID)) }
-        if let generation { add("gen", String(generation)) }
+        if let generation { add("tokend_gen", String(generation)) }
         for member in extra { add(member.name, member.value.json) }
         return out + "}"
     }

@@ -100,9 +100,9 @@ enum RedisScripts {
     static let prepare = RedisScript(name: "prepare", source: familyChecks + "\n"
         + presentation(current: "r[9]", tag: 3, milliseconds: 4, id: 5, generation: 6, onReuse: "") + "\n" + familyActive)
 
-    /// `LoginRecord.presentation` in Lua, after the fingerprint check of the kept pair: returns
-    /// {'dedup', sealed} for a repeat, runs `onReuse` for a reuse, and falls through when the
-    /// token may rotate. Needs `g` and `u` (the family's generation and used flag) and
+    /// `LoginRecord.presentation` in Lua: returns {'dedup', sealed} for a repeat from the
+    /// fingerprint the kept pair was made for ({'fingerprint'} from another), runs `onReuse`
+    /// for a reuse, and falls through when the token may rotate. Needs `g` and `u` (the family's generation and used flag) and
     /// `current` (its refresh id); ARGV[tag] is the caller's dedup tag, ARGV[milliseconds]
     /// the time, ARGV[id] and ARGV[generation] the presented token's.
     ///
@@ -117,9 +117,10 @@ enum RedisScripts {
             if not w then rest = d end
             -- Past its keeping (by the daemon's clock) an entry is as good as gone.
             if not w or tonumber(ARGV[\(milliseconds)]) < tonumber(k) then
-                local tag = string.sub(rest, 1, 1) == '1' and 17 or 1
-                if string.sub(rest, 1, tag) ~= ARGV[\(tag)] then return {'fingerprint'} end
                 if not w or tonumber(ARGV[\(milliseconds)]) < tonumber(w) or (kg == g and u ~= '1') then
+                    -- A repeat: only for the fingerprint the pair was made for.
+                    local tag = string.sub(rest, 1, 1) == '1' and 17 or 1
+                    if string.sub(rest, 1, tag) ~= ARGV[\(tag)] then return {'fingerprint'} end
                     return {'dedup', string.sub(rest, tag + 1)}
                 end
                 reuse = true
@@ -152,7 +153,8 @@ enum RedisScripts {
             return {'reuse'}
         """) + "\n" + """
         -- The dedup entry first: a script stops at a failing command without undoing the
-        -- ones before it. A window and grace of 0 keep none, as the embedded store does.
+        -- ones before it. A window and grace of 0 keep none (the embedded store's entry is dead
+        -- on arrival: no lookup finds it).
         local ng = tonumber(g) + 1
         local now = tonumber(ARGV[11])
         if tonumber(ARGV[12]) > 0 then

@@ -32,7 +32,7 @@ struct EmbeddedState: Sendable {
 
     // MARK: Expiry
 
-    /// Forgets logins past their maximum lifetime and dedup entries past their window, at
+    /// Forgets logins past their maximum lifetime and dedup entries past their keeping, at
     /// most `budget` logins per call; returns how many logins it removed.
     @discardableResult
     mutating func expire(now: Int64, budget: Int = 10_000) -> Int {
@@ -181,28 +181,44 @@ struct EmbeddedState: Sendable {
         return outcome
     }
 
+    /// What presenting a refresh token to `record` comes to (`LoginRecord.presentation`),
+    /// with the kept pair's own rule: it goes back only to the fingerprint its rotation came
+    /// from, bound family or not. A reuse is a reuse whoever presents it.
+    private func decide(_ record: LoginRecord, _ presented: PresentedRefresh, fingerprint: Digest128?, at milliseconds: Int64) -> Decision {
+        let entry = kept(presented.digest, at: milliseconds)
+        switch record.presentation(of: presented.id, generation: presented.generation, kept: entry, at: milliseconds) {
+        case .rotate: return .rotate
+        case .reuse: return .reuse
+        case .repeat:
+            guard let entry, Digest128.constantTimeEquals(entry.fingerprint, fingerprint) else { return .fingerprintMismatch }
+            return .repeated(entry.sealed)
+        }
+    }
+
+    private enum Decision {
+        case rotate, reuse, fingerprintMismatch
+        case repeated([UInt8])
+    }
+
     func prepareRotation(_ key: SessionKey, presented: PresentedRefresh, fingerprint: Digest128?, at milliseconds: Int64) -> RotationCheck {
         let outcome = family(key, fingerprint: fingerprint, now: milliseconds / 1000)
-        guard case .active(let record) = outcome, let entry = kept(presented.digest, at: milliseconds) else { return .family(outcome) }
-        // As in `rotate`: the same pair goes back only to the fingerprint it was made for.
-        guard Digest128.constantTimeEquals(entry.fingerprint, fingerprint) else { return .family(.fingerprintMismatch) }
-        guard record.presentation(of: presented.id, generation: presented.generation, kept: entry, at: milliseconds) == .repeat else {
-            return .family(outcome)
+        guard case .active(let record) = outcome else { return .family(outcome) }
+        switch decide(record, presented, fingerprint: fingerprint, at: milliseconds) {
+        case .repeated(let sealed): return .repeated(sealed)
+        case .fingerprintMismatch: return .family(.fingerprintMismatch)
+        case .rotate, .reuse: return .family(outcome)
         }
-        return .repeated(entry.sealed)
     }
 
     mutating func rotate(_ rotation: Rotation, at milliseconds: Int64) -> RotationOutcome {
         let now = milliseconds / 1000
         guard let record = live(rotation.family, now: now) else { return .unknown }
         if let refusal = record.familyRefusal(fingerprint: rotation.fingerprint, now: now) { return RotationOutcome(refusal) }
-        let entry = kept(rotation.presented.digest, at: milliseconds)
-        // The same pair goes back only to the fingerprint the first rotation came from, bound
-        // family or not.
-        if let entry, !Digest128.constantTimeEquals(entry.fingerprint, rotation.fingerprint) { return .fingerprintMismatch }
-        switch record.presentation(of: rotation.presented.id, generation: rotation.presented.generation, kept: entry, at: milliseconds) {
-        case .repeat:
-            return .deduplicated(entry!.sealed)
+        switch decide(record, rotation.presented, fingerprint: rotation.fingerprint, at: milliseconds) {
+        case .repeated(let sealed):
+            return .deduplicated(sealed)
+        case .fingerprintMismatch:
+            return .fingerprintMismatch
         case .reuse:
             // RFC 9700 §4.14.2: a spent refresh token is a stolen one; end the family.
             _ = revoke(rotation.family, now: now)

@@ -81,7 +81,9 @@ public final class EmbeddedStore: TokenStateStore {
     private enum Access {
         /// Never changes anything (checks, listings, counts).
         case read
-        /// A verify or renew: may slide a session's expiry, which is safe to lose.
+        /// A verify or renew: may slide a session's expiry, or mark a family's pair used. Lost in
+        /// a crash while the journal is degraded, the first costs a renewal, the second lets a
+        /// repeat of the spent refresh token have the pair again within its grace.
         case touch
         /// Creates, rotates or revokes: refused while changes cannot be made durable.
         case write

@@ -1,6 +1,6 @@
 /// The logins by key, stored compactly: a dictionary from key to a slot number, and the
 /// records themselves packed in one array of 80-byte slots (times as 32-bit seconds, optional
-/// digests as flags). A dictionary holding the records directly would keep a 112-byte value
+/// digests as flags). A dictionary holding the records directly would keep a 128-byte value
 /// for every bucket of a table that is, after growing, often half empty.
 ///
 /// Times are Unix seconds up to 2106, TTLs up to 136 years and generations up to 2³²−1; larger

@@ -27,7 +27,7 @@ public struct LoginRecord: Sendable, Hashable {
     public var refreshTTL: Int64
     /// Family: the `jti` of the one refresh token that may rotate next.
     public var currentRefreshID: SessionKey?
-    /// Family: the current pair's generation (its tokens' `gen` claim): 0 at issue, one more
+    /// Family: the current pair's generation (its tokens' `tokend_gen` claim): 0 at issue, one more
     /// with each rotation. The rotation rules compare generations, never issue times.
     public var generation: Int64
     /// Family: whether the current pair has been used (its access token verified). Until then a
@@ -138,8 +138,9 @@ extension LoginRecord {
 
     /// The rotation rule, the one both stores keep (`RedisScripts.presentation` is its Lua):
     /// `kept` is the entry of the presented token's own rotation, if it was rotated and the
-    /// entry is still kept at `milliseconds`; `generation` is the token's `gen` claim (absent
-    /// from tokens issued before generations). The fingerprint is checked by the caller.
+    /// entry is still kept at `milliseconds`; `generation` is the token's generation claim
+    /// (absent from tokens issued before generations). A repeat goes only to the fingerprint
+    /// the kept pair was made for, which the caller checks; a reuse is one whoever presents it.
     public func presentation(of refreshID: SessionKey, generation presented: Int64?, kept: DedupEntry?, at milliseconds: Int64) -> Presentation {
         if let kept, milliseconds < kept.expiresAt {
             if milliseconds < kept.windowEndsAt { return .repeat }

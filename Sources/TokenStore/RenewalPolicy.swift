@@ -9,7 +9,7 @@ public struct RenewalPolicy: Sendable, Hashable {
     public var dedupWindowMilliseconds: Int64
     /// How long after a rotation its pair still goes back to a retry of the spent refresh
     /// token while that pair is unused (a lost response), in milliseconds; nil: the family's
-    /// access-token TTL. At most the dedup window counts when it is shorter (0 turns it off).
+    /// access-token TTL; 0 turns it off. A grace shorter than the dedup window is the window.
     public var rotationGraceMilliseconds: Int64?
     /// How long at most a login is remembered after its maximum lifetime (as long again as it
     /// could live, up to this), to answer `max_lifetime_reached` (or `revoked`) rather than

@@ -139,7 +139,7 @@ public struct PresentedRefresh: Sendable, Hashable {
     public var id: SessionKey
     /// Digest of the whole token: the dedup map's key.
     public var digest: Digest128
-    /// Its `gen` claim; absent from tokens issued before generations.
+    /// Its `tokend_gen` claim; absent from tokens issued before generations.
     public var generation: Int64?
 
     public init(id: SessionKey, digest: Digest128, generation: Int64?) {
@@ -159,7 +159,7 @@ public struct Rotation: Sendable {
     public var newRefreshExpiresAt: Int64
     /// The family's access-token TTL (seconds): the rotation grace when none is configured.
     public var accessTTL: Int64
-    /// The new pair, sealed, kept for repeats within the dedup window.
+    /// The new pair, sealed, kept for repeats (the dedup window, the rotation grace).
     public var sealedCandidate: [UInt8]
 
     public init(family: SessionKey, presented: PresentedRefresh, fingerprint: Digest128?,

@@ -91,6 +91,12 @@ import TokenProtocol
         #expect(fromEnvironment.status != 0 && fromEnvironment.output.contains("TOKEND_ACCESS_TTL"), "\(fromEnvironment.output)")
         let fromFlag = try #require(try DaemonProcess.startFailure(stateDirectory: directory, arguments: ["--access-ttl", "soon"]))
         #expect(fromFlag.status != 0 && fromFlag.output.contains("--access-ttl"), "\(fromFlag.output)")
+        // Windows to the millisecond, no longer than a login lives.
+        for (name, value) in [("--dedup-window", "2h"), ("--rotation-grace", "106751991167d"), ("--rotation-grace", "1.5s")] {
+            let failure = try #require(try DaemonProcess.startFailure(stateDirectory: directory, arguments: ["--max-lifetime", "1h", name, value]),
+                                       "\(name) \(value) was taken")
+            #expect(failure.status != 0 && failure.output.contains(name), "\(failure.output)")
+        }
         // A good flag over a bad file value: the flag's is the one used.
         let config = try ConfigFile("access-ttl = soon\n")
         #expect(try DaemonProcess.startFailure(stateDirectory: directory, arguments: ["--config", config.path, "--access-ttl", "60s"]) == nil,

@@ -42,21 +42,24 @@ import TokenProtocol
         #expect(Self.signed(fixture) == 6)
     }
 
-    /// Each pair names its family's generation in `gen`: 0 at issue, one more per refresh; no
-    /// caller may set it.
+    /// Each pair names its family's generation in `tokend_gen`: 0 at issue, one more per
+    /// refresh; no caller may set it, while an application's own `gen` stays an extra claim.
     @Test func pairsNameTheirGeneration() throws {
         let fixture = try ServiceFixture()
         let issued = try fixture.issue(IssueRequest(mode: .pair, subject: "gus"))
         func generation(_ access: String) throws -> String? {
             let verified = try VerifyResult(fields: fixture.call(.verify, TokenRequest(token: access).fields).fields)
-            return verified.claimsJSON.firstMatch(of: /"gen":(\d+)/).map { String($0.1) }
+            return verified.claimsJSON.firstMatch(of: /"tokend_gen":(\d+)/).map { String($0.1) }
         }
         #expect(try generation(issued.accessToken!) == "0")
         let first = try IssueResult(fields: fixture.call(.refresh, TokenRequest(token: issued.refreshToken!).fields).fields)
         #expect(try generation(first.accessToken!) == "1")
         let second = try IssueResult(fields: fixture.call(.refresh, TokenRequest(token: first.refreshToken!).fields).fields)
         #expect(try generation(second.accessToken!) == "2")
-        let claimed = try fixture.call(.issue, IssueRequest(mode: .pair, subject: "gus", claims: #"{"gen":9}"#).fields)
+        let claimed = try fixture.call(.issue, IssueRequest(mode: .pair, subject: "gus", claims: #"{"tokend_gen":9}"#).fields)
         #expect(claimed.status == .badRequest)
+        let own = try fixture.issue(IssueRequest(mode: .pair, subject: "gus", claims: #"{"gen":"blue"}"#))
+        #expect(try generation(own.accessToken!) == "0")
+        #expect(try fixture.call(.refresh, TokenRequest(token: own.refreshToken!).fields).status == .ok, "an application's gen claim is its own")
     }
 }

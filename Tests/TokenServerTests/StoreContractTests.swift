@@ -159,6 +159,8 @@ struct StoreContractTests {
         #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get()
                 == .deduplicated(second.bytes))
         // An older generation's access token marks nothing; the new pair's marks it used.
+        guard case .active(let unmarked) = try await harness.check(family, generation: 0) else { Issue.record("not active"); return }
+        #expect(!unmarked.generationUsed)
         #expect(try await Self.active(harness, family)?.generationUsed == false)
         guard case .active(let marked) = try await harness.check(family, generation: 1) else { Issue.record("not active"); return }
         #expect(marked.generation == 1 && marked.generationUsed)
@@ -171,21 +173,52 @@ struct StoreContractTests {
                                                on: harness.loop).get() == .revoked)
     }
 
-    /// The grace (the family's access TTL, 30 s here) ends: a retry is reuse even unused; and
-    /// the window is counted in milliseconds.
+    /// The window is counted in milliseconds from the rotation (made 250 ms into a second
+    /// here): a used pair still goes back 1 ms before it ends, and not at its end.
     @Test(arguments: Kind.allCases)
-    func theGraceEndsAndTheWindowCountsMilliseconds(_ kind: Kind) async throws {
+    func theWindowCountsMilliseconds(_ kind: Kind) async throws {
+        let harness = try Harness(kind)
+        let family = SessionKey.random(), first = SessionKey.random(), second = SessionKey.random()
+        let digest = Digest128(high: 7, low: 2)
+        #expect(try await harness.store.create(harness.family(family, refreshID: first), on: harness.loop).get() == .created)
+        harness.clock.advance(milliseconds: 250)
+        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: second), on: harness.loop).get() == .rotated)
+        guard case .active(let used) = try await harness.check(family, generation: 1), used.generationUsed else { Issue.record("not marked"); return }
+        harness.clock.advance(milliseconds: 3999)
+        #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes), "1 ms before the window ends")
+        harness.clock.advance(milliseconds: 1)
+        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get() == .reuseDetected,
+                "the pair was used: at the window's end a repeat is reuse")
+    }
+
+    /// The grace (the family's access TTL, 30 s here) ends: a retry is reuse even unused.
+    /// After the window another fingerprint gets nothing while the pair is unused, and cannot
+    /// hide a reuse once it was used.
+    @Test(arguments: Kind.allCases)
+    func theGraceEndsAndAnotherFingerprintHidesNoReuse(_ kind: Kind) async throws {
         let harness = try Harness(kind)
         let family = SessionKey.random(), first = SessionKey.random(), second = SessionKey.random()
         let digest = Digest128(high: 7, low: 1)
-        #expect(try await harness.store.create(harness.family(family, refreshID: first), on: harness.loop).get() == .created)
+        var unbound = harness.family(family, refreshID: first)
+        unbound.record.fingerprint = nil
+        #expect(try await harness.store.create(unbound, on: harness.loop).get() == .created)
         #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: second), on: harness.loop).get() == .rotated)
-        harness.clock.advance(milliseconds: 3999)
-        #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes), "in the window")
-        harness.clock.advance(milliseconds: 26_000)
+        harness.clock.advance(milliseconds: 29_999)
         #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes), "1 ms before the grace ends")
+        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random(), fingerprint: Self.other),
+                                               on: harness.loop).get() == .fingerprintMismatch, "another fingerprint, the pair unused")
         harness.clock.advance(milliseconds: 1)
         #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get() == .reuseDetected)
+
+        let other = SessionKey.random()
+        var second2 = harness.family(other, refreshID: first)
+        second2.record.fingerprint = nil
+        #expect(try await harness.store.create(second2, on: harness.loop).get() == .created)
+        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: digest, new: second), on: harness.loop).get() == .rotated)
+        harness.clock.advance(milliseconds: 5000)
+        guard case .active = try await harness.check(other, fingerprint: nil, generation: 1) else { Issue.record("not active"); return }
+        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: digest, new: .random(), fingerprint: Self.other),
+                                               on: harness.loop).get() == .reuseDetected, "a used pair: reuse, whatever the fingerprint")
     }
 
     /// The new pair refreshed is the new pair used; a token of another generation than the

@@ -34,13 +34,12 @@ struct StoreModelTests {
         defer { server?.stop() }
         let seed = ProcessInfo.processInfo.environment["TOKEND_MODEL_SEED"].flatMap(UInt64.init) ?? 0x70CE_2D
         let sequences = kind == .embedded ? 300 : 90
-        var steps = 0
+        var answers: [String: Int] = [:]
         for index in 0..<sequences {
             let policy = Self.policies[index % Self.policies.count]
             var generator = SeededGenerator(seed: seed &+ UInt64(index))
-            let operations = Self.sequence(length: 40, using: &generator)
-            steps += operations.count
-            guard let mismatch = try await Self.run(operations, policy: policy, kind: kind, server: server) else { continue }
+            let operations = Self.sequence(length: 40, policy: policy, using: &generator)
+            guard let mismatch = try await Self.run(operations, policy: policy, kind: kind, server: server, answers: &answers) else { continue }
             let shrunk = try await Self.shrink(operations, policy: policy, kind: kind, server: server)
             let failure = try await Self.run(shrunk, policy: policy, kind: kind, server: server) ?? mismatch
             Issue.record("""
@@ -51,7 +50,11 @@ struct StoreModelTests {
                 """)
             return
         }
-        #expect(steps == sequences * 40)
+        // The sequences reached every rule: repeats (in the window and after it), reuse,
+        // fingerprints, revocations, idle and maximum lifetimes.
+        for answer in ["rotated", "repeated", "reuseDetected", "fingerprintMismatch", "revoked", "maxLifetimeReached", "idleExpired", "renewed true"] {
+            #expect(answers[answer, default: 0] >= 5, "\(answer): \(answers[answer, default: 0]) times in \(answers)")
+        }
     }
 
     // MARK: Operations
@@ -94,13 +97,13 @@ struct StoreModelTests {
     }
 
     /// Clock jumps around every boundary: the windows (1.5 s, 4 s), the grace (10 s, 30 s),
-    /// renew-below (60 s), a refresh token's and a session's lifetimes.
-    static let jumps: [Int64] = [0, 1, 499, 1000, 1499, 1501, 3999, 4001, 10_001, 29_999, 30_001, 61_000, 121_000]
+    /// renew-below (60 s), a refresh token's and a session's lifetimes, the maximum lifetime.
+    static let jumps: [Int64] = [0, 1, 499, 1000, 1499, 1501, 3999, 4001, 10_001, 29_999, 30_001, 61_000, 121_000, 150_000, 240_000]
 
     /// A random sequence, made while a model runs along, so that it presents the tokens a
     /// client would hold (the current one, spent ones, another family's) more often than not.
-    static func sequence(length: Int, using generator: inout SeededGenerator) -> [Operation] {
-        var model = Model(policy: policies[0])
+    static func sequence(length: Int, policy: RenewalPolicy, using generator: inout SeededGenerator) -> [Operation] {
+        var model = Model(policy: policy)
         var operations: [Operation] = []
         var travelled: Int64 = 0
         func pick<T>(_ values: [T]) -> T { values[Int(generator.next() % UInt64(values.count))] }
@@ -117,7 +120,9 @@ struct StoreModelTests {
             let choice = generator.next() % 20
             if choice < 2 {
                 let key = newKey()
-                operation = .createFamily(key, first: newToken(key, generation: 0), subject: pick(subjects), fingerprint: pick(fingerprints))
+                // One in four as issued before generations: a refresh token without one.
+                operation = .createFamily(key, first: newToken(key, generation: generator.next() % 4 == 0 ? nil : 0), subject: pick(subjects),
+                                          fingerprint: pick(fingerprints))
             } else if choice < 3 {
                 operation = .createSession(newKey(), subject: pick(subjects), fingerprint: pick(fingerprints))
             } else if choice < 5, !sessions.isEmpty {
@@ -159,6 +164,13 @@ struct StoreModelTests {
     /// Runs `operations` on a fresh store of `kind` and on the model; the first step where they
     /// answer differently, or nil.
     static func run(_ operations: [Operation], policy: RenewalPolicy, kind: StoreContractTests.Kind, server: RedisServer?) async throws -> Mismatch? {
+        var answers: [String: Int] = [:]
+        return try await run(operations, policy: policy, kind: kind, server: server, answers: &answers)
+    }
+
+    /// `run`, counting the model's answers by their first word (`renewed` with its flag).
+    static func run(_ operations: [Operation], policy: RenewalPolicy, kind: StoreContractTests.Kind, server: RedisServer?,
+                    answers: inout [String: Int]) async throws -> Mismatch? {
         let clock = ManualClock(Int64(Date().timeIntervalSince1970))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let store: any TokenStateStore
@@ -174,6 +186,9 @@ struct StoreModelTests {
         var model = Model(policy: policy)
         for (step, operation) in operations.enumerated() {
             let expected = model.apply(operation, at: clock.milliseconds())
+            let words = expected.split(separator: " ")
+            answers[words.first.map(String.init) ?? "", default: 0] += 1
+            if let renewed = words.firstIndex(of: "renewed"), renewed + 1 < words.count { answers["renewed \(words[renewed + 1])", default: 0] += 1 }
             let answered = try await perform(operation, on: store, clock: clock, loop: loop)
             if answered != expected { return Mismatch(step: step, store: answered, model: expected) }
         }
@@ -310,9 +325,8 @@ struct StoreModelTests {
                 return Self.describe(logins[key]!)
             case .prepare(let token, let fingerprint):
                 if let refusal = familyRefusal(token.family, fingerprint: fingerprint, now: now) { return refusal }
-                if let entry = kept[token.digest], milliseconds < entry.keptUntil {
-                    guard entry.fingerprint == fingerprint else { return "fingerprintMismatch" }
-                    if repeats(entry, logins[token.family]!, at: milliseconds) { return "repeated \(entry.pair.text.prefix(4))" }
+                if let entry = kept[token.digest], milliseconds < entry.keptUntil, repeats(entry, logins[token.family]!, at: milliseconds) {
+                    return entry.fingerprint == fingerprint ? "repeated \(entry.pair.text.prefix(4))" : "fingerprintMismatch"
                 }
                 return Self.describe(logins[token.family]!)
             case .rotate(let token, let next, let fingerprint):
@@ -321,8 +335,11 @@ struct StoreModelTests {
                 }
                 var login = logins[token.family]!
                 if let entry = kept[token.digest], milliseconds < entry.keptUntil {
-                    guard entry.fingerprint == fingerprint else { return "fingerprintMismatch" }
-                    if repeats(entry, login, at: milliseconds) { return "repeated \(entry.pair.text.prefix(4))" }
+                    // A repeat goes only to the fingerprint the pair was made for; a reuse is
+                    // one whoever presents it.
+                    if repeats(entry, login, at: milliseconds) {
+                        return entry.fingerprint == fingerprint ? "repeated \(entry.pair.text.prefix(4))" : "fingerprintMismatch"
+                    }
                     logins[token.family]!.revoked = true
                     return "\(RotationOutcome.reuseDetected)"
                 }

@@ -4,7 +4,8 @@ import TokenProtocol
 
 /// Verify-or-refresh (proto-spec.md 12.4), on a clock the test moves: verify with the pair's
 /// refresh token rotates the pair once the access token has expired, and only then; repeats
-/// within the dedup window get the same pair; afterwards the spent refresh token is reuse.
+/// within the dedup window get the same pair; afterwards, once the new pair was used or its
+/// grace is over, the spent refresh token is reuse.
 @Suite struct VerifyOrRefreshTests {
     static let device = Array("fp".utf8)
 
@@ -58,8 +59,8 @@ import TokenProtocol
         #expect(try fixture.call(.verify, TokenRequest(token: try #require(other.accessToken), fingerprint: Self.device).fields).status == .ok)
     }
 
-    /// A refresh of the old pair's refresh token, after the window, is reuse too: the same rule
-    /// whichever operation spent it.
+    /// A refresh of the old pair's refresh token, after the window and the grace (the login's
+    /// own 1 s access TTL), is reuse too: the same rule whichever operation spent it.
     @Test func theSpentRefreshTokenIsReuseForRefreshToo() throws {
         let fixture = try ServiceFixture { $0.dedupWindowMilliseconds = 2_000 }
         let issued = try fixture.issue(IssueRequest(mode: .pair, subject: "dave", ttl: 1))

@@ -133,7 +133,9 @@ import Testing
         // A concurrent repeat with another candidate gets the first pair back.
         #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: fingerprint, now: 1002), at: 1002_000) == .deduplicated(pair))
         #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: other, now: 1002), at: 1002_000) == .fingerprintMismatch)
-        // After the window, while the new pair is unused: a lost response, the same pair again.
+        // After the window, while the new pair is unused: a lost response, the same pair again
+        // (to its own fingerprint only).
+        #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: other, now: 1007), at: 1007_000) == .fingerprintMismatch)
         state.expire(now: 1007)
         #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r2, fingerprint: fingerprint, now: 1007), at: 1007_000) == .deduplicated(pair))
         // An access token of an older generation marks nothing; one of the new pair does.

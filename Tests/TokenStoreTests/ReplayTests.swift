@@ -98,6 +98,13 @@ import Testing
         #expect(record == .putLogin(SessionKey(high: 0, low: 1), expected, dedup: nil))
     }
 
+    /// Generations are 0 to 2³²−1, what the login table holds: anything else is damage.
+    @Test(arguments: [Int64(-1), Int64(UInt32.max) + 1, .max])
+    func aGenerationOutOfRangeIsDamage(_ generation: Int64) {
+        let payload = ByteBuffer(bytes: Self.key(1) + Self.int(generation))
+        #expect(throws: RecordError.self) { try RecordCodec.decode(kind: .markUsed, payload: payload, version: 2) }
+    }
+
     @Test func markUsedIsNoRecordOfVersionOne() {
         let payload = ByteBuffer(bytes: Self.key(1) + Self.int(0))
         #expect(throws: RecordError.self) { try RecordCodec.decode(kind: .markUsed, payload: payload, version: 1) }

@@ -115,6 +115,12 @@ struct Settings: Sendable {
             try milliseconds("rotation-grace", into: &grace)
             configuration.rotationGraceMilliseconds = grace
         }
+        // Nothing is repeated past a login's end: longer would only keep entries for nothing.
+        for (name, value) in [("dedup-window", configuration.dedupWindowMilliseconds), ("rotation-grace", configuration.rotationGraceMilliseconds ?? 0)]
+        where value > configuration.maxLifetime * 1000 {
+            throw SettingsError("\(sources[name]!) (\(value) ms) exceeds \(sources["max-lifetime"] ?? "--max-lifetime") (\(configuration.maxLifetime)s): "
+                + "no login lives that long; lower --\(name)")
+        }
         try seconds("leeway", into: &configuration.leeway, minimum: 0)
         try seconds("idle-timeout", into: &configuration.idleTimeout, minimum: 0)
         if let alg = values["alg"] {

@@ -15,7 +15,7 @@ extension TokenService {
         /// Which of tokend's tokens it is, by its `typ` (compared without regard to case), read
         /// once when the token is first verified.
         let kind: Kind
-        /// A pair's generation (`gen`), absent from tokens issued before generations.
+        /// A pair's generation (`tokend_gen`), absent from tokens issued before generations.
         var generation: Int64? { jwt.claims.generation }
 
         enum Kind: Sendable {

@@ -123,7 +123,7 @@ public enum RecordCodec {
             let key = try readKey(&buffer)
             let refreshID = try readKey(&buffer)
             let expiresAt = try readInt(&buffer)
-            let generation = layout.hasGenerations ? try readInt(&buffer) : 0
+            let generation = layout.hasGenerations ? try readGeneration(&buffer) : 0
             record = .rotate(key, refreshID: refreshID, expiresAt: expiresAt, generation: generation, dedup: try readDedup(&buffer, layout))
         case .revoke:
             record = .revoke(try readKey(&buffer))
@@ -131,7 +131,7 @@ public enum RecordCodec {
             record = .putDedup(try readDedup(&buffer, layout))
         case .markUsed:
             guard layout.hasGenerations else { throw RecordError("mark_used record in a version \(version) file") }
-            record = .markUsed(try readKey(&buffer), generation: try readInt(&buffer))
+            record = .markUsed(try readKey(&buffer), generation: try readGeneration(&buffer))
         case .snapshotEnd:
             throw RecordError("snapshot end record where a state record belongs")
         }
@@ -154,6 +154,13 @@ public enum RecordCodec {
 
     private static func readInt(_ buffer: inout ByteBuffer) throws(RecordError) -> Int64 {
         guard let value = buffer.readInteger(as: Int64.self) else { throw RecordError("truncated payload") }
+        return value
+    }
+
+    /// A generation: 0 to 2³²−1, what the login table holds; anything else is damage.
+    private static func readGeneration(_ buffer: inout ByteBuffer) throws(RecordError) -> Int64 {
+        let value = try readInt(&buffer)
+        guard value >= 0, value <= Int64(UInt32.max) else { throw RecordError("generation \(value) out of range") }
         return value
     }
 
@@ -187,7 +194,7 @@ public enum RecordCodec {
         var generation: Int64 = 0
         var used: UInt8 = 0
         if layout.hasGenerations {
-            generation = try readInt(&buffer)
+            generation = try readGeneration(&buffer)
             used = try readByte(&buffer)
             guard used <= 1 else { throw RecordError("bad flag") }
         }
@@ -205,7 +212,7 @@ public enum RecordCodec {
         if layout.hasGenerations {
             windowEndsAt = try readInt(&buffer)
             expiresAt = try readInt(&buffer)
-            generation = try readInt(&buffer)
+            generation = try readGeneration(&buffer)
         } else {
             // Seconds then; hostile values saturate rather than overflow.
             let seconds = try readInt(&buffer)

@@ -199,7 +199,7 @@ class AioLostResponseTest(AioDaemonCase):
                                      (new.access_token, new.refresh_token))
                 self.assertEqual((await tokend.stats()).status("reuse_detected"), 0)
                 check = await tokend.verify(new.access_token, "UA")  # live; and now used
-                self.assertEqual((check.session_id, check.claims["gen"]), (pair.session_id, 1))
+                self.assertEqual((check.session_id, check.claims["tokend_gen"]), (pair.session_id, 1))
                 with self.assertRaises(ReuseDetected):
                     await tokend.refresh(pair.refresh_token, "UA")
                 with self.assertRaises(Revoked):
@@ -218,11 +218,11 @@ class AioLostResponseTest(AioDaemonCase):
                 assert new.access_token is not None and new.refresh_token is not None
                 for token, generation in ((pair.access_token, 0), (pair.refresh_token, 0),
                                           (new.access_token, 1), (new.refresh_token, 1)):
-                    gen = token_claims(token)["gen"]
+                    gen = token_claims(token)["tokend_gen"]
                     self.assertIs(type(gen), int)
                     self.assertEqual(gen, generation)
                 with self.assertRaises(BadRequest):  # registered: issue may not set it
-                    await tokend.issue("gen", "pair", claims={"gen": 0})
+                    await tokend.issue("gen", "pair", claims={"tokend_gen": 0})
 
         run(scenario())
 

@@ -499,17 +499,17 @@ class LostResponseTest(DaemonTestCase):
         assert pair.access_token and pair.refresh_token and new.access_token and new.refresh_token
         for token, generation in ((pair.access_token, 0), (pair.refresh_token, 0),
                                   (new.access_token, 1), (new.refresh_token, 1)):
-            gen = token_claims(token)["gen"]
+            gen = token_claims(token)["tokend_gen"]
             self.assertIs(type(gen), int)  # an integer: not a bool, a float or a string
             self.assertEqual(gen, generation)
-        self.assertEqual(self.client.verify(new.access_token, "UA").claims["gen"], 1)
-        self.assertEqual(token_claims(self.client.refresh(new.refresh_token, "UA").token)["gen"],
+        self.assertEqual(self.client.verify(new.access_token, "UA").claims["tokend_gen"], 1)
+        self.assertEqual(token_claims(self.client.refresh(new.refresh_token, "UA").token)["tokend_gen"],
                          2)
         # A registered claim now, like sid: issue's claims may not set it.
         with self.assertRefused("bad_request"):
-            self.client.issue("gen", "pair", claims={"gen": 7})
+            self.client.issue("gen", "pair", claims={"tokend_gen": 7})
         with self.assertRefused("bad_request"):
-            self.client.issue("gen", claims={"gen": 0})
+            self.client.issue("gen", claims={"tokend_gen": 0})
 
 
 class RotationGraceTest(DaemonTestCase):

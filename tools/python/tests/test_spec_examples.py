@@ -258,7 +258,7 @@ def _r6(t: SpecExamplesTest, r: Response) -> None:
     t.assertEqual((result.mode_name, result.subject, result.session_id), ("pair", "bob", BOB_SID))
     t.assertEqual((result.expires_at, result.token_expires_at), (T0 + 900, T0 + 900))
     t.assertEqual(result.claims["aud"], "api")
-    t.assertEqual(result.claims["gen"], 0)  # the pair issue made: generation 0
+    t.assertEqual(result.claims["tokend_gen"], 0)  # the pair issue made: generation 0
 
 
 def _r7(t: SpecExamplesTest, r: Response) -> None:
@@ -407,7 +407,7 @@ def _r26(t: SpecExamplesTest, r: Response) -> None:
     t.assertEqual((result.expires_at, result.token_expires_at), (T0 + 8160, T0 + 8160))
     t.assertEqual(dict(result.claims), {"iss": "tokend", "sub": "dave", "iat": T0 + 8100,
                                         "exp": T0 + 8160, "jti": "Mw4Rb8Nq2YtLc6VsXe0HgA",
-                                        "sid": dave, "gen": 1})  # one rotation: generation 1
+                                        "sid": dave, "tokend_gen": 1})  # one rotation: generation 1
     t.assertEqual(result.pair, IssueResult(mode=2, session_id=dave, expires_at=T0 + 8160,
                                            max_expires_at=T0 + 8000 + 43200,
                                            access_token="at.dave.2", refresh_token="rt.dave.2",

@@ -34,8 +34,8 @@ extension TokenClient {
     ///
     /// With `refreshToken`, the refresh token of the same pair (verify-or-refresh): when the access
     /// token has expired, the daemon rotates the pair and the outcome is `refreshed`, with the new
-    /// pair in ``VerifyOutcome/refreshed``. Like `refresh`, that is not safe to repeat after a lost
-    /// reply except within the dedup window.
+    /// pair in ``VerifyOutcome/refreshed``. After a lost reply, repeat it as `refresh` says.
+    /// A `refreshed` answer does not count as a use of the pair it carries.
     ///
     /// With a near cache, an answer the daemon said may be reused is given again locally
     /// (``VerifyOutcome/local``, status `ok`) until the time it said, unless an invalidation
@@ -58,8 +58,13 @@ extension TokenClient {
         try await verifyOutcome(.renew, TokenRequest(token: token, fingerprint: fingerprint))
     }
 
-    /// Spends a refresh token for a new access + refresh pair. A repeat within the dedup window
-    /// returns the same pair.
+    /// Spends a refresh token for a new access + refresh pair.
+    ///
+    /// After a lost reply (a timeout, a closed connection) repeat it with the same token and
+    /// fingerprint before anything else: within the daemon's dedup window, and after it while
+    /// the new pair is unused (within the rotation grace, proto-spec.md 12.6), the repeat gets
+    /// the same pair. Never present an older refresh token once a newer pair was used: that is
+    /// reuse, and revokes the login.
     public func refresh(token: String, fingerprint: [UInt8] = []) async throws -> IssueResult {
         let response = try await call(.refresh, TokenRequest(token: token, fingerprint: fingerprint).fields)
         return try parse(response) { fields throws(ProtocolError) in try IssueResult(fields: fields) }

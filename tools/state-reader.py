@@ -600,14 +600,20 @@ def apply(state: dict[str, Any], record: dict[str, Any]) -> None:
             logins[record["session_id"]]["expires_at"] = record["expires_at"]
     elif t == 3:
         # The generation it carries, absolute, and the new pair unused; the dedup entry even
-        # for a login not held.
+        # for a login not held. The family's previous rotation entry is kept for its window
+        # only from now on (section 5, as tokend does).
         if record["session_id"] in logins:
             login = logins[record["session_id"]]
             login["refresh_id"] = record["refresh_id"]
             login["expires_at"] = record["expires_at"]
             login["generation"] = record["generation"]
             login["used"] = False
-        state["dedup"].append(record["dedup"])
+            keep_only_for_the_window(state, record["session_id"])
+            entry = dict(record["dedup"])  # the state's copy: the record stays as written
+            state.setdefault("latest", {})[record["session_id"]] = entry
+            state["dedup"].append(entry)
+        else:
+            state["dedup"].append(record["dedup"])
     elif t == 4:
         if record["session_id"] in logins:
             logins[record["session_id"]]["revoked"] = True
@@ -618,12 +624,20 @@ def apply(state: dict[str, Any], record: dict[str, Any]) -> None:
         held = logins.get(record["session_id"])
         if held is not None and held["kind"] == "family" and held["generation"] == record["generation"]:
             held["used"] = True
+            keep_only_for_the_window(state, record["session_id"])
+
+
+def keep_only_for_the_window(state: dict[str, Any], session_id: str) -> None:
+    """The family's latest rotation entry (from this replay) is kept for its window only."""
+    latest: dict[str, Any] | None = state.get("latest", {}).get(session_id)
+    if latest is not None and latest["expires_at"] > latest["window_ends_at"]:
+        latest["expires_at"] = latest["window_ends_at"]
 
 
 def kept_until(dedup: dict[str, Any]) -> int:
     """Until when (Unix milliseconds, exclusive) tokend keeps a dedup entry: its expiry, or its
     window's end when that is later (section 5)."""
-    return max(dedup["expires_at"], dedup["window_ends_at"])
+    return int(max(dedup["expires_at"], dedup["window_ends_at"]))
 
 
 def read_directory(directory: str, now: int, now_ms: int | None = None) -> dict[str, Any]:

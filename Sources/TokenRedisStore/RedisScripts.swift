@@ -9,6 +9,10 @@ import RedisClient
 /// g generation (absent: 0), u whether that generation was used (1, or absent), v revoked
 /// (0/1). The key expires when the login is forgotten (its tombstone time).
 ///
+/// l holds the key of the family's latest rotation entry: once the family rotates again, or its
+/// pair is used, that entry is kept only for its window (`keepOnlyForTheWindow`), as the
+/// embedded store does.
+///
 /// A rotation's dedup entry is a string `<window end ms>:<kept until ms>:<generation>:` then
 /// the dedup tag (who may have the pair again) and the sealed pair. Its key expires when it is
 /// no longer kept (PX); the times in it are compared with the daemon's clock, as the embedded
@@ -68,7 +72,7 @@ enum RedisScripts {
     /// A family's checks, shared by `check` and `prepare`: reads the login into `r` and returns
     /// the refusal, if any. ARGV[1] is now (seconds), ARGV[2] the fingerprint digest.
     private static let familyChecks = """
-        local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 'c', 't', 'e', 'm', 'r', 'n', 'v', 'g', 'u')
+        local r = redis.call('HMGET', KEYS[1], 'k', 's', 'f', 'c', 't', 'e', 'm', 'r', 'n', 'v', 'g', 'u', 'l')
         if not r[1] then return {'unknown'} end
         if r[1] ~= '2' then return {'wrong_kind'} end
         if r[10] == '1' then return {'revoked'} end
@@ -83,13 +87,29 @@ enum RedisScripts {
         return {'active', r[2], r[3] or '', r[4], r[5], r[6], r[7], r[8], r[9] or '', g, u}
         """
 
-    /// KEYS: login. ARGV: now, fingerprint, the access token's generation ('' for none). An
-    /// access token of the current generation marks it used (`LoginRecord.marksUsed`).
+    /// Shortens the rotation entry named by `key` (an expression; nil for none) to the end of
+    /// its window, the time being `milliseconds`: what `EmbeddedState.keepOnlyForTheWindow`
+    /// does. The entry shares the login's hash tag, so it is on the script's node.
+    private static func keepOnlyForTheWindow(_ key: String, milliseconds: String) -> String {
+        """
+        if \(key) then
+            local w = string.match(redis.call('GET', \(key)) or '', '^(%d+):')
+            if w then
+                local left = tonumber(w) - tonumber(\(milliseconds))
+                if left > 0 then redis.call('PEXPIRE', \(key), left) else redis.call('DEL', \(key)) end
+            end
+        end
+        """
+    }
+
+    /// KEYS: login. ARGV: now, fingerprint, the access token's generation ('' for none), now
+    /// (ms). An access token of the current generation marks it used (`LoginRecord.marksUsed`).
     /// Returns {status} or {'active', s, f, c, t, e, m, r, n, g, u}.
     static let check = RedisScript(name: "check", source: familyChecks + "\n" + """
         if u ~= '1' and ARGV[3] == g then
             redis.call('HSET', KEYS[1], 'u', '1')
             u = '1'
+        """ + "\n" + keepOnlyForTheWindow("r[13]", milliseconds: "ARGV[4]") + "\n" + """
         end
         """ + "\n" + familyActive)
 
@@ -140,7 +160,7 @@ enum RedisScripts {
     /// generation ('' for none).
     /// Returns {'rotated'}, {'dedup', sealed}, or a refusal.
     static let rotate = RedisScript(name: "rotate", source: """
-        local r = redis.call('HMGET', KEYS[1], 'k', 'f', 'm', 'n', 'v', 'g', 'u')
+        local r = redis.call('HMGET', KEYS[1], 'k', 'f', 'm', 'n', 'v', 'g', 'u', 'l')
         if r[1] ~= '2' then return {'unknown'} end
         if r[5] == '1' then return {'revoked'} end
         if tonumber(ARGV[1]) >= tonumber(r[3]) then return {'max_lifetime'} end
@@ -161,7 +181,8 @@ enum RedisScripts {
             local times = string.format('%d:%d:%d:', now + tonumber(ARGV[7]), now + tonumber(ARGV[12]), ng)
             redis.call('SET', KEYS[2], times .. ARGV[8] .. ARGV[6], 'PX', ARGV[12])
         end
-        redis.call('HSET', KEYS[1], 'n', ARGV[4], 'e', ARGV[5], 'g', ng, 'u', '0')
+        redis.call('HSET', KEYS[1], 'n', ARGV[4], 'e', ARGV[5], 'g', ng, 'u', '0', 'l', KEYS[2])
+        """ + "\n" + keepOnlyForTheWindow("r[8]", milliseconds: "ARGV[11]") + "\n" + """
         return {'rotated'}
         """)
 

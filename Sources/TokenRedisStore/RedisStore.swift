@@ -188,8 +188,10 @@ public final class RedisStore: TokenStateStore {
     }
 
     public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, generation: Int64?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
-        run(RedisScripts.check, keys: [loginKey(key)], [.integer(clock.now()), .bytes(Self.bytes(fingerprint)), Self.generation(generation)],
-            on: eventLoop) { reply in
+        let milliseconds = clock.milliseconds()
+        return run(RedisScripts.check, keys: [loginKey(key)], [
+            .integer(milliseconds / 1000), .bytes(Self.bytes(fingerprint)), Self.generation(generation), .integer(milliseconds),
+        ], on: eventLoop) { reply in
             try Self.familyOutcome(try Self.values(reply), script: "check")
         }
     }

@@ -12,6 +12,12 @@ struct EmbeddedState: Sendable {
     /// Dedup entries by the second their keeping ends (rounded up): a rotation's grace
     /// follows its family's access TTL, so insertion order is not expiry order.
     private var dedupExpiry: ExpiryQueue<Digest128>
+    /// Each family's latest rotation entry. Once the family rotates again, or its pair is used,
+    /// that entry can answer nothing but a repeat within its window (after it, the rules say
+    /// reuse with or without it), so it is kept only that long: a family holds at most one
+    /// entry for the grace, however fast it is refreshed. Rebuilt by replaying journals; the
+    /// entries a snapshot brings back simply run out their time.
+    private var latestRotation: [SessionKey: Digest128] = [:]
     private(set) var counts = Counts()
     /// Changes made since the owner last took them, for the journal.
     var changes: [JournalRecord] = []
@@ -49,6 +55,7 @@ struct EmbeddedState: Sendable {
     private mutating func remove(_ key: SessionKey) {
         guard let record = logins.removeValue(forKey: key) else { return }
         adjustCounts(record, by: -1)
+        latestRotation[key] = nil
         let subject = SubjectKey(record.subject)
         bySubject[subject]?.remove(key)
         if bySubject[subject]?.isEmpty == true { bySubject[subject] = nil }
@@ -76,6 +83,18 @@ struct EmbeddedState: Sendable {
         guard put.entry.expiresAt > now * 1000 else { return }
         dedup[put.digest] = put.entry
         dedupExpiry.insert(put.digest, at: put.entry.expiresAt / 1000 + (put.entry.expiresAt % 1000 == 0 ? 0 : 1))
+    }
+
+    /// Keeps the entry of `digest` no longer than its window (`latestRotation`).
+    private mutating func keepOnlyForTheWindow(_ digest: Digest128, now: Int64) {
+        guard var entry = dedup[digest], entry.expiresAt > entry.windowEndsAt else { return }
+        entry.expiresAt = entry.windowEndsAt
+        guard entry.expiresAt > now * 1000 else {
+            dedup[digest] = nil
+            return
+        }
+        dedup[digest] = entry
+        dedupExpiry.insert(digest, at: entry.expiresAt / 1000 + (entry.expiresAt % 1000 == 0 ? 0 : 1))
     }
 
     /// The dedup entry of `digest` if it is still kept at `milliseconds`.
@@ -129,12 +148,14 @@ struct EmbeddedState: Sendable {
                 record.generation = generation
                 record.generationUsed = false
                 logins[key] = record
+                if let previous = latestRotation.updateValue(dedup.digest, forKey: key) { keepOnlyForTheWindow(previous, now: now) }
             }
             insertDedup(dedup, now: now)
         case .markUsed(let key, let generation):
             if var record = logins[key], record.kind == .family, record.generation == generation {
                 record.generationUsed = true
                 logins[key] = record
+                if let latest = latestRotation[key] { keepOnlyForTheWindow(latest, now: now) }
             }
         case .revoke(let key):
             guard var record = logins[key], !record.revoked else { return }

@@ -60,6 +60,25 @@ struct StoreContractTests {
             server?.stop()
         }
 
+        /// The rotation entries held, and how many milliseconds the longest-kept has left (Redis:
+        /// its key's PTTL; embedded: by the manual clock).
+        func rotationEntries() async throws -> (count: Int, longest: Int64) {
+            if let server {
+                let client = RedisClient(configuration: try RedisClient.Configuration(endpoint: RedisEndpoint(url: server.unixURL)),
+                                         logger: Logger(label: "test"))
+                defer { client.close() }
+                let keys = try await client.send(RedisCommand("KEYS", "*:r:*"), key: nil, on: loop).get().array?.compactMap(\.bytes) ?? []
+                var longest: Int64 = 0
+                for key in keys {
+                    longest = max(longest, try await client.send(RedisCommand("PTTL", .bytes(key)), key: key, on: loop).get().integer ?? 0)
+                }
+                return (keys.count, longest)
+            }
+            let embedded = store as! EmbeddedStore
+            embedded.sweep()
+            return (try await embedded.statistics(on: loop).get().dedupEntries ?? -1, -1)
+        }
+
         /// `seconds` pass: on the manual clock, and for Redis's own expiry of dedup entries.
         func pass(_ seconds: Int64, realTimeToo: Bool = false) async throws {
             clock.advance(seconds)
@@ -241,6 +260,33 @@ struct StoreContractTests {
         try await harness.pass(5)
         #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: d1, new: .random()), on: harness.loop).get()
                 == .reuseDetected, "its successor was refreshed")
+    }
+
+    /// A family holds one entry for the grace, however often it is refreshed: once it rotates
+    /// again, or its pair is used, an entry is kept for its window only (the rules answer the
+    /// same without it afterwards, as the model test checks).
+    @Test(arguments: Kind.allCases)
+    func aFamilyHoldsOneEntryForTheGrace(_ kind: Kind) async throws {
+        let harness = try Harness(kind)
+        let family = SessionKey.random(), ids = (0..<4).map { _ in SessionKey.random() }
+        #expect(try await harness.store.create(harness.family(family, refreshID: ids[0]), on: harness.loop).get() == .created)
+        for generation in 0..<2 {
+            #expect(try await harness.store.rotate(harness.rotation(family, presented: ids[generation], digest: Digest128(high: 3, low: UInt64(generation)),
+                                                                    generation: Int64(generation), new: ids[generation + 1]), on: harness.loop).get() == .rotated)
+            try await harness.pass(5)
+        }
+        #expect(try await harness.rotationEntries().count == 1, "the first rotation's entry went with the second rotation")
+        if kind == .redis { #expect(try await harness.rotationEntries().longest > 20_000, "the latest is kept for the grace") }
+        guard case .active(let used) = try await harness.check(family, generation: 2), used.generationUsed else { Issue.record("not marked"); return }
+        #expect(try await harness.rotationEntries().count == 0, "its pair used after its window: the latest went too")
+        // Within its window an entry stays, used or not.
+        #expect(try await harness.store.rotate(harness.rotation(family, presented: ids[2], digest: Digest128(high: 3, low: 2), generation: 2, new: ids[3]),
+                                               on: harness.loop).get() == .rotated)
+        guard case .active = try await harness.check(family, generation: 3) else { Issue.record("not active"); return }
+        let held = try await harness.rotationEntries()
+        #expect(held.count == 1)
+        if kind == .redis { #expect(held.longest > 0 && held.longest <= 4000, "kept for its window only: \(held.longest) ms") }
+        #expect(try await harness.prepare(family, presented: ids[2], digest: Digest128(high: 3, low: 2), generation: 2) == .repeated(ids[3].bytes))
     }
 
     static func active(_ harness: Harness, _ family: SessionKey) async -> LoginRecord? {

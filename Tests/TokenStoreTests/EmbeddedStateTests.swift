@@ -170,6 +170,24 @@ import Testing
                 "\(setting): a reuse from the end on")
     }
 
+    /// However fast a family is refreshed, it holds one entry beyond the dedup window.
+    @Test func aFamilyRefreshedOftenHoldsOneEntryBeyondTheWindow() {
+        var state = EmbeddedState(policy: policy, now: 1000)
+        let fam = SessionKey.random()
+        var current = SessionKey.random()
+        _ = state.create(family(fam, refreshID: current, now: 1000), at: 1000_000)
+        for step in 0..<100 {
+            let next = SessionKey.random()
+            let rotation = Rotation(family: fam, presented: PresentedRefresh(id: current, digest: Digest128(high: 9, low: UInt64(step)), generation: Int64(step)),
+                                    fingerprint: fingerprint, newRefreshID: next, newRefreshExpiresAt: 1070, accessTTL: 30, sealedCandidate: next.bytes)
+            #expect(state.rotate(rotation, at: 1000_000 + Int64(step) * 1000) == .rotated)
+            current = next
+        }
+        // Past every window, within the latest rotation's grace (30 s from 1099): that one only.
+        state.expire(now: 1110)
+        #expect(state.dedup.count == 1, "\(state.dedup.count) entries")
+    }
+
     /// The new pair refreshed is the new pair used: a retry of the token before it is reuse.
     @Test func aRetryAfterTheNextRotationIsAReuse() {
         var state = EmbeddedState(policy: policy, now: 1000)

@@ -67,6 +67,11 @@ public struct JWTClaims: Sendable, Hashable {
                     default: claims.sessionID = value
                     }
                     return
+                case "tokend_gen":
+                    // In every pair token: read here, like the times, rather than built as a value.
+                    guard let value = try cursor.parseNumericDate() else { throw cursor.error(Self.generationRule) }
+                    claims.generation = value
+                    return
                 case "iat", "nbf", "exp":
                     guard let value = try cursor.parseNumericDate(), value <= Self.maximumNumericDate else {
                         throw cursor.error("\"\(name)\" must be a non-negative integer NumericDate no later than year 9999")
@@ -124,21 +129,24 @@ public struct JWTClaims: Sendable, Hashable {
         return value
     }
 
-    /// A generation: a non-negative JSON integer without fraction or exponent.
+    static let generationRule = "\"tokend_gen\" must be a non-negative integer"
+
+    /// A generation: a non-negative JSON integer written without fraction or exponent.
     static func generation(_ member: JSONObject.Member) throws(JWTError) -> Int64 {
-        guard case .number(let text) = member.value, !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              let value = Int64(text)
-        else { throw JWTError(.malformed, "\"tokend_gen\" must be a non-negative integer") }
+        guard let value = nonNegativeInteger(member) else { throw JWTError(.malformed, generationRule) }
         return value
+    }
+
+    /// A non-negative JSON integer written without fraction or exponent that fits in 64 bits.
+    private static func nonNegativeInteger(_ member: JSONObject.Member) -> Int64? {
+        guard case .number(let text) = member.value, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int64(text)
     }
 
     /// A NumericDate as tokend accepts it: a non-negative JSON integer written without
     /// fraction or exponent, at most `maximumNumericDate`.
     static func numericDate(_ member: JSONObject.Member) throws(JWTError) -> Int64 {
-        guard case .number(let text) = member.value,
-              text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              let value = Int64(text), value <= maximumNumericDate
-        else {
+        guard let value = nonNegativeInteger(member), value <= maximumNumericDate else {
             throw JWTError(.malformed, "\"\(member.name)\" must be a non-negative integer NumericDate no later than year 9999")
         }
         return value

@@ -51,8 +51,9 @@ public struct RecordReader {
     @discardableResult
     public func forEachRecord(snapshot: Bool, _ body: (JournalRecord, Int) throws -> Void) throws -> Int {
         var offset = FileHeader.length
-        // Records are laid out as the header's format version has them (`header` checks it).
-        let version = bytes.count >= 10 ? UInt16(bytes[8]) << 8 | UInt16(bytes[9]) : FileHeader.currentVersion
+        // Records are laid out as the header's format version has them (`header` reports a
+        // header that does not parse).
+        let version = (try? header(snapshot ? .snapshot : .journal))?.version ?? FileHeader.currentVersion
         var count: UInt64 = 0
         while offset < bytes.count {
             let remaining = bytes.count - offset

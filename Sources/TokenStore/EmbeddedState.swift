@@ -81,8 +81,7 @@ struct EmbeddedState: Sendable {
     /// `now` in seconds: an entry kept past its start is kept (lookups compare milliseconds).
     private mutating func insertDedup(_ put: JournalRecord.DedupPut, now: Int64) {
         guard put.entry.expiresAt > now * 1000 else { return }
-        dedup[put.digest] = put.entry
-        dedupExpiry.insert(put.digest, at: put.entry.expiresAt / 1000 + (put.entry.expiresAt % 1000 == 0 ? 0 : 1))
+        hold(put.entry, at: put.digest)
     }
 
     /// Keeps the entry of `digest` no longer than its window (`latestRotation`).
@@ -93,8 +92,14 @@ struct EmbeddedState: Sendable {
             dedup[digest] = nil
             return
         }
+        hold(entry, at: digest)
+    }
+
+    /// Holds `entry` until its keeping ends, queued for the second that ends it (rounded up).
+    private mutating func hold(_ entry: DedupEntry, at digest: Digest128) {
         dedup[digest] = entry
-        dedupExpiry.insert(digest, at: entry.expiresAt / 1000 + (entry.expiresAt % 1000 == 0 ? 0 : 1))
+        let (second, part) = entry.expiresAt.quotientAndRemainder(dividingBy: 1000)
+        dedupExpiry.insert(digest, at: part == 0 ? second : second + 1)
     }
 
     /// The dedup entry of `digest` if it is still kept at `milliseconds`.

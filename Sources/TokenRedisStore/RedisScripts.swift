@@ -156,11 +156,12 @@ enum RedisScripts {
     /// KEYS: login, dedup entry. ARGV: now, fingerprint, presented refresh id, new refresh id,
     /// new refresh expiry, sealed pair, window (ms), dedup tag (who may have the pair again),
     /// invalidation channel, origin and session id (published when reuse revokes the family),
-    /// now (ms), how long the entry is kept (ms: the grace, at least the window), presented
-    /// generation ('' for none).
+    /// now (ms), the rotation grace (ms; '' for the family's access TTL), presented generation
+    /// ('' for none). The entry is kept for the grace, at least the window
+    /// (`RenewalPolicy.keptMilliseconds`).
     /// Returns {'rotated'}, {'dedup', sealed}, or a refusal.
     static let rotate = RedisScript(name: "rotate", source: """
-        local r = redis.call('HMGET', KEYS[1], 'k', 'f', 'm', 'n', 'v', 'g', 'u', 'l')
+        local r = redis.call('HMGET', KEYS[1], 'k', 'f', 'm', 'n', 'v', 'g', 'u', 'l', 't')
         if r[1] ~= '2' then return {'unknown'} end
         if r[5] == '1' then return {'revoked'} end
         if tonumber(ARGV[1]) >= tonumber(r[3]) then return {'max_lifetime'} end
@@ -177,9 +178,10 @@ enum RedisScripts {
         -- on arrival: no lookup finds it).
         local ng = tonumber(g) + 1
         local now = tonumber(ARGV[11])
-        if tonumber(ARGV[12]) > 0 then
-            local times = string.format('%d:%d:%d:', now + tonumber(ARGV[7]), now + tonumber(ARGV[12]), ng)
-            redis.call('SET', KEYS[2], times .. ARGV[8] .. ARGV[6], 'PX', ARGV[12])
+        local keep = math.max(ARGV[12] == '' and tonumber(r[9]) * 1000 or tonumber(ARGV[12]), tonumber(ARGV[7]))
+        if keep > 0 then
+            local times = string.format('%d:%d:%d:', now + tonumber(ARGV[7]), now + keep, ng)
+            redis.call('SET', KEYS[2], times .. ARGV[8] .. ARGV[6], 'PX', string.format('%d', keep))
         end
         redis.call('HSET', KEYS[1], 'n', ARGV[4], 'e', ARGV[5], 'g', ng, 'u', '0', 'l', KEYS[2])
         """ + "\n" + keepOnlyForTheWindow("r[8]", milliseconds: "ARGV[11]") + "\n" + """

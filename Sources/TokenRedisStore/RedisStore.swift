@@ -239,14 +239,12 @@ public final class RedisStore: TokenStateStore {
 
     public func rotate(_ rotation: Rotation, on eventLoop: any EventLoop) -> EventLoopFuture<RotationOutcome> {
         let milliseconds = clock.milliseconds()
-        // The entry is kept for the grace, which follows the family's access TTL when unset:
-        // `RenewalPolicy.rotationEntry`'s rule, with the TTL the script cannot know ahead.
         return run(RedisScripts.rotate, keys: [loginKey(rotation.family), rotationKey(rotation.family, rotation.presented.digest)], [
             .integer(milliseconds / 1000), .bytes(Self.bytes(rotation.fingerprint)), .bytes(rotation.presented.id.bytes),
             .bytes(rotation.newRefreshID.bytes), .integer(rotation.newRefreshExpiresAt), .bytes(rotation.sealedCandidate),
             .integer(policy.dedupWindowMilliseconds), .bytes(Self.dedupTag(rotation.fingerprint)),
             .bytes(invalidationChannel), .bytes(published(rotation.family.text)),
-            .integer(milliseconds), .integer(policy.keptMilliseconds(accessTTL: rotation.accessTTL)), Self.generation(rotation.presented.generation),
+            .integer(milliseconds), policy.rotationGraceMilliseconds.map { .integer($0) } ?? .string(""), Self.generation(rotation.presented.generation),
         ], on: eventLoop) { reply in
             let values = try Self.values(reply)
             switch values[0].string {

@@ -28,8 +28,9 @@ public struct RenewalPolicy: Sendable, Hashable {
 
 extension RenewalPolicy {
     /// How long a rotation's dedup entry is kept for a family whose access tokens live
-    /// `accessTTL` seconds: the grace, and at least the dedup window.
-    public func keptMilliseconds(accessTTL: Int64) -> Int64 {
+    /// `accessTTL` seconds: the grace, and at least the dedup window. `RedisScripts.rotate`
+    /// keeps the same rule, with the family's TTL read where the script runs.
+    func keptMilliseconds(accessTTL: Int64) -> Int64 {
         max(rotationGraceMilliseconds ?? accessTTL * 1000, dedupWindowMilliseconds)
     }
 

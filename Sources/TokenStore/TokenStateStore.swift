@@ -157,14 +157,11 @@ public struct Rotation: Sendable {
     public var fingerprint: Digest128?
     public var newRefreshID: SessionKey
     public var newRefreshExpiresAt: Int64
-    /// The family's access-token TTL (seconds): the rotation grace when none is configured.
-    public var accessTTL: Int64
     /// The new pair, sealed, kept for repeats (the dedup window, the rotation grace).
     public var sealedCandidate: [UInt8]
 
     public init(family: SessionKey, presented: PresentedRefresh, fingerprint: Digest128?,
-                newRefreshID: SessionKey, newRefreshExpiresAt: Int64, accessTTL: Int64, sealedCandidate: [UInt8]) {
-        self.accessTTL = accessTTL
+                newRefreshID: SessionKey, newRefreshExpiresAt: Int64, sealedCandidate: [UInt8]) {
         self.family = family
         self.presented = presented
         self.fingerprint = fingerprint

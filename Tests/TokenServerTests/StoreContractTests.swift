@@ -98,10 +98,17 @@ struct StoreContractTests {
                                                           currentRefreshID: refreshID))
         }
 
-        func rotation(_ family: SessionKey, presented: SessionKey, digest: Digest128, generation: Int64? = 0, new: SessionKey,
-                      fingerprint: Digest128? = StoreContractTests.fingerprint) -> Rotation {
-            Rotation(family: family, presented: PresentedRefresh(id: presented, digest: digest, generation: generation), fingerprint: fingerprint,
-                     newRefreshID: new, newRefreshExpiresAt: clock.now() + 60, accessTTL: 30, sealedCandidate: new.bytes)
+        func create(_ login: NewLogin) async throws -> CreateOutcome {
+            try await store.create(login, on: loop).get()
+        }
+
+        /// Presents refresh token `presented` (by its id, digest and generation) for a new pair
+        /// whose refresh token is `new` (the sealed pair is its bytes).
+        func rotate(_ family: SessionKey, presented: SessionKey, digest: Digest128, generation: Int64? = 0, new: SessionKey,
+                    fingerprint: Digest128? = StoreContractTests.fingerprint) async throws -> RotationOutcome {
+            let rotation = Rotation(family: family, presented: PresentedRefresh(id: presented, digest: digest, generation: generation), fingerprint: fingerprint,
+                                    newRefreshID: new, newRefreshExpiresAt: clock.now() + 60, sealedCandidate: new.bytes)
+            return try await store.rotate(rotation, on: loop).get()
         }
 
         func check(_ family: SessionKey, fingerprint: Digest128? = StoreContractTests.fingerprint, generation: Int64? = nil) async throws -> FamilyOutcome {
@@ -123,7 +130,7 @@ struct StoreContractTests {
         let harness = try Harness(kind)
         let key = SessionKey.random()
         let start = harness.clock.now()
-        #expect(try await harness.store.create(harness.session(key), on: harness.loop).get() == .created)
+        #expect(try await harness.create(harness.session(key)) == .created)
         #expect(try await harness.touch(key) == .active(LoginInfo(subject: "alice", expiresAt: start + 120, maxExpiresAt: start + 300), renewed: false))
         #expect(try await harness.touch(key, fingerprint: Self.other) == .fingerprintMismatch)
         #expect(try await harness.touch(key, subject: "mallory") == .subjectMismatch)
@@ -146,8 +153,8 @@ struct StoreContractTests {
     func aLoginEndsAtItsMaximumLifetime(_ kind: Kind) async throws {
         let harness = try Harness(kind)
         let session = SessionKey.random(), family = SessionKey.random()
-        #expect(try await harness.store.create(harness.session(session, idle: 120, max: 100), on: harness.loop).get() == .created)
-        #expect(try await harness.store.create(harness.family(family, refreshID: .random()), on: harness.loop).get() == .created)
+        #expect(try await harness.create(harness.session(session, idle: 120, max: 100)) == .created)
+        #expect(try await harness.create(harness.family(family, refreshID: .random())) == .created)
         try await harness.pass(100)
         #expect(try await harness.touch(session) == .maxLifetimeReached)
         try await harness.pass(200)
@@ -159,23 +166,22 @@ struct StoreContractTests {
         let harness = try Harness(kind)
         let family = SessionKey.random(), first = SessionKey.random(), second = SessionKey.random()
         let digest = Digest128(high: 7, low: 7)
-        #expect(try await harness.store.create(harness.family(family, refreshID: first), on: harness.loop).get() == .created)
+        #expect(try await harness.create(harness.family(family, refreshID: first)) == .created)
         guard case .active(let record) = try await harness.check(family) else {
             Issue.record("the new family is not active"); return
         }
         #expect(record.subject == "alice" && record.currentRefreshID == first && record.generation == 0 && !record.generationUsed)
         #expect(try await harness.check(family, fingerprint: Self.other) == .fingerprintMismatch)
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: second), on: harness.loop).get() == .rotated)
+        #expect(try await harness.rotate(family, presented: first, digest: digest, new: second) == .rotated)
         // The same refresh token again within the window: the first rotation's pair, whoever signed a new candidate.
-        let repeated = try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get()
+        let repeated = try await harness.rotate(family, presented: first, digest: digest, new: .random())
         #expect(repeated == .deduplicated(second.bytes))
         #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes))
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random(), fingerprint: Self.other),
-                                               on: harness.loop).get() == .fingerprintMismatch)
+        #expect(try await harness.rotate(family, presented: first, digest: digest, new: .random(), fingerprint: Self.other) == .fingerprintMismatch)
         // After the window, while the new pair is unused: a lost response, the same pair again.
         try await harness.pass(5)
         #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes))
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get()
+        #expect(try await harness.rotate(family, presented: first, digest: digest, new: .random())
                 == .deduplicated(second.bytes))
         // An older generation's access token marks nothing; the new pair's marks it used.
         guard case .active(let unmarked) = try await harness.check(family, generation: 0) else { Issue.record("not active"); return }
@@ -186,10 +192,9 @@ struct StoreContractTests {
         #expect(try await Self.active(harness, family)?.generationUsed == true, "the mark is kept")
         // Then the spent token is reuse: the family is revoked.
         #expect(try await harness.prepare(family, presented: first, digest: digest) == .family(.active(try #require(await Self.active(harness, family)))))
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get() == .reuseDetected)
+        #expect(try await harness.rotate(family, presented: first, digest: digest, new: .random()) == .reuseDetected)
         #expect(try await harness.check(family) == .revoked)
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: second, digest: Digest128(high: 8, low: 8), generation: 1, new: .random()),
-                                               on: harness.loop).get() == .revoked)
+        #expect(try await harness.rotate(family, presented: second, digest: Digest128(high: 8, low: 8), generation: 1, new: .random()) == .revoked)
     }
 
     /// The window is counted in milliseconds from the rotation (made 250 ms into a second
@@ -199,14 +204,14 @@ struct StoreContractTests {
         let harness = try Harness(kind)
         let family = SessionKey.random(), first = SessionKey.random(), second = SessionKey.random()
         let digest = Digest128(high: 7, low: 2)
-        #expect(try await harness.store.create(harness.family(family, refreshID: first), on: harness.loop).get() == .created)
+        #expect(try await harness.create(harness.family(family, refreshID: first)) == .created)
         harness.clock.advance(milliseconds: 250)
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: second), on: harness.loop).get() == .rotated)
+        #expect(try await harness.rotate(family, presented: first, digest: digest, new: second) == .rotated)
         guard case .active(let used) = try await harness.check(family, generation: 1), used.generationUsed else { Issue.record("not marked"); return }
         harness.clock.advance(milliseconds: 3999)
         #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes), "1 ms before the window ends")
         harness.clock.advance(milliseconds: 1)
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get() == .reuseDetected,
+        #expect(try await harness.rotate(family, presented: first, digest: digest, new: .random()) == .reuseDetected,
                 "the pair was used: at the window's end a repeat is reuse")
     }
 
@@ -220,24 +225,22 @@ struct StoreContractTests {
         let digest = Digest128(high: 7, low: 1)
         var unbound = harness.family(family, refreshID: first)
         unbound.record.fingerprint = nil
-        #expect(try await harness.store.create(unbound, on: harness.loop).get() == .created)
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: second), on: harness.loop).get() == .rotated)
+        #expect(try await harness.create(unbound) == .created)
+        #expect(try await harness.rotate(family, presented: first, digest: digest, new: second) == .rotated)
         harness.clock.advance(milliseconds: 29_999)
         #expect(try await harness.prepare(family, presented: first, digest: digest) == .repeated(second.bytes), "1 ms before the grace ends")
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random(), fingerprint: Self.other),
-                                               on: harness.loop).get() == .fingerprintMismatch, "another fingerprint, the pair unused")
+        #expect(try await harness.rotate(family, presented: first, digest: digest, new: .random(), fingerprint: Self.other) == .fingerprintMismatch, "another fingerprint, the pair unused")
         harness.clock.advance(milliseconds: 1)
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: digest, new: .random()), on: harness.loop).get() == .reuseDetected)
+        #expect(try await harness.rotate(family, presented: first, digest: digest, new: .random()) == .reuseDetected)
 
         let other = SessionKey.random()
         var second2 = harness.family(other, refreshID: first)
         second2.record.fingerprint = nil
-        #expect(try await harness.store.create(second2, on: harness.loop).get() == .created)
-        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: digest, new: second), on: harness.loop).get() == .rotated)
+        #expect(try await harness.create(second2) == .created)
+        #expect(try await harness.rotate(other, presented: first, digest: digest, new: second) == .rotated)
         harness.clock.advance(milliseconds: 5000)
         guard case .active = try await harness.check(other, fingerprint: nil, generation: 1) else { Issue.record("not active"); return }
-        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: digest, new: .random(), fingerprint: Self.other),
-                                               on: harness.loop).get() == .reuseDetected, "a used pair: reuse, whatever the fingerprint")
+        #expect(try await harness.rotate(other, presented: first, digest: digest, new: .random(), fingerprint: Self.other) == .reuseDetected, "a used pair: reuse, whatever the fingerprint")
     }
 
     /// The new pair refreshed is the new pair used; a token of another generation than the
@@ -247,18 +250,18 @@ struct StoreContractTests {
         let harness = try Harness(kind)
         let family = SessionKey.random(), first = SessionKey.random(), second = SessionKey.random(), third = SessionKey.random()
         let d1 = Digest128(high: 5, low: 1), d2 = Digest128(high: 5, low: 2)
-        #expect(try await harness.store.create(harness.family(family, refreshID: first), on: harness.loop).get() == .created)
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: first, digest: d1, generation: 3, new: second), on: harness.loop).get()
+        #expect(try await harness.create(harness.family(family, refreshID: first)) == .created)
+        #expect(try await harness.rotate(family, presented: first, digest: d1, generation: 3, new: second)
                 == .reuseDetected, "generation 3 of a family at 0")
         let other = SessionKey.random()
-        #expect(try await harness.store.create(harness.family(other, refreshID: first), on: harness.loop).get() == .created)
-        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: d1, new: second), on: harness.loop).get() == .rotated)
-        #expect(try await harness.store.rotate(harness.rotation(other, presented: second, digest: d2, generation: 1, new: third), on: harness.loop).get() == .rotated)
+        #expect(try await harness.create(harness.family(other, refreshID: first)) == .created)
+        #expect(try await harness.rotate(other, presented: first, digest: d1, new: second) == .rotated)
+        #expect(try await harness.rotate(other, presented: second, digest: d2, generation: 1, new: third) == .rotated)
         #expect(try await Self.active(harness, other)?.generation == 2)
-        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: d1, new: .random()), on: harness.loop).get()
+        #expect(try await harness.rotate(other, presented: first, digest: d1, new: .random())
                 == .deduplicated(second.bytes), "within the window, whatever happened since")
         try await harness.pass(5)
-        #expect(try await harness.store.rotate(harness.rotation(other, presented: first, digest: d1, new: .random()), on: harness.loop).get()
+        #expect(try await harness.rotate(other, presented: first, digest: d1, new: .random())
                 == .reuseDetected, "its successor was refreshed")
     }
 
@@ -269,10 +272,10 @@ struct StoreContractTests {
     func aFamilyHoldsOneEntryForTheGrace(_ kind: Kind) async throws {
         let harness = try Harness(kind)
         let family = SessionKey.random(), ids = (0..<4).map { _ in SessionKey.random() }
-        #expect(try await harness.store.create(harness.family(family, refreshID: ids[0]), on: harness.loop).get() == .created)
+        #expect(try await harness.create(harness.family(family, refreshID: ids[0])) == .created)
         for generation in 0..<2 {
-            #expect(try await harness.store.rotate(harness.rotation(family, presented: ids[generation], digest: Digest128(high: 3, low: UInt64(generation)),
-                                                                    generation: Int64(generation), new: ids[generation + 1]), on: harness.loop).get() == .rotated)
+            #expect(try await harness.rotate(family, presented: ids[generation], digest: Digest128(high: 3, low: UInt64(generation)),
+                                                                    generation: Int64(generation), new: ids[generation + 1]) == .rotated)
             try await harness.pass(5)
         }
         #expect(try await harness.rotationEntries().count == 1, "the first rotation's entry went with the second rotation")
@@ -280,8 +283,7 @@ struct StoreContractTests {
         guard case .active(let used) = try await harness.check(family, generation: 2), used.generationUsed else { Issue.record("not marked"); return }
         #expect(try await harness.rotationEntries().count == 0, "its pair used after its window: the latest went too")
         // Within its window an entry stays, used or not.
-        #expect(try await harness.store.rotate(harness.rotation(family, presented: ids[2], digest: Digest128(high: 3, low: 2), generation: 2, new: ids[3]),
-                                               on: harness.loop).get() == .rotated)
+        #expect(try await harness.rotate(family, presented: ids[2], digest: Digest128(high: 3, low: 2), generation: 2, new: ids[3]) == .rotated)
         guard case .active = try await harness.check(family, generation: 3) else { Issue.record("not active"); return }
         let held = try await harness.rotationEntries()
         #expect(held.count == 1)
@@ -298,9 +300,9 @@ struct StoreContractTests {
     func revocationsCountWhatTheyEndedAndTheListingShowsThem(_ kind: Kind) async throws {
         let harness = try Harness(kind)
         let a = SessionKey.random(), b = SessionKey.random(), c = SessionKey.random()
-        #expect(try await harness.store.create(harness.session(a, subject: "ann"), on: harness.loop).get() == .created)
-        #expect(try await harness.store.create(harness.family(b, refreshID: .random(), subject: "ann"), on: harness.loop).get() == .created)
-        #expect(try await harness.store.create(harness.session(c, subject: "cy"), on: harness.loop).get() == .created)
+        #expect(try await harness.create(harness.session(a, subject: "ann")) == .created)
+        #expect(try await harness.create(harness.family(b, refreshID: .random(), subject: "ann")) == .created)
+        #expect(try await harness.create(harness.session(c, subject: "cy")) == .created)
         #expect(try await harness.store.revoke(.login(a), on: harness.loop).get() == 1)
         #expect(try await harness.store.revoke(.login(a), on: harness.loop).get() == 0, "already revoked")
         #expect(try await harness.store.revoke(.login(.random()), on: harness.loop).get() == nil, "unknown")
@@ -318,13 +320,13 @@ struct StoreContractTests {
         let idempotency = NewLogin.Idempotency(key: Digest128(high: 9, low: 9), requestDigest: Digest128(high: 1, low: 1), sealed: [1, 2, 3])
         var first = harness.session(.random(), subject: "ida")
         first.idempotency = idempotency
-        #expect(try await harness.store.create(first, on: harness.loop).get() == .created)
+        #expect(try await harness.create(first) == .created)
         var again = harness.session(.random(), subject: "ida")
         again.idempotency = NewLogin.Idempotency(key: idempotency.key, requestDigest: idempotency.requestDigest, sealed: [4, 5, 6])
-        #expect(try await harness.store.create(again, on: harness.loop).get() == .existing([1, 2, 3]))
+        #expect(try await harness.create(again) == .existing([1, 2, 3]))
         var changed = harness.session(.random(), subject: "ida")
         changed.idempotency = NewLogin.Idempotency(key: idempotency.key, requestDigest: Digest128(high: 2, low: 2), sealed: [7])
-        #expect(try await harness.store.create(changed, on: harness.loop).get() == .conflict)
+        #expect(try await harness.create(changed) == .conflict)
         let listed = try await harness.store.list(ListQuery(subject: "ida", limit: .max), on: harness.loop).get().logins
         #expect(listed.map(\.key) == [first.key], "one login for the key")
     }

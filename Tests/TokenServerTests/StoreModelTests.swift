@@ -240,7 +240,7 @@ struct StoreModelTests {
             }
         case .rotate(let token, let next, let fingerprint):
             let rotation = Rotation(family: token.family, presented: PresentedRefresh(id: token.id, digest: token.digest, generation: token.generation),
-                                    fingerprint: fingerprint, newRefreshID: next.id, newRefreshExpiresAt: now + 60, accessTTL: 30,
+                                    fingerprint: fingerprint, newRefreshID: next.id, newRefreshExpiresAt: now + 60,
                                     sealedCandidate: next.id.bytes)
             switch try await store.rotate(rotation, on: loop).get() {
             case .deduplicated(let sealed): return "repeated \(SessionKey(bytes: sealed)?.text.prefix(4) ?? "?")"

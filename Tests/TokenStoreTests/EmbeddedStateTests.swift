@@ -20,7 +20,7 @@ import Testing
 
     func rotation(_ family: SessionKey, presented: SessionKey, digest: Digest128, new: SessionKey, fingerprint: Digest128?, now: Int64) -> Rotation {
         Rotation(family: family, presented: PresentedRefresh(id: presented, digest: digest, generation: nil), fingerprint: fingerprint, newRefreshID: new,
-                 newRefreshExpiresAt: now + 60, accessTTL: 30, sealedCandidate: new.bytes)
+                 newRefreshExpiresAt: now + 60, sealedCandidate: new.bytes)
     }
 
     /// A session issued with a short idle TTL is never renewed past now plus that TTL, however
@@ -179,7 +179,7 @@ import Testing
         for step in 0..<100 {
             let next = SessionKey.random()
             let rotation = Rotation(family: fam, presented: PresentedRefresh(id: current, digest: Digest128(high: 9, low: UInt64(step)), generation: Int64(step)),
-                                    fingerprint: fingerprint, newRefreshID: next, newRefreshExpiresAt: 1070, accessTTL: 30, sealedCandidate: next.bytes)
+                                    fingerprint: fingerprint, newRefreshID: next, newRefreshExpiresAt: 1070, sealedCandidate: next.bytes)
             #expect(state.rotate(rotation, at: 1000_000 + Int64(step) * 1000) == .rotated)
             current = next
         }
@@ -196,7 +196,7 @@ import Testing
         _ = state.create(family(fam, refreshID: r0, now: 1000), at: 1000_000)
         #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: r1, fingerprint: fingerprint, now: 1001), at: 1001_000) == .rotated)
         let next = Rotation(family: fam, presented: PresentedRefresh(id: r1, digest: d1, generation: 1), fingerprint: fingerprint, newRefreshID: r2,
-                            newRefreshExpiresAt: 1070, accessTTL: 30, sealedCandidate: r2.bytes)
+                            newRefreshExpiresAt: 1070, sealedCandidate: r2.bytes)
         #expect(state.rotate(next, at: 1010_000) == .rotated)
         #expect(state.logins[fam]?.generation == 2)
         #expect(state.rotate(rotation(fam, presented: r0, digest: d0, new: .random(), fingerprint: fingerprint, now: 1011), at: 1011_000) == .reuseDetected)
@@ -209,7 +209,7 @@ import Testing
         let fam = SessionKey.random(), r0 = SessionKey.random()
         _ = state.create(family(fam, refreshID: r0, now: 1000), at: 1000_000)
         let forged = Rotation(family: fam, presented: PresentedRefresh(id: r0, digest: Digest128(high: 1, low: 1), generation: 7), fingerprint: fingerprint,
-                              newRefreshID: .random(), newRefreshExpiresAt: 1070, accessTTL: 30, sealedCandidate: [1])
+                              newRefreshID: .random(), newRefreshExpiresAt: 1070, sealedCandidate: [1])
         #expect(state.rotate(forged, at: 1001_000) == .reuseDetected)
     }
 

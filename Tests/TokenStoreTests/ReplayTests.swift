@@ -30,7 +30,7 @@ import Testing
         }
         for (index, (family, refresh)) in families.enumerated() {
             let rotation = Rotation(family: family, presented: PresentedRefresh(id: refresh, digest: Digest128(high: 99, low: UInt64(index)), generation: 0),
-                                    fingerprint: nil, newRefreshID: .random(), newRefreshExpiresAt: 1070, accessTTL: 30, sealedCandidate: [9])
+                                    fingerprint: nil, newRefreshID: .random(), newRefreshExpiresAt: 1070, sealedCandidate: [9])
             _ = state.rotate(rotation, at: 1001_000)
             // Every other new pair used: a mark_used record.
             if index % 2 == 0 { _ = state.checkFamily(family, fingerprint: nil, generation: 1, now: 1001) }

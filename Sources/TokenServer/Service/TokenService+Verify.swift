@@ -232,7 +232,7 @@ extension TokenService {
                 return eventLoop.makeFailedFuture(error)
             }
             let rotation = Rotation(family: presented.key, presented: presentedRefresh, fingerprint: fingerprint, newRefreshID: newRefreshID,
-                                    newRefreshExpiresAt: candidate.refreshExpiresAt!, accessTTL: record.ttl, sealedCandidate: sealed)
+                                    newRefreshExpiresAt: candidate.refreshExpiresAt!, sealedCandidate: sealed)
             return self.store.rotate(rotation, on: eventLoop).flatMap { outcome -> EventLoopFuture<Rotated> in
                 self.logger.trace("refresh", metadata: ["session.id": "\(presented.key)", "outcome": "\(outcome.name)"])
                 switch outcome {

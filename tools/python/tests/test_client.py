@@ -83,6 +83,17 @@ class DaemonTestCase(unittest.TestCase):
 
         return Context()  # type: ignore[return-value]
 
+    def assertReuseRevokes(self, spent: str, new: IssueResult, fingerprint: bytes | str) -> None:
+        """The spent refresh token is reuse, and the family it belongs to is revoked: the new
+        pair neither verifies nor refreshes."""
+        assert new.access_token and new.refresh_token
+        with self.assertRefused("reuse_detected"):
+            self.client.refresh(spent, fingerprint)
+        with self.assertRefused("revoked"):
+            self.client.verify(new.access_token, fingerprint)
+        with self.assertRefused("revoked"):
+            self.client.refresh(new.refresh_token, fingerprint)
+
 
 class TokendTest(DaemonTestCase):
     def test_hello_negotiation(self) -> None:
@@ -186,12 +197,7 @@ class TokendTest(DaemonTestCase):
         self.assertEqual(self.client.verify(rotated.access_token, b"\x00device-1\xff").subject, "dave")
 
         sleep_until(rotated_by + 1.05)  # past the 1 s window, which counts milliseconds
-        with self.assertRefused("reuse_detected"):
-            self.client.refresh(pair.refresh_token, b"\x00device-1\xff")
-        with self.assertRefused("revoked"):
-            self.client.verify(rotated.access_token, b"\x00device-1\xff")
-        with self.assertRefused("revoked"):
-            self.client.refresh(rotated.refresh_token, b"\x00device-1\xff")
+        self.assertReuseRevokes(pair.refresh_token, rotated, b"\x00device-1\xff")
 
     def test_revoke(self) -> None:
         login = self.client.issue("erin")
@@ -464,12 +470,7 @@ class LostResponseTest(DaemonTestCase):
         assert pair.refresh_token and new.access_token and new.refresh_token
         self.client.verify(new.access_token, "UA")  # the legitimate holder uses the new pair
         sleep_until(rotated_by + 0.35)
-        with self.assertRefused("reuse_detected"):
-            self.client.refresh(pair.refresh_token, "UA")
-        with self.assertRefused("revoked"):
-            self.client.verify(new.access_token, "UA")
-        with self.assertRefused("revoked"):
-            self.client.refresh(new.refresh_token, "UA")
+        self.assertReuseRevokes(pair.refresh_token, new, "UA")
         self.assertEqual(self.client.stats().status("reuse_detected"), 1)
 
     def test_a_retry_after_the_new_refresh_token_was_refreshed_is_reuse(self) -> None:
@@ -478,12 +479,7 @@ class LostResponseTest(DaemonTestCase):
         later = self.client.refresh(new.refresh_token, "UA")  # uses the new pair
         assert later.access_token and later.refresh_token
         sleep_until(time.time() + 0.35)  # past both windows
-        with self.assertRefused("reuse_detected"):
-            self.client.refresh(pair.refresh_token, "UA")
-        with self.assertRefused("revoked"):
-            self.client.verify(later.access_token, "UA")
-        with self.assertRefused("revoked"):
-            self.client.refresh(later.refresh_token, "UA")
+        self.assertReuseRevokes(pair.refresh_token, later, "UA")
 
     def test_a_failed_verify_does_not_use_the_pair(self) -> None:
         # A verify refused for its fingerprint did not come from the pair's holder.
@@ -550,12 +546,7 @@ class NoRotationGraceTest(DaemonTestCase):
         assert new.access_token and new.refresh_token
         self.assertEqual(self.client.refresh(pair.refresh_token, "UA"), new)  # in the window
         sleep_until(rotated_by + 0.35)  # never used, and yet
-        with self.assertRefused("reuse_detected"):
-            self.client.refresh(pair.refresh_token, "UA")
-        with self.assertRefused("revoked"):
-            self.client.verify(new.access_token, "UA")
-        with self.assertRefused("revoked"):
-            self.client.refresh(new.refresh_token, "UA")
+        self.assertReuseRevokes(pair.refresh_token, new, "UA")
 
 
 class MillisecondDedupWindowTest(DaemonTestCase):

@@ -190,22 +190,23 @@ public final class RedisStore: TokenStateStore {
     public func checkFamily(_ key: SessionKey, fingerprint: Digest128?, generation: Int64?, on eventLoop: any EventLoop) -> EventLoopFuture<FamilyOutcome> {
         let milliseconds = clock.milliseconds()
         return run(RedisScripts.check, keys: [loginKey(key)], [
-            .integer(milliseconds / 1000), .bytes(Self.bytes(fingerprint)), Self.generation(generation), .integer(milliseconds),
+            .integer(milliseconds / 1000), .bytes(Self.bytes(fingerprint)), Self.optional(generation), .integer(milliseconds),
         ], on: eventLoop) { reply in
             try Self.familyOutcome(try Self.values(reply), script: "check")
         }
     }
 
-    /// A generation as the scripts take it: '' for a token without one.
-    private static func generation(_ generation: Int64?) -> RedisArgument {
-        generation.map { .integer($0) } ?? .string("")
+    /// An optional number as the scripts take it: '' for none (a token without a generation,
+    /// a grace left to each family's TTL).
+    private static func optional(_ value: Int64?) -> RedisArgument {
+        value.map { .integer($0) } ?? .string("")
     }
 
     public func prepareRotation(_ key: SessionKey, presented: PresentedRefresh, fingerprint: Digest128?, on eventLoop: any EventLoop) -> EventLoopFuture<RotationCheck> {
         let milliseconds = clock.milliseconds()
         return run(RedisScripts.prepare, keys: [loginKey(key), rotationKey(key, presented.digest)], [
             .integer(milliseconds / 1000), .bytes(Self.bytes(fingerprint)), .bytes(Self.dedupTag(fingerprint)), .integer(milliseconds),
-            .bytes(presented.id.bytes), Self.generation(presented.generation),
+            .bytes(presented.id.bytes), Self.optional(presented.generation),
         ], on: eventLoop) { reply in
             let values = try Self.values(reply)
             if values[0].string == "dedup" {
@@ -244,7 +245,7 @@ public final class RedisStore: TokenStateStore {
             .bytes(rotation.newRefreshID.bytes), .integer(rotation.newRefreshExpiresAt), .bytes(rotation.sealedCandidate),
             .integer(policy.dedupWindowMilliseconds), .bytes(Self.dedupTag(rotation.fingerprint)),
             .bytes(invalidationChannel), .bytes(published(rotation.family.text)),
-            .integer(milliseconds), policy.rotationGraceMilliseconds.map { .integer($0) } ?? .string(""), Self.generation(rotation.presented.generation),
+            .integer(milliseconds), Self.optional(policy.rotationGraceMilliseconds), Self.optional(rotation.presented.generation),
         ], on: eventLoop) { reply in
             let values = try Self.values(reply)
             switch values[0].string {

@@ -60,11 +60,12 @@ struct Settings: Sendable {
         value = seconds
     }
 
-    /// A duration to the millisecond (`1500ms`, `2s`), 0 allowed.
-    private func milliseconds(_ name: String, into value: inout Int64) throws {
+    /// A duration to the millisecond (`1500ms`, `2s`), at least `minimum`.
+    private func milliseconds(_ name: String, into value: inout Int64, minimum: Int64 = 0) throws {
         guard let text = values[name] else { return }
-        guard let milliseconds = DurationText.milliseconds(text) else {
-            throw SettingsError("\(sources[name]!): \"\(text)\" is not a duration such as 1500ms, 5s or 30m")
+        guard let milliseconds = DurationText.milliseconds(text), milliseconds >= minimum else {
+            let least = minimum > 0 ? " of at least \(minimum)ms" : ""
+            throw SettingsError("\(sources[name]!): \"\(text)\" is not a duration\(least) such as 250ms, 5s or 30m")
         }
         value = milliseconds
     }
@@ -155,12 +156,7 @@ struct Settings: Sendable {
         }
         configuration.repair = try flag("repair")
         configuration.initKeys = try flag("init-keys")
-        if let text = values["store-timeout"] {
-            guard let milliseconds = DurationText.milliseconds(text), milliseconds >= 1 else {
-                throw SettingsError("\(sources["store-timeout"]!): \"\(text)\" is not a duration such as 250ms or 2s")
-            }
-            configuration.storeTimeout = milliseconds
-        }
+        try milliseconds("store-timeout", into: &configuration.storeTimeout, minimum: 1)
         configuration.metricsListen = values["metrics-listen"]
         configuration.storeDescription = values["store"] ?? "embedded"
         configuration.http = try httpFace()
